@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Structs shared by netfilter.bpf.c and the C++ loader
+ * (supervisor/netfilter/). C++ checks their sizes and offsets with
+ * static_assert, so a change here that is not mirrored fails the build.
+ */
+#ifndef CORDON_BPF_NETFILTER_H
+#define CORDON_BPF_NETFILTER_H
+
+#ifndef __u8
+#include <linux/types.h>
+#endif
+
+#define CORDON_MAX_PORT_RANGES 8
+
+/* Bits of rule_value.protocols and net_event.protocol. */
+#define CORDON_PROTO_TCP 1
+#define CORDON_PROTO_UDP 2
+
+/* Which hook decided, in net_event.hook. */
+enum cordon_hook {
+	CORDON_HOOK_CONNECT4 = 1,
+	CORDON_HOOK_CONNECT6 = 2,
+	CORDON_HOOK_SENDMSG4 = 3,
+	CORDON_HOOK_SENDMSG6 = 4,
+	CORDON_HOOK_SOCK_CREATE = 5,
+};
+
+/* Why, in net_event.reason. */
+enum cordon_reason {
+	CORDON_DENY_NO_RULE = 1,    /* no rule covers address and port */
+	CORDON_DENY_NO_SESSION = 2, /* the cgroup has no session policy */
+	CORDON_DENY_RAW_SOCKET = 3, /* SOCK_RAW refused at creation */
+};
+
+/* Value of the sessions map, keyed by cgroup id (__u64). */
+struct session_policy {
+	__u32 flags; /* reserved, 0 */
+	__u32 rule_count;
+};
+
+/*
+ * Key of the rules LPM trie. prefixlen counts the bits after itself:
+ * always 64 for cgroup_id plus 0..128 of addr, so that one trie holds
+ * every session and a lookup never crosses sessions. addr is IPv6 or
+ * v4-mapped IPv4, network order.
+ */
+struct rule_key {
+	__u32 prefixlen;
+	__u64 cgroup_id;
+	__u8 addr[16];
+} __attribute__((packed));
+
+/*
+ * Value of the rules trie: the ports allowed to the prefix. User space
+ * folds the ports of every shorter covering prefix into each entry, since
+ * an LPM lookup returns only the longest match.
+ */
+struct rule_value {
+	__u16 port_first[CORDON_MAX_PORT_RANGES];
+	__u16 port_last[CORDON_MAX_PORT_RANGES];
+	__u8 protocols[CORDON_MAX_PORT_RANGES]; /* CORDON_PROTO_* bits */
+	__u32 count;
+};
+
+/* One denial, sent to the session's ring buffer. */
+struct net_event {
+	__u64 cgroup_id;
+	__u32 pid;  /* thread group id */
+	__u32 hook; /* enum cordon_hook */
+	__u32 reason;
+	__u16 port; /* host order */
+	__u8 protocol; /* CORDON_PROTO_*, 0 if neither */
+	__u8 family; /* AF_INET or AF_INET6 of the socket */
+	__u8 addr[16]; /* IPv6 or v4-mapped */
+	char comm[16];
+};
+
+#endif /* CORDON_BPF_NETFILTER_H */

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what Cordon needs to build, run its demo and run its tests, from the
+# distribution's own packages. Debian 12 and Ubuntu 24.04; run as root.
+set -euo pipefail
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps.sh: run as root (it calls apt-get)" >&2
+  exit 1
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+
+build=(
+  build-essential cmake pkg-config git
+  clang llvm libbpf-dev libelf-dev zlib1g-dev
+  libseccomp-dev libcurl4-openssl-dev
+  nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libcli11-dev libhowardhinnant-date-dev uuid-dev
+  linux-libc-dev
+)
+runtime_and_tests=(
+  libgtest-dev googletest
+  python3 python3-jsonschema
+  curl iproute2 procps ca-certificates
+)
+
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${build[@]}" "${runtime_and_tests[@]}"
+
+# bpftool generates the BPF skeleton. Debian ships it as its own package;
+# Ubuntu ships it in linux-tools.
+if ! command -v bpftool >/dev/null 2>&1; then
+  if apt-cache show bpftool >/dev/null 2>&1; then
+    apt-get install -y -qq --no-install-recommends bpftool
+  else
+    apt-get install -y -qq --no-install-recommends linux-tools-common linux-tools-generic
+  fi
+fi
+
+# The x86 BPF build includes <asm/types.h>; Debian keeps it under the multiarch dir.
+if [ ! -e /usr/include/asm ] && [ -d "/usr/include/$(uname -m)-linux-gnu/asm" ]; then
+  :
+fi
+echo "install-deps.sh: done"

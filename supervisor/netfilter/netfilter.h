@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: Apache-2.0
+// User-space half of bpf/netfilter: loads the programs once, attaches them
+// to Cordon's root cgroup with BPF_F_ALLOW_MULTI links and pins programs,
+// links and maps under a BPF filesystem directory, so that enforcement
+// outlives the process that loaded it. A session is map updates only.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cordon/result.h"
+#include "profile/profile.h"
+
+namespace cordon::netfilter {
+
+// One allowed prefix with its ports, already folded (see bpf/netfilter/netfilter.h).
+struct Rule {
+    profile::Ip6 address{};
+    uint8_t prefix_len = 128;  // of the 128-bit form
+    profile::PortRange ports;
+    uint8_t protocols = 0;  // CORDON_PROTO_* bits
+};
+
+// A denial reported by the kernel.
+struct Denial {
+    uint64_t cgroup_id = 0;
+    uint32_t pid = 0;
+    std::string comm;
+    std::string hook;      // "connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create"
+    std::string reason;    // "no-rule", "no-session", "raw-socket"
+    std::string protocol;  // "tcp", "udp" or "" when neither
+    profile::Ip6 address{};
+    uint16_t port = 0;
+};
+
+// The denials of one session, read from its own ring buffer.
+class DenialStream {
+  public:
+    virtual ~DenialStream() = default;
+    virtual int fd() const = 0;  // epoll it for EPOLLIN
+    // Calls on_denial for each event waiting; returns how many.
+    virtual Result<int> drain(const std::function<void(const Denial&)>& on_denial) = 0;
+};
+
+// The maps of an attached program set, opened from its pins.
+class Netfilter {
+  public:
+    // Opens the programs pinned under pin_dir, or, when none are, loads the
+    // embedded skeleton, attaches it to cgroup_dir and pins it there.
+    // Fails with a message that names the step and a hint.
+    static Result<std::unique_ptr<Netfilter>> open_or_attach(const std::string& cgroup_dir,
+                                                            const std::string& pin_dir);
+
+    // Detaches and unpins everything under pin_dir, then removes the
+    // directory. For tests and uninstall.
+    static Status detach(const std::string& pin_dir);
+
+    // Installs a session: its ring buffer for denials, its rules, then its
+    // policy entry (last, so the session is never half-visible). Rules are
+    // folded here (see Rule).
+    virtual Status add_session(uint64_t cgroup_id, const std::vector<Rule>& rules) = 0;
+
+    // Removes every entry keyed by cgroup_id; missing entries are not errors.
+    virtual Status remove_session(uint64_t cgroup_id) = 0;
+
+    // Cgroup ids that have a policy entry, for cleaning up after a crash.
+    virtual std::vector<uint64_t> session_ids() const = 0;
+
+    // Number of rules trie entries keyed by cgroup_id (tests check cleanup).
+    virtual size_t rule_count(uint64_t cgroup_id) const = 0;
+
+    // Opens the session's ring buffer, created by add_session.
+    virtual Result<std::unique_ptr<DenialStream>> watch(uint64_t cgroup_id) = 0;
+
+    virtual ~Netfilter() = default;
+};
+
+}  // namespace cordon::netfilter

@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: Apache-2.0
+// The NHI profile: who the agent is, which tools it may use, until when.
+// Parsing validates everything; every error names the JSON path and the
+// reason. The format is documented in README.md and profiles/profile.schema.json.
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace cordon::profile {
+
+using Clock = std::chrono::system_clock;
+using TimePoint = std::chrono::time_point<Clock, std::chrono::seconds>;
+
+enum class Protocol : uint8_t { tcp = 1, udp = 2 };
+
+// 16 bytes, network order. IPv4 is stored v4-mapped (::ffff:a.b.c.d).
+using Ip6 = std::array<uint8_t, 16>;
+
+struct PortRange {
+    uint16_t first = 0;
+    uint16_t last = 0;
+};
+
+// One endpoint as written in a tool: "[tcp://|udp://]HOST:PORT[-PORT]".
+// HOST is an IPv4 or IPv6 address ("[::1]" in brackets), a CIDR
+// ("10.0.0.0/8", "[fd00::/8]") or a DNS name.
+struct Endpoint {
+    std::string spec;  // as written, for messages
+    Protocol protocol = Protocol::tcp;
+    std::string hostname;  // set for a DNS name; address/prefix unused then
+    Ip6 address{};         // for a literal or CIDR
+    uint8_t prefix_len = 128;  // over the 128-bit form: IPv4 /N is 96+N
+    PortRange ports;
+};
+
+struct Tool {
+    std::string name;
+    std::vector<Endpoint> endpoints;
+    std::vector<std::string> credentials;  // names of entries in Profile::credentials
+    std::string risk = "low";              // "low", "medium", "high"
+};
+
+// Where a credential's secret comes from. Only static sources so far.
+struct CredentialSource {
+    enum class Kind { file, env };
+    Kind kind = Kind::file;
+    std::string ref;  // the file path or the supervisor's variable name
+};
+
+struct Credential {
+    std::string name;
+    CredentialSource source;
+    std::string deliver_env;  // environment variable the agent receives it in
+};
+
+struct Identity {
+    std::string agent_id;
+    std::string agent_type;
+    std::string version;
+    TimePoint expires_at;
+};
+
+struct SyscallPolicy {
+    std::string baseline = "agent-default";
+    std::vector<std::string> allow;  // syscalls or @groups added to the baseline
+    std::vector<std::string> deny;   // syscalls or @groups refused with EPERM
+};
+
+struct Profile {
+    std::string api_version;  // "cordon/v1"
+    Identity identity;
+    std::optional<std::chrono::seconds> max_duration;
+    std::vector<std::string> allowed_tools;
+    std::vector<std::string> denied_tools;
+    std::vector<std::string> approval_required;
+    std::map<std::string, Tool> tools;
+    std::map<std::string, Credential> credentials;
+    SyscallPolicy syscalls;
+};
+
+// A profile that cannot be used. path is where in the document
+// ("tools.lookup_order.endpoints[0]"); what() is "PATH: REASON".
+class ProfileError : public std::runtime_error {
+  public:
+    ProfileError(std::string path, const std::string& reason);
+    const std::string& path() const { return path_; }
+
+  private:
+    std::string path_;
+};
+
+// Validates a parsed document. Throws ProfileError. `now` decides expiry:
+// a profile whose expiresAt is not after `now` is refused.
+Profile parse_profile(const nlohmann::json& doc, TimePoint now);
+
+// Reads FILE, parses JSON (syntax errors name line and column) and validates.
+// Throws ProfileError whose message starts with the file name.
+Profile load_profile(const std::string& file, TimePoint now);
+
+// "30m", "1h30m", "45s", "2h", "1d": a duration. Throws std::invalid_argument.
+std::chrono::seconds parse_duration(const std::string& text);
+
+// RFC 3339 date-time ("2027-01-31T00:00:00Z", "...+02:00", fractional
+// seconds allowed). Throws std::invalid_argument.
+TimePoint parse_rfc3339(const std::string& text);
+std::string format_rfc3339(TimePoint t);
+
+// "[tcp://|udp://]HOST:PORT[-PORT]". Throws std::invalid_argument.
+Endpoint parse_endpoint(const std::string& spec);
+
+// "::ffff:127.0.0.1" -> "127.0.0.1"; other IPv6 in RFC 5952 form.
+std::string format_ip(const Ip6& addr);
+
+}  // namespace cordon::profile
