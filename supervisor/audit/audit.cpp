@@ -1,0 +1,48 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "audit/audit.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+
+#include <date/date.h>
+#include <spdlog/spdlog.h>
+
+namespace cordon::audit {
+
+std::string now_rfc3339() {
+    auto now = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+    return date::format("%FT%TZ", now);
+}
+
+Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
+    if (path.empty() || path == "-") {
+        UniqueFd fd(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
+        if (!fd.valid()) return errno_error("cannot duplicate stderr for the audit log");
+        return std::unique_ptr<AuditLog>(new AuditLog(std::move(fd)));
+    }
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
+    if (!fd.valid())
+        return errno_error("cannot open audit log " + path, "check the directory exists and is writable");
+    return std::unique_ptr<AuditLog>(new AuditLog(std::move(fd)));
+}
+
+void AuditLog::emit(const std::string& event, const Subject& subject,
+                    const nlohmann::json& fields) {
+    // nlohmann::ordered_json keeps the common fields first, as documented.
+    nlohmann::ordered_json line;
+    line["time"] = now_rfc3339();
+    line["event"] = event;
+    line["agentId"] = subject.agent_id;
+    line["agentType"] = subject.agent_type;
+    line["version"] = subject.version;
+    line["session"] = subject.session;
+    for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
+    std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    if (::write(fd_.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+        spdlog::error("audit log write failed for event {}: {}", event, std::strerror(errno));
+}
+
+}  // namespace cordon::audit

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: Apache-2.0
+// The audit log: one JSON object per line for every decision, with a stable
+// schema. Common fields: time, event, agentId, agentType, version, session;
+// then the event's own fields. Never give it a secret: credentials reach it
+// only as names (see creds::Secret, which cannot be serialised).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "cordon/fd.h"
+#include "cordon/result.h"
+
+namespace cordon::audit {
+
+// Who an event is about.
+struct Subject {
+    std::string agent_id;
+    std::string agent_type;
+    std::string version;
+    std::string session;  // UUID
+};
+
+class AuditLog {
+  public:
+    // path "" or "-" writes to stderr; otherwise the file is created (0600)
+    // or appended to.
+    static Result<std::unique_ptr<AuditLog>> open(const std::string& path);
+
+    // Writes one line: the common fields, then `fields`. A line is written
+    // with one write(2) on an O_APPEND descriptor, so lines of concurrent
+    // sessions never interleave.
+    void emit(const std::string& event, const Subject& subject, const nlohmann::json& fields);
+
+  private:
+    explicit AuditLog(UniqueFd fd) : fd_(std::move(fd)) {}
+    UniqueFd fd_;
+};
+
+// Current time as RFC 3339 UTC with milliseconds: "2026-12-03T19:31:39.123Z".
+std::string now_rfc3339();
+
+}  // namespace cordon::audit

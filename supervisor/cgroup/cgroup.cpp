@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "cgroup/cgroup.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+namespace cordon::cgroup {
+namespace {
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto logger = [] {
+        auto l = spdlog::get("cgroup");
+        return l ? l : spdlog::default_logger()->clone("cgroup");
+    }();
+    return logger;
+}
+
+Status write_file(const std::string& path, const std::string& text) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd.valid()) return errno_error("cannot open " + path);
+    if (::write(fd.get(), text.data(), text.size()) < 0) return errno_error("cannot write " + path);
+    return ok_status();
+}
+
+}  // namespace
+
+Result<std::string> cgroup2_mount_from(const std::string& text) {
+    // mountinfo(5): "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER".
+    std::istringstream lines(text);
+    std::string line;
+    while (std::getline(lines, line)) {
+        std::istringstream f(line);
+        std::string id, parent, dev, root, mount_point, field;
+        f >> id >> parent >> dev >> root >> mount_point;
+        while (f >> field && field != "-") {
+        }
+        std::string fstype;
+        if (f >> fstype && fstype == "cgroup2") return mount_point;
+    }
+    return plain_error("no cgroup2 filesystem is mounted",
+                       "Cordon needs cgroup v2; mount it with "
+                       "'mount -t cgroup2 none /sys/fs/cgroup/unified' or boot with "
+                       "systemd.unified_cgroup_hierarchy=1");
+}
+
+Result<std::string> find_cgroup2_mount(const std::string& mountinfo) {
+    std::ifstream in(mountinfo);
+    if (!in) return errno_error("cannot read " + mountinfo);
+    std::stringstream text;
+    text << in.rdbuf();
+    return cgroup2_mount_from(text.str());
+}
+
+Result<uint64_t> cgroup_id(const std::string& dir) {
+    // On cgroup2 the id BPF sees is the kernfs node id, which is the
+    // directory's inode number (cgroup-v2.rst; systemd's cg_path_get_cgroupid
+    // reads the same value through name_to_handle_at).
+    struct stat st {};
+    if (::stat(dir.c_str(), &st) != 0) return errno_error("cannot stat cgroup " + dir);
+    return static_cast<uint64_t>(st.st_ino);
+}
+
+Status ensure_dir(const std::string& dir) {
+    if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) return ok_status();
+    return errno_error("cannot create cgroup " + dir, "run as root, or check that cgroup2 is writable");
+}
+
+Result<SessionCgroup> SessionCgroup::create(const std::string& root, const std::string& name) {
+    SessionCgroup cg;
+    cg.path_ = root + "/" + name;
+    if (::mkdir(cg.path_.c_str(), 0755) != 0) return errno_error("cannot create cgroup " + cg.path_);
+    cg.dir_fd_.reset(::open(cg.path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cg.dir_fd_.valid()) return errno_error("cannot open cgroup " + cg.path_);
+    // The lock says "a supervisor owns this session"; the kernel drops it
+    // when that supervisor dies, however it dies.
+    if (::flock(cg.dir_fd_.get(), LOCK_EX | LOCK_NB) != 0)
+        return errno_error("cannot lock cgroup " + cg.path_);
+    auto id = cgroup_id(cg.path_);
+    if (!id) return id.error();
+    cg.id_ = *id;
+    return cg;
+}
+
+Status SessionCgroup::kill_all() const { return write_file(path_ + "/cgroup.kill", "1"); }
+
+namespace {
+
+Result<bool> read_populated(const std::string& path) {
+    std::ifstream in(path + "/cgroup.events");
+    if (!in) return errno_error("cannot read " + path + "/cgroup.events");
+    std::string key;
+    int value = 0;
+    while (in >> key >> value)
+        if (key == "populated") return value != 0;
+    return plain_error(path + "/cgroup.events has no 'populated' line");
+}
+
+}  // namespace
+
+Result<bool> SessionCgroup::populated() const { return read_populated(path_); }
+
+Result<UniqueFd> SessionCgroup::open_events() const {
+    UniqueFd fd(::open((path_ + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return errno_error("cannot open " + path_ + "/cgroup.events");
+    return fd;
+}
+
+namespace {
+
+// Waits until the cgroup at path has no process, polling cgroup.events.
+bool wait_empty(const std::string& path, int timeout_ms) {
+    UniqueFd events(::open((path + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (std::chrono::steady_clock::now() < deadline) {
+        auto populated = read_populated(path);
+        if (!populated) return false;
+        if (!*populated) return true;
+        pollfd p{events.get(), POLLPRI, 0};
+        ::poll(&p, 1, 50);
+    }
+    return false;
+}
+
+Status remove_tree(const std::string& path, int timeout_ms) {
+    (void)write_file(path + "/cgroup.kill", "1");  // an empty cgroup is fine too
+    if (!wait_empty(path, timeout_ms))
+        return plain_error("cgroup " + path + " still has processes after cgroup.kill",
+                           "a process may be stuck in uninterruptible sleep; retry later");
+    // Children (an agent may not create them, but a root agent could) first.
+    if (DIR* d = ::opendir(path.c_str())) {
+        while (dirent* e = ::readdir(d))
+            if (e->d_type == DT_DIR && e->d_name[0] != '.')
+                (void)remove_tree(path + "/" + e->d_name, timeout_ms);  // rmdir below reports
+        ::closedir(d);
+    }
+    if (::rmdir(path.c_str()) != 0 && errno != ENOENT)
+        return errno_error("cannot remove cgroup " + path);
+    return ok_status();
+}
+
+}  // namespace
+
+Status SessionCgroup::destroy(int timeout_ms) {
+    if (path_.empty()) return ok_status();
+    auto st = remove_tree(path_, timeout_ms);
+    if (st) {
+        dir_fd_.reset();
+        path_.clear();
+    }
+    return st;
+}
+
+std::vector<uint64_t> cleanup_orphans(const std::string& root) {
+    std::vector<uint64_t> reaped;
+    DIR* d = ::opendir(root.c_str());
+    if (!d) return reaped;
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+        std::string path = root + "/" + e->d_name;
+        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        if (!fd.valid() || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;  // owned
+        auto id = cgroup_id(path);
+        auto st = remove_tree(path, 5000);
+        if (!st) {
+            log()->warn("cannot reap orphaned session cgroup: {}", st.error().message());
+            continue;
+        }
+        log()->info("reaped orphaned session cgroup {}", path);
+        if (id) reaped.push_back(*id);
+    }
+    ::closedir(d);
+    return reaped;
+}
+
+}  // namespace cordon::cgroup

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "creds/creds.h"
+
+#include <string.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+namespace cordon::creds {
+
+Secret::Secret(Secret&& other) noexcept : value_(std::move(other.value_)) { other.wipe(); }
+
+Secret& Secret::operator=(Secret&& other) noexcept {
+    if (this != &other) {
+        wipe();
+        value_ = std::move(other.value_);
+        other.wipe();
+    }
+    return *this;
+}
+
+Secret::~Secret() { wipe(); }
+
+void Secret::wipe() {
+    // explicit_bzero is not optimised away, unlike a memset before free.
+    if (!value_.empty()) ::explicit_bzero(value_.data(), value_.size());
+    value_.clear();
+}
+
+namespace {
+
+Result<Secret> read_source(const profile::Credential& cred) {
+    const auto& src = cred.source;
+    if (src.kind == profile::CredentialSource::Kind::env) {
+        const char* value = std::getenv(src.ref.c_str());
+        if (!value || !*value)
+            return plain_error("credential " + cred.name + ": variable " + src.ref +
+                                   " is not set in agent-run's environment",
+                               "export it before launching, or use a file source");
+        return Secret(value);
+    }
+    std::ifstream in(src.ref, std::ios::binary);
+    if (!in) return errno_error("credential " + cred.name + ": cannot read " + src.ref);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    std::string value = buffer.str();
+    while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
+    Secret secret(std::move(value));
+    if (secret.empty())
+        return plain_error("credential " + cred.name + ": " + src.ref + " is empty");
+    return secret;
+}
+
+}  // namespace
+
+Result<std::vector<Delivery>> load_static(const profile::Profile& profile,
+                                          const std::vector<std::string>& needed) {
+    std::vector<Delivery> out;
+    for (const auto& name : needed) {
+        auto it = profile.credentials.find(name);
+        if (it == profile.credentials.end())
+            return plain_error("credential " + name + " is not defined in the profile");
+        auto secret = read_source(it->second);
+        if (!secret) return secret.error();
+        out.push_back(Delivery{name, it->second.deliver_env, std::move(*secret)});
+    }
+    return out;
+}
+
+std::vector<std::string> source_variables(const profile::Profile& profile) {
+    std::vector<std::string> vars;
+    for (const auto& [name, cred] : profile.credentials)
+        if (cred.source.kind == profile::CredentialSource::Kind::env) vars.push_back(cred.source.ref);
+    return vars;
+}
+
+}  // namespace cordon::creds

@@ -1,0 +1,107 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "launch/spawn.h"
+
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <climits>
+#include <cstring>
+
+namespace cordon::launch {
+namespace {
+
+// argv and envp as the C arrays execve wants, built before clone3.
+struct CArgs {
+    explicit CArgs(const std::vector<std::string>& strings) {
+        for (const auto& s : strings) ptrs.push_back(const_cast<char*>(s.c_str()));
+        ptrs.push_back(nullptr);
+    }
+    std::vector<char*> ptrs;
+};
+
+// Reports errno to the parent through the pipe and exits. Async-signal-safe.
+[[noreturn]] void child_fail(int report_fd, int err) {
+    (void)!::write(report_fd, &err, sizeof err);
+    ::_exit(kExitNotExecutable);
+}
+
+// The child's steps, in order. Only async-signal-safe calls from here on.
+[[noreturn]] void child_main(const SpawnSpec& spec, char* const* argv, char* const* envp,
+                             int report_fd) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+
+    // Its own session: no controlling terminal to push input into
+    // (TIOCSTI), and the caller's terminal signals reach it only through
+    // agent-run, which forwards them.
+    if (::setsid() < 0) child_fail(report_fd, errno);
+
+    // Only stdio crosses execve; every other inherited fd is closed there.
+    if (::syscall(SYS_close_range, 3U, UINT_MAX, CLOSE_RANGE_CLOEXEC) != 0)
+        child_fail(report_fd, errno);
+
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(report_fd, errno);
+
+    // Last before execve, so that the filter judges the agent, not us.
+    if (spec.filter) {
+        int rc = seccomp::install(*spec.filter);
+        if (rc != 0) child_fail(report_fd, -rc);
+    }
+
+    ::execvpe(argv[0], argv, envp);
+    child_fail(report_fd, errno);
+}
+
+}  // namespace
+
+Result<Child> spawn(const SpawnSpec& spec) {
+    if (spec.argv.empty()) return plain_error("no command to run", "give it after --");
+    CArgs argv(spec.argv);
+    CArgs envp(spec.env);
+
+    int report[2];
+    if (::pipe2(report, O_CLOEXEC) != 0) return errno_error("cannot create a pipe");
+    UniqueFd report_read(report[0]), report_write(report[1]);
+
+    int pidfd = -1;
+    clone_args args{};
+    args.flags = CLONE_PIDFD | CLONE_INTO_CGROUP;
+    args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+    args.exit_signal = SIGCHLD;
+    args.cgroup = static_cast<uint64_t>(spec.cgroup_fd);
+
+    long pid = ::syscall(SYS_clone3, &args, sizeof args);
+    if (pid < 0)
+        return errno_error("cannot start the agent in its cgroup (clone3 CLONE_INTO_CGROUP)",
+                           "Cordon needs Linux 5.7 or later with cgroup v2");
+    if (pid == 0) child_main(spec, argv.ptrs.data(), envp.ptrs.data(), report_write.get());
+
+    Child child{static_cast<pid_t>(pid), UniqueFd(pidfd)};
+    report_write.reset();
+    int child_errno = 0;
+    ssize_t n = ::read(report_read.get(), &child_errno, sizeof child_errno);
+    if (n == sizeof child_errno) {
+        (void)reap(child);
+        errno = child_errno;
+        return errno_error("cannot execute " + spec.argv[0]);
+    }
+    return child;
+}
+
+Result<int> reap(const Child& child) {
+    siginfo_t info{};
+    if (::waitid(P_PIDFD, child.pidfd.get(), &info, WEXITED) != 0)
+        return errno_error("cannot wait for the agent");
+    if (info.si_code == CLD_EXITED) return W_EXITCODE(info.si_status, 0);
+    return info.si_status & 0x7f;  // killed or dumped: the signal number
+}
+
+}  // namespace cordon::launch
