@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "launch/session.h"
+
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <set>
+
+#include <spdlog/spdlog.h>
+
+#include "audit/audit.h"
+#include "cgroup/cgroup.h"
+#include "creds/creds.h"
+#include "launch/spawn.h"
+#include "netfilter/netfilter.h"
+#include "policy/policy.h"
+#include "profile/profile.h"
+#include "seccomp/seccomp.h"
+
+extern char** environ;
+
+namespace cordon::launch {
+namespace {
+
+using nlohmann::json;
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto logger = spdlog::default_logger()->clone("session");
+    return logger;
+}
+
+profile::TimePoint now_seconds() {
+    return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
+}
+
+std::string new_session_id() {
+    uuid_t raw;
+    uuid_generate_random(raw);
+    char text[37];
+    uuid_unparse_lower(raw, text);
+    return text;
+}
+
+// The agent's environment: agent-run's own, without the variables that feed
+// credentials, plus the delivered credentials and the session's identity.
+std::vector<std::string> agent_environment(const profile::Profile& profile,
+                                           const std::vector<creds::Delivery>& deliveries,
+                                           const std::string& session_id) {
+    std::set<std::string> drop;
+    for (const auto& var : creds::source_variables(profile)) drop.insert(var);
+    for (const auto& d : deliveries) drop.insert(d.env);
+    drop.insert("CORDON_SESSION_ID");
+    drop.insert("CORDON_AGENT_ID");
+
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) {
+        std::string entry(*e);
+        if (!drop.count(entry.substr(0, entry.find('=')))) env.push_back(entry);
+    }
+    for (const auto& d : deliveries) env.push_back(d.env + "=" + d.value.reveal());
+    env.push_back("CORDON_SESSION_ID=" + session_id);
+    env.push_back("CORDON_AGENT_ID=" + profile.identity.agent_id);
+    return env;
+}
+
+// Removes what crashed supervisors left: session cgroups nobody holds and
+// policy entries whose cgroup is gone.
+void reap_leftovers(const std::string& root, netfilter::Netfilter& nf) {
+    for (uint64_t id : cgroup::cleanup_orphans(root)) (void)nf.remove_session(id);
+
+    std::set<uint64_t> live;
+    for (const auto& entry : std::filesystem::directory_iterator(root))
+        if (entry.is_directory())
+            if (auto id = cgroup::cgroup_id(entry.path())) live.insert(*id);
+    for (uint64_t id : nf.session_ids())
+        if (!live.count(id)) (void)nf.remove_session(id);
+}
+
+// agent-run's exit status for a wait status, as shells report it.
+int exit_status_of(int wait_status) {
+    if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
+    return 128 + (wait_status & 0x7f);
+}
+
+json end_fields(int wait_status, std::chrono::steady_clock::time_point started,
+                const std::string& reason) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                  std::chrono::steady_clock::now() - started)
+                  .count();
+    json f{{"reason", reason}, {"durationMs", ms}};
+    if (WIFEXITED(wait_status))
+        f["exitStatus"] = WEXITSTATUS(wait_status);
+    else
+        f["signal"] = ::sigabbrev_np(wait_status & 0x7f) ? std::string("SIG") + ::sigabbrev_np(wait_status & 0x7f)
+                                                          : std::to_string(wait_status & 0x7f);
+    return f;
+}
+
+// Everything a running session holds, released in reverse order of
+// acquisition whatever way the session ends.
+struct Session {
+    std::string id;
+    audit::Subject subject;
+    std::unique_ptr<netfilter::Netfilter> nf;
+    std::optional<cgroup::SessionCgroup> cgroup;
+    bool policy_installed = false;
+
+    ~Session() {
+        if (cgroup) {
+            auto st = cgroup->destroy();
+            if (!st) log()->error("{}", st.error().message());
+        }
+        if (policy_installed && cgroup) (void)nf->remove_session(cgroup->id());
+    }
+};
+
+std::string default_seccomp_dir(const std::string& configured) {
+    if (!configured.empty()) return configured;
+    std::string installed = std::string(CORDON_DATA_DIR) + "/seccomp";
+    if (std::filesystem::exists(installed)) return installed;
+    return std::string(CORDON_SOURCE_DIR) + "/profiles/seccomp";
+}
+
+// Blocks the signals agent-run forwards and returns a signalfd for them.
+Result<UniqueFd> forwarded_signals() {
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+    if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return errno_error("cannot block signals");
+    UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!fd.valid()) return errno_error("cannot create a signalfd");
+    return fd;
+}
+
+// A timer that fires at the session's deadline (wall clock: expiresAt is one).
+Result<UniqueFd> deadline_timer(profile::TimePoint deadline) {
+    UniqueFd fd(::timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!fd.valid()) return errno_error("cannot create a timerfd");
+    itimerspec spec{};
+    spec.it_value.tv_sec = deadline.time_since_epoch().count();
+    if (::timerfd_settime(fd.get(), TFD_TIMER_ABSTIME, &spec, nullptr) != 0)
+        return errno_error("cannot arm the deadline timer");
+    return fd;
+}
+
+json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) {
+    json f{{"pid", d.pid},       {"comm", d.comm},
+           {"destination", profile::format_ip(d.address)},
+           {"port", d.port},     {"protocol", d.protocol},
+           {"hook", d.hook},     {"reason", d.reason}};
+    auto proto = d.protocol == "udp" ? profile::Protocol::udp : profile::Protocol::tcp;
+    auto tool = policy::tool_for(profile, d.address, d.port, proto);
+    f["tool"] = tool ? json(*tool) : json(nullptr);
+    return f;
+}
+
+// Waits for the agent, forwarding signals, reporting denials and killing
+// the session at its deadline. Returns the agent's wait status and why it ended.
+struct Ending {
+    int wait_status = 0;
+    bool deadline = false;
+};
+
+Result<Ending> supervise(Session& s, const Child& child, const profile::Profile& profile,
+                         profile::TimePoint deadline, audit::AuditLog& audit,
+                         netfilter::DenialStream* denials, int signal_fd) {
+    auto timer = deadline_timer(deadline);
+    if (!timer) return timer.error();
+    UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+    if (!ep.valid()) return errno_error("cannot create an epoll instance");
+    int fds[] = {child.pidfd.get(), signal_fd, timer->get(), denials ? denials->fd() : -1};
+    for (int fd : fds) {
+        if (fd < 0) continue;
+        epoll_event ev{EPOLLIN, {.fd = fd}};
+        if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
+            return errno_error("cannot watch the session's descriptors");
+    }
+    auto report = [&](const netfilter::Denial& d) {
+        audit.emit("net.deny", s.subject, denial_fields(d, profile));
+    };
+    Ending ending;
+    for (;;) {
+        epoll_event events[4];
+        int n = ::epoll_wait(ep.get(), events, 4, -1);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return errno_error("epoll_wait failed");
+        for (int i = 0; i < n; ++i) {
+            int fd = events[i].data.fd;
+            if (denials && fd == denials->fd()) {
+                (void)denials->drain(report);
+            } else if (fd == signal_fd) {
+                signalfd_siginfo si{};
+                while (::read(signal_fd, &si, sizeof si) == sizeof si)
+                    ::syscall(SYS_pidfd_send_signal, child.pidfd.get(), si.ssi_signo, nullptr, 0);
+            } else if (fd == timer->get() && !ending.deadline) {
+                ending.deadline = true;
+                audit.emit("session.expire", s.subject,
+                           {{"pid", child.pid}, {"deadline", profile::format_rfc3339(deadline)}});
+                if (auto st = s.cgroup->kill_all(); !st) log()->error("{}", st.error().message());
+            } else if (fd == child.pidfd.get()) {
+                auto status = reap(child);
+                if (!status) return status.error();
+                ending.wait_status = *status;
+                if (denials) (void)denials->drain(report);
+                return ending;
+            }
+        }
+    }
+}
+
+}  // namespace
+
+}  // namespace
+
+int check_profile(const SessionOptions& options) {
+    try {
+        auto now = now_seconds();
+        auto profile = profile::load_profile(options.profile_path, now);
+        auto policy = policy::compute_policy(profile, now, policy::system_resolver());
+        std::cout << policy::to_json(policy, profile).dump(2) << "\n";
+        return 0;
+    } catch (const std::exception& e) {
+        log()->error("{}", e.what());
+        return kExitFailure;
+    }
+}
+
+int run_session(const SessionOptions& options) {
+    auto started = std::chrono::steady_clock::now();
+    auto fail = [](const Error& e) {
+        log()->error("{}", e.message());
+        return kExitFailure;
+    };
+    if (::geteuid() != 0)
+        return fail(plain_error("agent-run standalone must run as root",
+                                "it creates cgroups and attaches BPF programs; use sudo"));
+
+    // 1. Profile and effective policy: refuse before touching the kernel.
+    profile::Profile profile;
+    policy::EffectivePolicy policy;
+    try {
+        auto now = now_seconds();
+        profile = profile::load_profile(options.profile_path, now);
+        policy = policy::compute_policy(profile, now, policy::system_resolver());
+    } catch (const std::exception& e) {
+        return fail(plain_error(e.what()));
+    }
+
+    // 2. Everything the child needs, built before anything is created.
+    auto filter = seccomp::build(profile.syscalls, default_seccomp_dir(options.seccomp_dir));
+    if (!filter) return fail(filter.error());
+    auto deliveries = creds::load_static(profile, policy.credentials);
+    if (!deliveries) return fail(deliveries.error());
+    auto audit = audit::AuditLog::open(options.audit_log);
+    if (!audit) return fail(audit.error());
+
+    // 3. Cordon's root cgroup and the BPF programs attached to it, shared by
+    // every session; then whatever a crashed supervisor left behind.
+    auto mount = cgroup::find_cgroup2_mount();
+    if (!mount) return fail(mount.error());
+    std::string root = *mount + "/" + options.cgroup_name;
+    if (auto st = cgroup::ensure_dir(root); !st) return fail(st.error());
+    auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir);
+    if (!nf) return fail(nf.error());
+    reap_leftovers(root, **nf);
+
+    // 4. The session: its cgroup, then its policy in the maps, before any
+    // process can run in it.
+    Session s;
+    s.id = new_session_id();
+    s.subject = {profile.identity.agent_id, profile.identity.agent_type, profile.identity.version, s.id};
+    s.nf = std::move(*nf);
+    auto cg = cgroup::SessionCgroup::create(root, s.id);
+    if (!cg) return fail(cg.error());
+    s.cgroup = std::move(*cg);
+    if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules); !st) return fail(st.error());
+    s.policy_installed = true;
+    auto denials = s.nf->watch(s.cgroup->id());
+    if (!denials) return fail(denials.error());
+
+    // 5. The agent, contained from its first instruction.
+    auto signals = forwarded_signals();
+    if (!signals) return fail(signals.error());
+    SpawnSpec spec{options.command, agent_environment(profile, *deliveries, s.id),
+                   s.cgroup->dir_fd(), &*filter};
+    auto child = spawn(spec);
+    if (!child) {
+        log()->error("{}", child.error().message());
+        return child.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;
+    }
+    deliveries->clear();  // the agent has them; the supervisor keeps no copy
+    (*audit)->emit("session.start", s.subject, policy::start_fields(policy, child->pid));
+
+    // 6. Until the agent exits or the deadline passes.
+    auto ending = supervise(s, *child, profile, policy.deadline, **audit, denials->get(), signals->get());
+    if (!ending) {
+        (void)s.cgroup->kill_all();
+        return fail(ending.error());
+    }
+
+    // 7. The session ends with its agent: nothing it started outlives it.
+    if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
+    (*audit)->emit("session.end", s.subject,
+                   end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit"));
+    return ending->deadline ? kExitDeadline : exit_status_of(ending->wait_status);
+}
+
+}  // namespace cordon::launch

@@ -1,0 +1,33 @@
+// SPDX-License-Identifier: Apache-2.0
+// One agent session, standalone: from a profile on disk to a contained
+// agent process and back to nothing left behind.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cordon::launch {
+
+// agent-run's exit statuses, as timeout(1) and env(1) use them.
+inline constexpr int kExitDeadline = 124;  // killed at the session's deadline
+inline constexpr int kExitFailure = 125;   // agent-run itself failed; nothing started
+
+struct SessionOptions {
+    std::string profile_path;
+    std::vector<std::string> command;
+    std::string audit_log;                       // "" or "-": stderr
+    std::string cgroup_name = "cordon";          // below the cgroup2 mount
+    std::string bpf_pin_dir = "/sys/fs/bpf/cordon";
+    std::string seccomp_dir;                     // profiles/seccomp data
+};
+
+// Runs the session and returns agent-run's exit status: the agent's own
+// status, 128+N if signal N killed it, kExitDeadline at the deadline,
+// kExitFailure if the session could not start. Failures are logged.
+int run_session(const SessionOptions& options);
+
+// Validates the profile and prints the effective policy as JSON on stdout.
+// Returns 0, or kExitFailure after printing the error.
+int check_profile(const SessionOptions& options);
+
+}  // namespace cordon::launch

@@ -1,0 +1,299 @@
+// SPDX-License-Identifier: Apache-2.0
+// End to end: the real agent-run binary, real agents (python3, sh, curl,
+// unshare), the real kernel. Each test asserts what the agent saw, what
+// agent-run returned, what the audit log says, and that nothing is left.
+#include "agent_run_fixture.h"
+
+namespace cordon::testing {
+namespace {
+
+using nlohmann::json;
+
+TEST_F(AgentRunTest, AllowedConnectSucceedsAndDeniedFailsWithEperm) {
+    auto allowed = Listener::on("127.0.0.1");
+    auto denied = Listener::on("127.0.0.2");
+    ASSERT_NE(allowed.port, 0);
+    ASSERT_NE(denied.port, 0);
+    auto profile = write_profile({"127.0.0.1:" + std::to_string(allowed.port)},
+                                 {"127.0.0.2:" + std::to_string(denied.port)});
+    std::string script = py_connect("127.0.0.1", allowed.port) + "\n" +
+                         py_connect("127.0.0.2", denied.port);
+
+    auto r = run({"--profile", profile, "--", "python3", "-c", script});
+
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "ok\nEPERM\n");
+    auto events = audit_events();
+    auto denials = events_named(events, "net.deny");
+    ASSERT_EQ(denials.size(), 1u) << read_text(audit_log_);
+    const auto& d = denials[0];
+    EXPECT_EQ(d["agentId"], "test-agent");
+    EXPECT_EQ(d["agentType"], "test");
+    EXPECT_EQ(d["version"], "0.0.1");
+    EXPECT_EQ(d["destination"], "127.0.0.2");
+    EXPECT_EQ(d["port"], denied.port);
+    EXPECT_EQ(d["protocol"], "tcp");
+    EXPECT_EQ(d["hook"], "connect4");
+    EXPECT_EQ(d["comm"], "python3");
+    EXPECT_EQ(d["tool"], "denied_tool");
+    EXPECT_GT(d["pid"].get<int>(), 0);
+    auto start = events_named(events, "session.start");
+    ASSERT_EQ(start.size(), 1u);
+    EXPECT_EQ(start[0]["session"], d["session"]);
+    EXPECT_EQ(start[0]["toolsAllowed"], json::array({"allowed_tool"}));
+    auto end = events_named(events, "session.end");
+    ASSERT_EQ(end.size(), 1u);
+    EXPECT_EQ(end[0]["exitStatus"], 0);
+    EXPECT_EQ(end[0]["reason"], "exit");
+    EXPECT_EQ(leftover_cgroups(), 0u);
+    EXPECT_EQ(leftover_sessions(), 0u);
+}
+
+TEST_F(AgentRunTest, DeniedIpv6AndV4MappedAndUdpFailWithEperm) {
+    auto allowed = Listener::on("127.0.0.1");
+    auto v6 = Listener::on("::1");
+    auto udp = Listener::on("127.0.0.2", SOCK_DGRAM);
+    auto profile = write_profile({"127.0.0.1:" + std::to_string(allowed.port)}, {});
+    std::string script = py_connect("::1", v6.port) + "\n" +
+                         py_connect("::ffff:127.0.0.2", allowed.port) + "\n" +
+                         py_connect("::ffff:127.0.0.1", allowed.port) + "\n" +
+                         py_connect("127.0.0.2", udp.port, true);
+
+    auto r = run({"--profile", profile, "--", "python3", "-c", script});
+
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "EPERM\nEPERM\nok\nEPERM\n");
+    auto denials = events_named(audit_events(), "net.deny");
+    ASSERT_EQ(denials.size(), 3u) << read_text(audit_log_);
+    EXPECT_EQ(denials[0]["destination"], "::1");
+    EXPECT_EQ(denials[0]["hook"], "connect6");
+    EXPECT_EQ(denials[1]["destination"], "127.0.0.2");
+    EXPECT_EQ(denials[1]["hook"], "connect6");
+    EXPECT_EQ(denials[2]["protocol"], "udp");
+    EXPECT_EQ(denials[2]["hook"], "sendmsg4");
+    EXPECT_EQ(denials[2]["tool"], nullptr);
+}
+
+TEST_F(AgentRunTest, CurlFetchesFromAllowedServerOnly) {
+    auto allowed = Listener::on("127.0.0.1");
+    auto profile = write_profile({"127.0.0.1:" + std::to_string(allowed.port)}, {});
+    // curl's connect to the allowed listener succeeds (then times out: nobody
+    // answers); its connect to a denied port fails at once.
+    std::string denied_url = "http://127.0.0.1:" + std::to_string(allowed.port + 1) + "/";
+    auto r = run({"--profile", profile, "--", "curl", "-sS", "--max-time", "3", denied_url});
+
+    EXPECT_EQ(r.exit_code, 7) << r.out << r.err;  // curl: "Failed to connect"
+    EXPECT_NE(r.err.find("Operation not permitted"), std::string::npos) << r.err;
+}
+
+TEST_F(AgentRunTest, RawAndPacketSocketsFail) {
+    auto profile = write_profile({}, {});
+    std::string script =
+        "import socket,errno\n"
+        "for fam,typ,proto in [(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP),"
+        "(socket.AF_PACKET,socket.SOCK_RAW,0)]:\n"
+        " try:\n  socket.socket(fam,typ,proto); print('ok')\n"
+        " except OSError as e: print(errno.errorcode[e.errno])\n";
+    auto r = run({"--profile", profile, "--", "python3", "-c", script});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "EPERM\nEPERM\n");
+}
+
+TEST_F(AgentRunTest, UnshareOfUserNamespaceFailsWithEperm) {
+    auto profile = write_profile({}, {});
+    auto r = run({"--profile", profile, "--", "unshare", "--user", "true"});
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_NE(r.err.find("Operation not permitted"), std::string::npos) << r.err;
+}
+
+TEST_F(AgentRunTest, ExitStatusAndSignalPropagate) {
+    auto profile = write_profile({}, {});
+    EXPECT_EQ(run({"--profile", profile, "--", "sh", "-c", "exit 7"}).exit_code, 7);
+    EXPECT_EQ(run({"--profile", profile, "--", "sh", "-c", "kill -TERM $$"}).exit_code, 128 + 15);
+    auto ends = events_named(audit_events(), "session.end");
+    ASSERT_EQ(ends.size(), 2u);
+    EXPECT_EQ(ends[0]["exitStatus"], 7);
+    EXPECT_EQ(ends[1]["signal"], "SIGTERM");
+}
+
+TEST_F(AgentRunTest, ForwardsSigintSigtermSighup) {
+    auto profile = write_profile({}, {});
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+        pid_t pid = start({"--profile", profile, "--", "sleep", "60"});
+        // Wait until the session has started (the audit log says so).
+        for (int i = 0; i < 200 && events_named(audit_events(), "session.start").empty(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        ::kill(pid, sig);
+        auto r = wait(pid);
+        EXPECT_EQ(r.exit_code, 128 + sig) << "signal " << sig << ": " << r.err;
+        fs::remove(audit_log_);
+    }
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+TEST_F(AgentRunTest, DeadlineKillsDoubleForkedDaemon) {
+    auto profile = write_profile({}, {}, "2s");
+    auto pidfile = dir_ / "daemon.pid";
+    // The agent double-forks a daemon in a new session, then waits forever.
+    std::string script = "setsid sh -c 'sleep 300 & echo $! > " + pidfile.string() +
+                         "' </dev/null >/dev/null 2>&1 & sleep 300";
+    auto r = run({"--profile", profile, "--", "sh", "-c", script});
+
+    EXPECT_EQ(r.exit_code, 124) << r.err;
+    pid_t daemon = std::stoi(read_text(pidfile));
+    EXPECT_NE(::kill(daemon, 0), 0) << "daemon " << daemon << " outlived its session";
+    auto events = audit_events();
+    EXPECT_EQ(events_named(events, "session.expire").size(), 1u);
+    auto end = events_named(events, "session.end");
+    ASSERT_EQ(end.size(), 1u);
+    EXPECT_EQ(end[0]["reason"], "deadline");
+    EXPECT_EQ(leftover_cgroups(), 0u);
+    EXPECT_EQ(leftover_sessions(), 0u);
+}
+
+TEST_F(AgentRunTest, DaemonLeftAtExitIsKilledWithTheSession) {
+    auto profile = write_profile({}, {});
+    auto pidfile = dir_ / "daemon.pid";
+    std::string script = "setsid sh -c 'sleep 300 & echo $! > " + pidfile.string() +
+                         "' </dev/null >/dev/null 2>&1; exit 3";
+    auto r = run({"--profile", profile, "--", "sh", "-c", script});
+    EXPECT_EQ(r.exit_code, 3) << r.err;
+    pid_t daemon = std::stoi(read_text(pidfile));
+    EXPECT_NE(::kill(daemon, 0), 0) << "daemon " << daemon << " outlived its session";
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+TEST_F(AgentRunTest, StaticCredentialReachesTheAgentOnly) {
+    auto token_file = dir_ / "token";
+    write_text(token_file, "s3cr3t-demo-token\n");
+    extra_env_.push_back("CORDON_TEST_SOURCE=from-env-secret");
+    json extra = {
+        {"tools",
+         {{"allowed_tool", {{"credentials", {"file_token", "env_token"}}}},
+          {"denied_tool", {{"credentials", {"denied_token"}}}}}},
+        {"credentials",
+         {{"file_token",
+           {{"source", {{"file", token_file.string()}}}, {"deliver", {{"env", "FILE_TOKEN"}}}}},
+          {"env_token",
+           {{"source", {{"env", "CORDON_TEST_SOURCE"}}}, {"deliver", {{"env", "ENV_TOKEN"}}}}},
+          {"denied_token",
+           {{"source", {{"file", token_file.string()}}}, {"deliver", {{"env", "DENIED_TOKEN"}}}}}}}};
+    auto profile = write_profile({}, {}, "5m", extra);
+    auto r = run({"--profile", profile, "--", "sh", "-c",
+                  "echo \"$FILE_TOKEN|$ENV_TOKEN|${DENIED_TOKEN-unset}|${CORDON_TEST_SOURCE-unset}\""});
+
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "s3cr3t-demo-token|from-env-secret|unset|unset\n");
+    std::string audit = read_text(audit_log_);
+    EXPECT_EQ(audit.find("s3cr3t"), std::string::npos);
+    EXPECT_EQ(audit.find("from-env-secret"), std::string::npos);
+    EXPECT_EQ(r.err.find("s3cr3t"), std::string::npos);
+}
+
+TEST_F(AgentRunTest, BadProfilesExit125AndStartNothing) {
+    auto malformed = dir_ / "malformed.json";
+    write_text(malformed, "{\"apiVersion\": \"cordon/v1\",");
+    auto r = run({"--profile", malformed, "--", "true"});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("malformed.json"), std::string::npos) << r.err;
+
+    auto expired = write_profile({}, {}, "5m", {{"identity", {{"expiresAt", "2020-01-01T00:00:00Z"}}}});
+    r = run({"--profile", expired, "--", "true"});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("identity.expiresAt"), std::string::npos) << r.err;
+
+    auto unknown_tool = write_profile({}, {}, "5m", {{"allowedTools", {"allowed_tool", "nope"}}});
+    r = run({"--profile", unknown_tool, "--", "true"});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("nope"), std::string::npos) << r.err;
+
+    EXPECT_FALSE(fs::exists(audit_log_)) << "a refused profile must start no session";
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+TEST_F(AgentRunTest, MissingCommandExits127) {
+    auto profile = write_profile({}, {});
+    auto r = run({"--profile", profile, "--", "/nonexistent/agent"});
+    EXPECT_EQ(r.exit_code, 127);
+    EXPECT_NE(r.err.find("/nonexistent/agent"), std::string::npos) << r.err;
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+TEST_F(AgentRunTest, CheckPrintsEffectivePolicy) {
+    auto profile = write_profile({"127.0.0.1:8080"}, {"127.0.0.2:9090"});
+    auto r = run({"--check", "--profile", profile});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto policy = json::parse(r.out);
+    EXPECT_NE(r.out.find("allowed_tool"), std::string::npos);
+    EXPECT_NE(r.out.find("127.0.0.1"), std::string::npos);
+    EXPECT_TRUE(policy.contains("deadline")) << r.out;
+}
+
+// A supervisor killed mid-session: its agent stays contained (the pinned
+// programs keep denying), and the next agent-run reaps the orphan.
+TEST_F(AgentRunTest, KilledSupervisorLeavesAgentContainedAndIsReapedNextStart) {
+    auto denied = Listener::on("127.0.0.2");
+    auto profile = write_profile({}, {"127.0.0.2:" + std::to_string(denied.port)});
+    auto results = dir_ / "results";
+    std::string script = "import socket,time,errno\n"
+                         "while True:\n"
+                         " s=socket.socket()\n"
+                         " try:\n  s.connect(('127.0.0.2'," + std::to_string(denied.port) +
+                         ")); r='ok'\n"
+                         " except OSError as e: r=errno.errorcode[e.errno]\n"
+                         " s.close()\n"
+                         " open('" + results.string() + "','a').write(r+'\\n')\n"
+                         " time.sleep(0.05)\n";
+    pid_t supervisor = start({"--profile", profile, "--", "python3", "-c", script});
+    for (int i = 0; i < 300 && !fs::exists(results); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_TRUE(fs::exists(results)) << read_text(dir_ / "stderr");
+
+    ::kill(supervisor, SIGKILL);
+    ::waitpid(supervisor, nullptr, 0);
+    size_t before = read_text(results).size();
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    std::string after = read_text(results);
+    ASSERT_GT(after.size(), before) << "the orphaned agent should still be running";
+    EXPECT_EQ(after.find("ok"), std::string::npos) << "an orphaned agent reached a denied endpoint";
+    EXPECT_EQ(leftover_cgroups(), 1u);
+
+    // The next launch reaps the orphan: its processes, cgroup and map entries.
+    auto r = run({"--profile", profile, "--", "true"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(leftover_cgroups(), 0u);
+    EXPECT_EQ(leftover_sessions(), 0u);
+    size_t reaped = read_text(results).size();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    EXPECT_EQ(read_text(results).size(), reaped) << "the orphaned agent still runs";
+}
+
+TEST_F(AgentRunTest, ProcessInSubtreeWithoutSessionIsDeniedEverything) {
+    // A cgroup under Cordon's root that no session owns: start one session
+    // first so the programs are attached, then put a process there by hand.
+    auto profile = write_profile({}, {});
+    ASSERT_EQ(run({"--profile", profile, "--", "true"}).exit_code, 0);
+    auto stray = fs::path(cgroup_root_) / "stray";
+    fs::create_directory(stray);
+    auto listener = Listener::on("127.0.0.1");
+
+    pid_t child = ::fork();
+    if (child == 0) {
+        std::ofstream(stray / "cgroup.procs") << ::getpid();
+        int s = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(listener.port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int rc = ::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
+        ::_exit(rc == 0 ? 0 : errno);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ::rmdir(stray.c_str());
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), EPERM);
+}
+
+}  // namespace
+}  // namespace cordon::testing
