@@ -11,7 +11,19 @@
 #include <linux/types.h>
 #endif
 
+/* Port ranges one rules trie entry holds after folding. */
 #define CORDON_MAX_PORT_RANGES 8
+
+/* Map sizes. A full map denies: add_session fails, nothing starts. */
+#define CORDON_MAX_SESSIONS 4096
+#define CORDON_MAX_RULES (1 << 20)
+
+/*
+ * Bytes of each session's ring buffer (a power of two, a multiple of the
+ * page size). Every inner ring buffer must have exactly this size: the
+ * kernel checks an inner map against the outer map's template.
+ */
+#define CORDON_EVENTS_RINGBUF_SIZE (64 * 1024)
 
 /* Bits of rule_value.protocols and net_event.protocol. */
 #define CORDON_PROTO_TCP 1
@@ -37,6 +49,7 @@ enum cordon_reason {
 struct session_policy {
 	__u32 flags; /* reserved, 0 */
 	__u32 rule_count;
+	__u64 events_lost; /* denials not reported: the ring buffer was full */
 };
 
 /*
@@ -69,9 +82,9 @@ struct net_event {
 	__u32 pid;  /* thread group id */
 	__u32 hook; /* enum cordon_hook */
 	__u32 reason;
-	__u16 port; /* host order */
+	__u16 port;    /* host order */
 	__u8 protocol; /* CORDON_PROTO_*, 0 if neither */
-	__u8 family; /* AF_INET or AF_INET6 of the socket */
+	__u8 family;   /* AF_INET or AF_INET6 of the socket */
 	__u8 addr[16]; /* IPv6 or v4-mapped */
 	char comm[16];
 };

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // User-space half of bpf/netfilter: loads the programs once, attaches them
-// to Cordon's root cgroup with BPF_F_ALLOW_MULTI links and pins programs,
-// links and maps under a BPF filesystem directory, so that enforcement
+// to Cordon's root cgroup with BPF_F_ALLOW_MULTI links and pins the links
+// and maps under a BPF filesystem directory, so that enforcement
 // outlives the process that loaded it. A session is map updates only.
 #pragma once
 
@@ -43,6 +43,9 @@ class DenialStream {
     virtual int fd() const = 0;  // epoll it for EPOLLIN
     // Calls on_denial for each event waiting; returns how many.
     virtual Result<int> drain(const std::function<void(const Denial&)>& on_denial) = 0;
+    // Denials the kernel could not report because the ring buffer was full
+    // (the denials themselves stood). Counts since the session was added.
+    virtual uint64_t lost() const = 0;
 };
 
 // The maps of an attached program set, opened from its pins.
@@ -52,7 +55,7 @@ class Netfilter {
     // embedded skeleton, attaches it to cgroup_dir and pins it there.
     // Fails with a message that names the step and a hint.
     static Result<std::unique_ptr<Netfilter>> open_or_attach(const std::string& cgroup_dir,
-                                                            const std::string& pin_dir);
+                                                             const std::string& pin_dir);
 
     // Detaches and unpins everything under pin_dir, then removes the
     // directory. For tests and uninstall.
