@@ -220,8 +220,6 @@ Result<Ending> supervise(Session& s, const Child& child, const profile::Profile&
 
 }  // namespace
 
-}  // namespace
-
 int check_profile(const SessionOptions& options) {
     try {
         auto now = now_seconds();

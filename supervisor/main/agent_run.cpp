@@ -27,7 +27,6 @@ int main(int argc, char** argv) {
     std::string log_level = "info";
 
     CLI::App app{"Launch an AI agent under its Non-Human Identity profile, kernel-enforced."};
-    app.usage("agent-run --profile PROFILE [OPTIONS] -- COMMAND [ARG...]");
     app.add_option("-p,--profile", options.profile_path, "NHI profile (JSON)")
         ->required()
         ->envname("CORDON_PROFILE");
