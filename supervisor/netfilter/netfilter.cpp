@@ -82,7 +82,7 @@ int libbpf_print(enum libbpf_print_level, const char* format, va_list args) {
     if (n <= 0) return n;
     size_t len = std::min(static_cast<size_t>(n), sizeof(line) - 1);
     while (len > 0 && line[len - 1] == '\n') line[--len] = '\0';
-    logger()->debug("libbpf: {}", line);
+    logger()->debug("{}", line);  // libbpf prefixes its own name
     return n;
 }
 
@@ -175,7 +175,7 @@ Status check_fs(const std::string& dir, long magic, const std::string& what,
 
 Status make_dir(const std::string& dir) {
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-        return errno_error("cannot create " + dir);
+        return errno_error("cannot create " + dir, privilege_hint(errno));
     return ok_status();
 }
 
