@@ -36,8 +36,8 @@ struct PortRange {
 struct Endpoint {
     std::string spec;  // as written, for messages
     Protocol protocol = Protocol::tcp;
-    std::string hostname;  // set for a DNS name; address/prefix unused then
-    Ip6 address{};         // for a literal or CIDR
+    std::string hostname;      // set for a DNS name; address/prefix unused then
+    Ip6 address{};             // for a literal or CIDR
     uint8_t prefix_len = 128;  // over the 128-bit form: IPv4 /N is 96+N
     PortRange ports;
 };
@@ -47,6 +47,7 @@ struct Tool {
     std::vector<Endpoint> endpoints;
     std::vector<std::string> credentials;  // names of entries in Profile::credentials
     std::string risk = "low";              // "low", "medium", "high"
+    std::string description;               // for people; optional
 };
 
 // Where a credential's secret comes from. Only static sources so far.
@@ -89,13 +90,18 @@ struct Profile {
 
 // A profile that cannot be used. path is where in the document
 // ("tools.lookup_order.endpoints[0]"); what() is "PATH: REASON".
+// load_profile prefixes the file name: "FILE: PATH: REASON"; a JSON syntax
+// error has an empty path and reads "FILE: parse error at line L, column C: ...".
 class ProfileError : public std::runtime_error {
   public:
     ProfileError(std::string path, const std::string& reason);
+    ProfileError(const std::string& file, std::string path, const std::string& reason);
     const std::string& path() const { return path_; }
+    const std::string& reason() const { return reason_; }
 
   private:
     std::string path_;
+    std::string reason_;
 };
 
 // Validates a parsed document. Throws ProfileError. `now` decides expiry:

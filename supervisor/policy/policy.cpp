@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "policy/policy.h"
+
+#include <algorithm>
+#include <set>
+
+#include "bpf/netfilter/netfilter.h"
+
+namespace cordon::policy {
+
+using profile::Endpoint;
+using profile::Ip6;
+using profile::Profile;
+using profile::ProfileError;
+using profile::Protocol;
+using profile::TimePoint;
+
+// Rule::protocols carries the profile's Protocol values as bits.
+static_assert(static_cast<uint8_t>(Protocol::tcp) == CORDON_PROTO_TCP);
+static_assert(static_cast<uint8_t>(Protocol::udp) == CORDON_PROTO_UDP);
+
+namespace {
+
+bool contains(const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// Deny wins over everything; approval-required tools start closed even
+// when also allowed.
+std::optional<DenyReason> deny_reason(const Profile& profile, const std::string& tool) {
+    if (contains(profile.denied_tools, tool)) return DenyReason::denied;
+    if (contains(profile.approval_required, tool)) return DenyReason::approval_required;
+    if (!contains(profile.allowed_tools, tool)) return DenyReason::not_allowed;
+    return std::nullopt;
+}
+
+ResolvedEndpoint resolve_endpoint(const profile::Tool& tool, size_t index,
+                                  const Resolver& resolve) {
+    const Endpoint& ep = tool.endpoints[index];
+    ResolvedEndpoint resolved{tool.name, ep, {}};
+    if (ep.hostname.empty()) {
+        resolved.addresses.push_back(ep.address);
+        return resolved;
+    }
+    std::string path = "tools." + tool.name + ".endpoints[" + std::to_string(index) + "]";
+    Result<std::vector<Ip6>> addresses = resolve(ep.hostname);
+    if (!addresses) {
+        throw ProfileError(path, "tool " + tool.name + ", endpoint \"" + ep.spec +
+                                     "\": " + addresses.error().message());
+    }
+    if (addresses->empty()) {
+        throw ProfileError(path, "tool " + tool.name + ", endpoint \"" + ep.spec + "\": \"" +
+                                     ep.hostname + "\" resolved to no address");
+    }
+    resolved.addresses = std::move(addresses.value());
+    return resolved;
+}
+
+void add_rules(const ResolvedEndpoint& resolved, std::vector<netfilter::Rule>& rules) {
+    const Endpoint& ep = resolved.endpoint;
+    uint8_t prefix_len = ep.hostname.empty() ? ep.prefix_len : 128;
+    for (const Ip6& address : resolved.addresses) {
+        rules.push_back({address, prefix_len, ep.ports, static_cast<uint8_t>(ep.protocol)});
+    }
+}
+
+TimePoint deadline_of(const Profile& profile, TimePoint now) {
+    if (!profile.max_duration) return profile.identity.expires_at;
+    return std::min(profile.identity.expires_at, now + *profile.max_duration);
+}
+
+}  // namespace
+
+const char* to_string(DenyReason reason) {
+    switch (reason) {
+        case DenyReason::denied:
+            return "denied";
+        case DenyReason::not_allowed:
+            return "not-allowed";
+        case DenyReason::approval_required:
+            return "approval-required";
+    }
+    return "denied";
+}
+
+EffectivePolicy compute_policy(const Profile& profile, TimePoint now, const Resolver& resolve) {
+    EffectivePolicy policy;
+    std::set<std::string> credentials;
+    for (const auto& [name, tool] : profile.tools) {
+        if (std::optional<DenyReason> reason = deny_reason(profile, name)) {
+            policy.denied_tools.push_back({name, *reason});
+            continue;
+        }
+        policy.allowed_tools.push_back(name);
+        for (size_t i = 0; i < tool.endpoints.size(); ++i) {
+            policy.endpoints.push_back(resolve_endpoint(tool, i, resolve));
+            add_rules(policy.endpoints.back(), policy.rules);
+        }
+        credentials.insert(tool.credentials.begin(), tool.credentials.end());
+    }
+    policy.credentials.assign(credentials.begin(), credentials.end());
+    policy.deadline = deadline_of(profile, now);
+    return policy;
+}
+
+}  // namespace cordon::policy

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: Apache-2.0
+// The effective policy of a session, computed from a validated profile:
+// which tools are open, the network rules for their endpoints, the
+// credentials they need and the session's deadline.
+//
+// A tool is allowed only when it is in allowedTools and neither in
+// deniedTools (deny wins) nor in approvalRequired (those start closed until
+// a human opens them). Every other tool the profile defines is denied, with
+// the reason. Rules are emitted per endpoint address, unfolded: the
+// netfilter loader folds overlapping prefixes.
+#pragma once
+
+#include <nlohmann/json_fwd.hpp>
+
+#include <sys/types.h>
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cordon/result.h"
+#include "netfilter/netfilter.h"
+#include "profile/profile.h"
+
+namespace cordon::policy {
+
+// Why a tool is closed, as --check and the audit log spell it.
+enum class DenyReason {
+    denied,             // in deniedTools
+    not_allowed,        // on neither list
+    approval_required,  // in approvalRequired: closed until a human grants it
+};
+const char* to_string(DenyReason reason);
+
+struct DeniedTool {
+    std::string name;
+    DenyReason reason;
+};
+
+// One endpoint of a tool with the addresses it stands for: the literal
+// address or CIDR as written, or what a hostname resolved to.
+struct ResolvedEndpoint {
+    std::string tool;
+    profile::Endpoint endpoint;
+    std::vector<profile::Ip6> addresses;  // /128 each for a hostname
+};
+
+struct EffectivePolicy {
+    std::vector<std::string> allowed_tools;   // sorted
+    std::vector<DeniedTool> denied_tools;     // sorted by name
+    std::vector<ResolvedEndpoint> endpoints;  // of allowed tools only
+    std::vector<netfilter::Rule> rules;       // of allowed tools only, unfolded
+    std::vector<std::string> credentials;     // needed by allowed tools, sorted, distinct
+    profile::TimePoint deadline;              // min(expiresAt, now + maxDuration)
+};
+
+// Resolves a hostname to its addresses (IPv4 v4-mapped). Injectable so that
+// unit tests need no DNS.
+using Resolver = std::function<Result<std::vector<profile::Ip6>>(const std::string& hostname)>;
+
+// getaddrinfo(3), both families, addresses sorted and distinct.
+Result<std::vector<profile::Ip6>> system_resolve(const std::string& hostname);
+Resolver system_resolver();
+
+// Throws profile::ProfileError (path "tools.NAME.endpoints[I]") when a
+// hostname of an allowed tool does not resolve.
+EffectivePolicy compute_policy(const profile::Profile& profile, profile::TimePoint now,
+                               const Resolver& resolve = system_resolve);
+
+// What `agent-run --check` prints: identity, tools allowed and denied with
+// the reason, endpoints with their addresses, credentials that would be
+// delivered (name, variable and source, never a value), deadline.
+nlohmann::json to_json(const EffectivePolicy& policy, const profile::Profile& profile);
+
+// The policy's fields of the session.start audit event: pid, deadline,
+// toolsAllowed (names) and toolsDenied ({name, reason}).
+nlohmann::json start_fields(const EffectivePolicy& policy, pid_t pid);
+
+// The tool, allowed or denied, one of whose literal or CIDR endpoints covers
+// this destination; for the net.deny audit event. Hostname endpoints are not
+// resolved here: use the overload with the policy for allowed tools' names.
+std::optional<std::string> tool_for(const profile::Profile& profile, const profile::Ip6& addr,
+                                    uint16_t port, profile::Protocol protocol);
+
+// As above, and also matching the addresses the policy resolved.
+std::optional<std::string> tool_for(const EffectivePolicy& policy, const profile::Profile& profile,
+                                    const profile::Ip6& addr, uint16_t port,
+                                    profile::Protocol protocol);
+
+}  // namespace cordon::policy

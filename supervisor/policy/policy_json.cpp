@@ -1,0 +1,120 @@
+// SPDX-License-Identifier: Apache-2.0
+// The effective policy as `agent-run --check` prints it and as the
+// session.start audit event carries it. Credential values never appear:
+// only their names, where they come from and where they go.
+#include <nlohmann/json.hpp>
+
+#include "policy/policy.h"
+
+namespace cordon::policy {
+namespace {
+
+using nlohmann::json;
+using profile::Ip6;
+
+constexpr uint8_t kV4MappedPrefix = 96;
+
+bool is_v4_mapped(const Ip6& addr) {
+    static const Ip6 kMapped{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    return std::equal(addr.begin(), addr.begin() + 12, kMapped.begin());
+}
+
+// "10.0.0.0/8", "fd00::/8"; a single address without a suffix.
+std::string format_prefix(const Ip6& addr, uint8_t prefix_len) {
+    std::string text = profile::format_ip(addr);
+    if (prefix_len == 128) return text;
+    bool v4 = is_v4_mapped(addr) && prefix_len >= kV4MappedPrefix;
+    return text + "/" + std::to_string(v4 ? prefix_len - kV4MappedPrefix : prefix_len);
+}
+
+std::string format_ports(const profile::PortRange& ports) {
+    std::string first = std::to_string(ports.first);
+    return ports.first == ports.last ? first : first + "-" + std::to_string(ports.last);
+}
+
+json endpoint_json(const ResolvedEndpoint& resolved) {
+    const profile::Endpoint& ep = resolved.endpoint;
+    json addresses = json::array();
+    for (const Ip6& addr : resolved.addresses) {
+        addresses.push_back(format_prefix(addr, ep.hostname.empty() ? ep.prefix_len : 128));
+    }
+    json out{{"endpoint", ep.spec},
+             {"protocol", ep.protocol == profile::Protocol::udp ? "udp" : "tcp"},
+             {"ports", format_ports(ep.ports)},
+             {"addresses", addresses}};
+    if (!ep.hostname.empty()) out["hostname"] = ep.hostname;
+    return out;
+}
+
+json allowed_tool_json(const EffectivePolicy& policy, const profile::Tool& tool) {
+    json endpoints = json::array();
+    for (const ResolvedEndpoint& resolved : policy.endpoints) {
+        if (resolved.tool == tool.name) endpoints.push_back(endpoint_json(resolved));
+    }
+    return {{"name", tool.name},
+            {"risk", tool.risk},
+            {"endpoints", endpoints},
+            {"credentials", tool.credentials}};
+}
+
+json denied_json(const DeniedTool& tool) {
+    return {{"name", tool.name}, {"reason", to_string(tool.reason)}};
+}
+
+json tools_json(const EffectivePolicy& policy, const profile::Profile& profile) {
+    json allowed = json::array();
+    for (const std::string& name : policy.allowed_tools) {
+        allowed.push_back(allowed_tool_json(policy, profile.tools.at(name)));
+    }
+    json denied = json::array();
+    for (const DeniedTool& tool : policy.denied_tools) {
+        json entry = denied_json(tool);
+        entry["risk"] = profile.tools.at(tool.name).risk;
+        denied.push_back(entry);
+    }
+    return {{"allowed", allowed}, {"denied", denied}};
+}
+
+json credentials_json(const EffectivePolicy& policy, const profile::Profile& profile) {
+    json out = json::array();
+    for (const std::string& name : policy.credentials) {
+        const profile::Credential& cred = profile.credentials.at(name);
+        bool from_file = cred.source.kind == profile::CredentialSource::Kind::file;
+        out.push_back({{"name", name},
+                       {"source", {{from_file ? "file" : "env", cred.source.ref}}},
+                       {"deliver", {{"env", cred.deliver_env}}}});
+    }
+    return out;
+}
+
+}  // namespace
+
+nlohmann::json to_json(const EffectivePolicy& policy, const profile::Profile& profile) {
+    const profile::Identity& id = profile.identity;
+    return {
+        {"agent",
+         {{"agentId", id.agent_id},
+          {"agentType", id.agent_type},
+          {"version", id.version},
+          {"expiresAt", profile::format_rfc3339(id.expires_at)}}},
+        {"deadline", profile::format_rfc3339(policy.deadline)},
+        {"tools", tools_json(policy, profile)},
+        {"credentials", credentials_json(policy, profile)},
+        {"syscalls",
+         {{"baseline", profile.syscalls.baseline},
+          {"allow", profile.syscalls.allow},
+          {"deny", profile.syscalls.deny}}},
+        {"ruleCount", policy.rules.size()},
+    };
+}
+
+nlohmann::json start_fields(const EffectivePolicy& policy, pid_t pid) {
+    json denied = json::array();
+    for (const DeniedTool& tool : policy.denied_tools) denied.push_back(denied_json(tool));
+    return {{"pid", pid},
+            {"deadline", profile::format_rfc3339(policy.deadline)},
+            {"toolsAllowed", policy.allowed_tools},
+            {"toolsDenied", denied}};
+}
+
+}  // namespace cordon::policy

@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: Apache-2.0
+// Validation of the NHI profile. Each JSON object of the format is one table
+// of fields below; the checks that span objects (names that must be defined,
+// expiry) run after the tables have read everything.
+#include "profile/profile.h"
+
+#include <array>
+#include <regex>
+#include <set>
+
+#include "profile/fields.h"
+
+namespace cordon::profile {
+
+using detail::Field;
+using detail::index_path;
+using detail::join_path;
+using detail::json;
+using detail::read_object;
+using detail::wrong_type;
+
+namespace {
+
+constexpr const char* kApiVersion = "cordon/v1";
+
+// Names that end up in paths, audit events and environment variables.
+struct NameRule {
+    std::regex pattern;
+    const char* expected;
+};
+
+const NameRule& identity_name_rule() {
+    static const NameRule rule{std::regex("[A-Za-z0-9][A-Za-z0-9._+-]{0,63}"),
+                               "1-64 letters, digits, '.', '_', '+' or '-', starting with a "
+                               "letter or digit"};
+    return rule;
+}
+
+const NameRule& key_name_rule() {
+    static const NameRule rule{std::regex("[A-Za-z_][A-Za-z0-9_-]{0,63}"),
+                               "1-64 letters, digits, '_' or '-', starting with a letter or '_'"};
+    return rule;
+}
+
+const NameRule& env_name_rule() {
+    static const NameRule rule{std::regex("[A-Za-z_][A-Za-z0-9_]*"),
+                               "an environment variable name: letters, digits and '_', not "
+                               "starting with a digit"};
+    return rule;
+}
+
+const NameRule& syscall_name_rule() {
+    static const NameRule rule{std::regex("@?[a-z0-9_-]+"),
+                               "a syscall name such as \"ptrace\" or a group such as \"@mount\""};
+    return rule;
+}
+
+const std::string& read_string(const json& value, const std::string& path,
+                               const std::string& expected) {
+    if (!value.is_string()) wrong_type(value, path, expected);
+    return value.get_ref<const std::string&>();
+}
+
+std::string read_name(const json& value, const std::string& path, const NameRule& rule) {
+    const std::string& text = read_string(value, path, std::string("a string of ") + rule.expected);
+    if (!std::regex_match(text, rule.pattern)) {
+        throw ProfileError(path, "\"" + text + "\" is not valid (expected " + rule.expected + ")");
+    }
+    return text;
+}
+
+// An array of distinct strings, each checked by `rule`.
+std::vector<std::string> read_name_list(const json& value, const std::string& path,
+                                        const NameRule& rule) {
+    if (!value.is_array()) wrong_type(value, path, "an array of strings");
+    std::vector<std::string> names;
+    for (size_t i = 0; i < value.size(); ++i) {
+        std::string name = read_name(value[i], index_path(path, i), rule);
+        auto seen = std::find(names.begin(), names.end(), name);
+        if (seen != names.end()) {
+            throw ProfileError(index_path(path, i), "\"" + name + "\" is listed twice (first at " +
+                                                        index_path(path, seen - names.begin()) +
+                                                        "; list it once)");
+        }
+        names.push_back(name);
+    }
+    return names;
+}
+
+// Identity -------------------------------------------------------------------
+
+void read_expires_at(const json& value, const std::string& path, Identity& out) {
+    const std::string& text = read_string(value, path, "an RFC 3339 time string");
+    try {
+        out.expires_at = parse_rfc3339(text);
+    } catch (const std::invalid_argument& e) {
+        throw ProfileError(path, e.what());
+    }
+}
+
+constexpr std::array<Field<Identity>, 4> kIdentityFields{{
+    {"agentId", true, "an agent id such as \"support-agent\"",
+     [](const json& v, const std::string& p, Identity& out) {
+         out.agent_id = read_name(v, p, identity_name_rule());
+     }},
+    {"agentType", true, "an agent type such as \"support\"",
+     [](const json& v, const std::string& p, Identity& out) {
+         out.agent_type = read_name(v, p, identity_name_rule());
+     }},
+    {"version", true, "a version such as \"1.4.2\"",
+     [](const json& v, const std::string& p, Identity& out) {
+         out.version = read_name(v, p, identity_name_rule());
+     }},
+    {"expiresAt", true, "an RFC 3339 time such as 2027-01-31T00:00:00Z", read_expires_at},
+}};
+
+// Session --------------------------------------------------------------------
+
+void read_max_duration(const json& value, const std::string& path, Profile& out) {
+    const std::string& text = read_string(value, path, "a duration string such as \"30m\"");
+    std::chrono::seconds duration;
+    try {
+        duration = parse_duration(text);
+    } catch (const std::invalid_argument& e) {
+        throw ProfileError(path, e.what());
+    }
+    if (duration.count() <= 0) {
+        throw ProfileError(path, "\"" + text + "\" is zero (expected a positive duration)");
+    }
+    out.max_duration = duration;
+}
+
+constexpr std::array<Field<Profile>, 1> kSessionFields{{
+    {"maxDuration", false, "a duration such as \"30m\"", read_max_duration},
+}};
+
+// Tools ----------------------------------------------------------------------
+
+void read_endpoints(const json& value, const std::string& path, Tool& out) {
+    if (!value.is_array()) wrong_type(value, path, "an array of endpoint strings");
+    for (size_t i = 0; i < value.size(); ++i) {
+        std::string at = index_path(path, i);
+        const std::string& spec =
+            read_string(value[i], at, "an endpoint string such as \"10.0.0.1:443\"");
+        try {
+            out.endpoints.push_back(parse_endpoint(spec));
+        } catch (const std::invalid_argument& e) {
+            throw ProfileError(at, e.what());
+        }
+    }
+}
+
+void read_risk(const json& value, const std::string& path, Tool& out) {
+    static const std::set<std::string> kRisks{"low", "medium", "high"};
+    const std::string& risk = read_string(value, path, "one of \"low\", \"medium\", \"high\"");
+    if (!kRisks.contains(risk)) {
+        throw ProfileError(path, "\"" + risk + "\" is not a risk (expected low, medium or high)");
+    }
+    out.risk = risk;
+}
+
+constexpr std::array<Field<Tool>, 4> kToolFields{{
+    {"endpoints", false, "an array of endpoints", read_endpoints},
+    {"credentials", false, "an array of credential names",
+     [](const json& v, const std::string& p, Tool& out) {
+         out.credentials = read_name_list(v, p, key_name_rule());
+     }},
+    {"risk", false, "one of low, medium, high", read_risk},
+    {"description", false, "a string",
+     [](const json& v, const std::string& p, Tool& out) {
+         out.description = read_string(v, p, "a string");
+     }},
+}};
+
+// Credentials ----------------------------------------------------------------
+
+struct SourceDraft {
+    std::optional<std::string> file;
+    std::optional<std::string> env;
+};
+
+constexpr std::array<Field<SourceDraft>, 2> kSourceFields{{
+    {"file", false, "a file path",
+     [](const json& v, const std::string& p, SourceDraft& out) {
+         out.file = read_string(v, p, "a file path string");
+         if (out.file->empty()) throw ProfileError(p, "is empty (expected a file path)");
+     }},
+    {"env", false, "a variable name",
+     [](const json& v, const std::string& p, SourceDraft& out) {
+         out.env = read_name(v, p, env_name_rule());
+     }},
+}};
+
+void read_source(const json& value, const std::string& path, Credential& out) {
+    SourceDraft draft;
+    read_object<SourceDraft>(value, path, kSourceFields, draft);
+    if (draft.file.has_value() == draft.env.has_value()) {
+        throw ProfileError(path,
+                           "expected exactly one of file, env ({\"file\": PATH} or "
+                           "{\"env\": VARIABLE})");
+    }
+    out.source.kind = draft.file ? CredentialSource::Kind::file : CredentialSource::Kind::env;
+    out.source.ref = draft.file ? *draft.file : *draft.env;
+}
+
+constexpr std::array<Field<Credential>, 1> kDeliverFields{{
+    {"env", true, "the agent's environment variable name",
+     [](const json& v, const std::string& p, Credential& out) {
+         out.deliver_env = read_name(v, p, env_name_rule());
+     }},
+}};
+
+constexpr std::array<Field<Credential>, 2> kCredentialFields{{
+    {"source", true, "a source object such as {\"file\": PATH}", read_source},
+    {"deliver", true, "a delivery object such as {\"env\": VARIABLE}",
+     [](const json& v, const std::string& p, Credential& out) {
+         read_object<Credential>(v, p, kDeliverFields, out);
+     }},
+}};
+
+// An object of named entries ("tools", "credentials"), each read by `fields`.
+template <typename T, size_t N>
+void read_named_map(const json& value, const std::string& path,
+                    const std::array<Field<T>, N>& fields, std::map<std::string, T>& out) {
+    if (!value.is_object()) wrong_type(value, path, "an object of named entries");
+    for (const auto& item : value.items()) {
+        std::string at = join_path(path, item.key());
+        if (!std::regex_match(item.key(), key_name_rule().pattern)) {
+            throw ProfileError(
+                at, "is not a valid name (expected " + std::string(key_name_rule().expected) + ")");
+        }
+        T entry;
+        entry.name = item.key();
+        read_object<T>(item.value(), at, fields, entry);
+        out.emplace(item.key(), std::move(entry));
+    }
+}
+
+// Syscalls -------------------------------------------------------------------
+
+constexpr std::array<Field<SyscallPolicy>, 3> kSyscallFields{{
+    {"baseline", false, "a baseline name such as \"agent-default\"",
+     [](const json& v, const std::string& p, SyscallPolicy& out) {
+         out.baseline = read_name(v, p, key_name_rule());
+     }},
+    {"allow", false, "an array of syscall names",
+     [](const json& v, const std::string& p, SyscallPolicy& out) {
+         out.allow = read_name_list(v, p, syscall_name_rule());
+     }},
+    {"deny", false, "an array of syscall names",
+     [](const json& v, const std::string& p, SyscallPolicy& out) {
+         out.deny = read_name_list(v, p, syscall_name_rule());
+     }},
+}};
+
+// The document ---------------------------------------------------------------
+
+void read_api_version(const json& value, const std::string& path, Profile& out) {
+    const std::string& version = read_string(value, path, "the string \"cordon/v1\"");
+    if (version != kApiVersion) {
+        throw ProfileError(path, "\"" + version + "\" is not supported (expected \"" +
+                                     std::string(kApiVersion) + "\")");
+    }
+    out.api_version = version;
+}
+
+constexpr std::array<Field<Profile>, 9> kProfileFields{{
+    {"apiVersion", true, "\"cordon/v1\"", read_api_version},
+    {"identity", true, "an identity object with agentId, agentType, version, expiresAt",
+     [](const json& v, const std::string& p, Profile& out) {
+         read_object<Identity>(v, p, kIdentityFields, out.identity);
+     }},
+    {"session", false, "a session object",
+     [](const json& v, const std::string& p, Profile& out) {
+         read_object<Profile>(v, p, kSessionFields, out);
+     }},
+    {"allowedTools", false, "an array of tool names",
+     [](const json& v, const std::string& p, Profile& out) {
+         out.allowed_tools = read_name_list(v, p, key_name_rule());
+     }},
+    {"deniedTools", false, "an array of tool names",
+     [](const json& v, const std::string& p, Profile& out) {
+         out.denied_tools = read_name_list(v, p, key_name_rule());
+     }},
+    {"approvalRequired", false, "an array of tool names",
+     [](const json& v, const std::string& p, Profile& out) {
+         out.approval_required = read_name_list(v, p, key_name_rule());
+     }},
+    {"tools", false, "an object of tool definitions",
+     [](const json& v, const std::string& p, Profile& out) {
+         read_named_map(v, p, kToolFields, out.tools);
+     }},
+    {"credentials", false, "an object of credential definitions",
+     [](const json& v, const std::string& p, Profile& out) {
+         read_named_map(v, p, kCredentialFields, out.credentials);
+     }},
+    {"syscalls", false, "a syscalls object",
+     [](const json& v, const std::string& p, Profile& out) {
+         read_object<SyscallPolicy>(v, p, kSyscallFields, out.syscalls);
+     }},
+}};
+
+// Cross-object checks ----------------------------------------------------------
+
+void check_tools_defined(const Profile& p, const std::vector<std::string>& names,
+                         const std::string& list) {
+    for (size_t i = 0; i < names.size(); ++i) {
+        if (!p.tools.contains(names[i])) {
+            throw ProfileError(index_path(list, i), "tool \"" + names[i] +
+                                                        "\" is not defined (define it under "
+                                                        "tools or remove it from " +
+                                                        list + ")");
+        }
+    }
+}
+
+void check_credentials_defined(const Profile& p) {
+    for (const auto& [name, tool] : p.tools) {
+        for (size_t i = 0; i < tool.credentials.size(); ++i) {
+            if (p.credentials.contains(tool.credentials[i])) continue;
+            throw ProfileError(index_path("tools." + name + ".credentials", i),
+                               "credential \"" + tool.credentials[i] +
+                                   "\" is not defined (define it under credentials or remove it)");
+        }
+    }
+}
+
+// Two credentials delivered in one variable would silently hide one another.
+void check_deliver_env_unique(const Profile& p) {
+    std::map<std::string, std::string> owner;  // variable -> credential
+    for (const auto& [name, cred] : p.credentials) {
+        auto [it, inserted] = owner.emplace(cred.deliver_env, name);
+        if (!inserted) {
+            throw ProfileError("credentials." + name + ".deliver.env",
+                               "\"" + cred.deliver_env +
+                                   "\" is already delivered by credential \"" + it->second +
+                                   "\" (use another variable)");
+        }
+    }
+}
+
+void check_not_expired(const Identity& identity, TimePoint now) {
+    if (identity.expires_at <= now) {
+        throw ProfileError("identity.expiresAt",
+                           "expired at " + format_rfc3339(identity.expires_at) +
+                               " (issue the agent a profile with a later expiresAt)");
+    }
+}
+
+}  // namespace
+
+ProfileError::ProfileError(std::string path, const std::string& reason)
+    : std::runtime_error(path.empty() ? reason : path + ": " + reason),
+      path_(std::move(path)),
+      reason_(reason) {}
+
+ProfileError::ProfileError(const std::string& file, std::string path, const std::string& reason)
+    : std::runtime_error(file + ": " + (path.empty() ? reason : path + ": " + reason)),
+      path_(std::move(path)),
+      reason_(reason) {}
+
+Profile parse_profile(const nlohmann::json& doc, TimePoint now) {
+    Profile profile;
+    read_object<Profile>(doc, "", kProfileFields, profile);
+
+    check_tools_defined(profile, profile.allowed_tools, "allowedTools");
+    check_tools_defined(profile, profile.denied_tools, "deniedTools");
+    check_tools_defined(profile, profile.approval_required, "approvalRequired");
+    check_credentials_defined(profile);
+    check_deliver_env_unique(profile);
+    check_not_expired(profile.identity, now);
+    return profile;
+}
+
+}  // namespace cordon::profile

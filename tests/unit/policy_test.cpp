@@ -1,0 +1,336 @@
+// SPDX-License-Identifier: Apache-2.0
+// The policy layer: which tools open, the rules their endpoints become, the
+// credentials they need, the deadline, the --check JSON and attribution of
+// denied destinations. Hostnames go through a fake resolver: no DNS here.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <map>
+
+#include "policy/policy.h"
+
+namespace cordon::policy {
+namespace {
+
+using nlohmann::json;
+using profile::Ip6;
+using profile::parse_endpoint;
+using profile::parse_profile;
+using profile::parse_rfc3339;
+using profile::Profile;
+using profile::ProfileError;
+using profile::Protocol;
+using profile::TimePoint;
+
+const TimePoint kNow = parse_rfc3339("2026-06-01T00:00:00Z");
+
+Ip6 v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+    return {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d};
+}
+
+Ip6 ip(const std::string& literal) {
+    return parse_endpoint(literal.find(':') != std::string::npos ? "[" + literal + "]:1"
+                                                                 : literal + ":1")
+        .address;
+}
+
+json support_doc() {
+    return json::parse(R"({
+      "apiVersion": "cordon/v1",
+      "identity": {"agentId": "support-agent", "agentType": "support", "version": "1.4.2",
+                   "expiresAt": "2027-01-31T00:00:00Z"},
+      "session": {"maxDuration": "30m"},
+      "allowedTools": ["lookup_order", "bulk_message", "issue_refund"],
+      "deniedTools": ["bulk_message", "delete_account"],
+      "approvalRequired": ["issue_refund"],
+      "tools": {
+        "lookup_order": {"endpoints": ["127.0.0.1:18080"], "credentials": ["orders_token"]},
+        "bulk_message": {"endpoints": ["127.0.0.2:18081"], "credentials": ["sms_key"],
+                         "risk": "high"},
+        "delete_account": {"endpoints": ["127.0.0.3:18082"], "risk": "high"},
+        "issue_refund": {"endpoints": ["127.0.0.4:18083"], "risk": "high"},
+        "export_data": {"endpoints": ["10.0.0.0/8:443"], "risk": "medium"}
+      },
+      "credentials": {
+        "orders_token": {"source": {"file": "/run/orders"}, "deliver": {"env": "ORDERS_TOKEN"}},
+        "sms_key": {"source": {"env": "SMS_KEY"}, "deliver": {"env": "SMS_KEY"}}
+      }
+    })");
+}
+
+json research_doc() {
+    return json::parse(R"({
+      "apiVersion": "cordon/v1",
+      "identity": {"agentId": "research", "agentType": "research", "version": "2",
+                   "expiresAt": "2026-06-01T00:10:00Z"},
+      "session": {"maxDuration": "1h"},
+      "allowedTools": ["search", "fetch"],
+      "deniedTools": ["upload"],
+      "tools": {
+        "search": {"endpoints": ["search.example:443", "[::1]:18091"],
+                   "credentials": ["api_key"]},
+        "fetch": {"endpoints": ["udp://[fd00::/8]:5000-5010", "tcp://10.20.0.0/16:8443"],
+                  "credentials": ["api_key"]},
+        "upload": {"endpoints": ["upload.example:443"]}
+      },
+      "credentials": {
+        "api_key": {"source": {"env": "API_KEY"}, "deliver": {"env": "API_KEY"}}
+      }
+    })");
+}
+
+// Answers from a table and counts the questions.
+struct FakeResolver {
+    std::map<std::string, std::vector<Ip6>> answers;
+    std::vector<std::string> asked;
+
+    Resolver resolver() {
+        return [this](const std::string& name) -> Result<std::vector<Ip6>> {
+            asked.push_back(name);
+            auto it = answers.find(name);
+            if (it == answers.end()) return plain_error("cannot resolve \"" + name + "\": unknown");
+            return it->second;
+        };
+    }
+};
+
+Resolver no_dns() {
+    return [](const std::string& name) -> Result<std::vector<Ip6>> {
+        ADD_FAILURE() << "resolver called for " << name;
+        return plain_error("no DNS in this test");
+    };
+}
+
+TEST(Policy, DenyWinsApprovalStartsClosedAndUnlistedIsDenied) {
+    Profile p = parse_profile(support_doc(), kNow);
+    EffectivePolicy policy = compute_policy(p, kNow, no_dns());
+    EXPECT_EQ(policy.allowed_tools, std::vector<std::string>{"lookup_order"});
+    std::map<std::string, std::string> denied;
+    for (const DeniedTool& t : policy.denied_tools) denied[t.name] = to_string(t.reason);
+    EXPECT_EQ(denied, (std::map<std::string, std::string>{
+                          {"bulk_message", "denied"},
+                          {"delete_account", "denied"},
+                          {"export_data", "not-allowed"},
+                          {"issue_refund", "approval-required"},
+                      }));
+}
+
+TEST(Policy, RulesOnlyForAllowedTools) {
+    EffectivePolicy policy = compute_policy(parse_profile(support_doc(), kNow), kNow, no_dns());
+    ASSERT_EQ(policy.rules.size(), 1u);
+    const netfilter::Rule& rule = policy.rules[0];
+    EXPECT_EQ(rule.address, v4(127, 0, 0, 1));
+    EXPECT_EQ(rule.prefix_len, 128);
+    EXPECT_EQ(rule.ports.first, 18080);
+    EXPECT_EQ(rule.ports.last, 18080);
+    EXPECT_EQ(rule.protocols, 1);  // CORDON_PROTO_TCP
+    ASSERT_EQ(policy.endpoints.size(), 1u);
+    EXPECT_EQ(policy.endpoints[0].tool, "lookup_order");
+}
+
+TEST(Policy, CredentialsOnlyForAllowedToolsDistinctAndSorted) {
+    EffectivePolicy policy = compute_policy(parse_profile(support_doc(), kNow), kNow, no_dns());
+    EXPECT_EQ(policy.credentials, std::vector<std::string>{"orders_token"});
+
+    FakeResolver dns{{{"search.example", {v4(192, 0, 2, 1)}}}, {}};
+    EffectivePolicy research =
+        compute_policy(parse_profile(research_doc(), kNow), kNow, dns.resolver());
+    EXPECT_EQ(research.credentials, std::vector<std::string>{"api_key"});
+}
+
+TEST(Policy, HostnamesBecomeOneRulePerAddressAndDeniedNamesAreNotResolved) {
+    Ip6 six = ip("2001:db8::7");
+    FakeResolver dns{{{"search.example", {v4(192, 0, 2, 1), six}}}, {}};
+    EffectivePolicy policy =
+        compute_policy(parse_profile(research_doc(), kNow), kNow, dns.resolver());
+    EXPECT_EQ(dns.asked, std::vector<std::string>{"search.example"});  // not upload.example
+
+    // fetch's two endpoints, then search's: tools in name order.
+    ASSERT_EQ(policy.rules.size(), 5u);
+    EXPECT_EQ(policy.rules[0].address, ip("fd00::"));
+    EXPECT_EQ(policy.rules[0].prefix_len, 8);
+    EXPECT_EQ(policy.rules[0].ports.first, 5000);
+    EXPECT_EQ(policy.rules[0].ports.last, 5010);
+    EXPECT_EQ(policy.rules[0].protocols, 2);  // CORDON_PROTO_UDP
+    EXPECT_EQ(policy.rules[1].address, v4(10, 20, 0, 0));
+    EXPECT_EQ(policy.rules[1].prefix_len, 96 + 16);
+    EXPECT_EQ(policy.rules[2].address, v4(192, 0, 2, 1));
+    EXPECT_EQ(policy.rules[2].prefix_len, 128);
+    EXPECT_EQ(policy.rules[2].ports.first, 443);
+    EXPECT_EQ(policy.rules[3].address, six);
+    EXPECT_EQ(policy.rules[3].prefix_len, 128);
+    EXPECT_EQ(policy.rules[4].address, ip("::1"));
+
+    ASSERT_EQ(policy.endpoints.size(), 4u);
+    EXPECT_EQ(policy.endpoints[2].endpoint.hostname, "search.example");
+    EXPECT_EQ(policy.endpoints[2].addresses, (std::vector<Ip6>{v4(192, 0, 2, 1), six}));
+}
+
+TEST(Policy, UnresolvableNameNamesToolAndEndpoint) {
+    FakeResolver dns;
+    try {
+        compute_policy(parse_profile(research_doc(), kNow), kNow, dns.resolver());
+        FAIL() << "no error";
+    } catch (const ProfileError& e) {
+        EXPECT_EQ(e.path(), "tools.search.endpoints[0]");
+        EXPECT_STREQ(e.what(),
+                     "tools.search.endpoints[0]: tool search, endpoint \"search.example:443\": "
+                     "cannot resolve \"search.example\": unknown");
+    }
+}
+
+TEST(Policy, NameWithNoAddressIsAnError) {
+    FakeResolver dns{{{"search.example", {}}}, {}};
+    try {
+        compute_policy(parse_profile(research_doc(), kNow), kNow, dns.resolver());
+        FAIL() << "no error";
+    } catch (const ProfileError& e) {
+        EXPECT_STREQ(e.what(),
+                     "tools.search.endpoints[0]: tool search, endpoint \"search.example:443\": "
+                     "\"search.example\" resolved to no address");
+    }
+}
+
+TEST(Policy, DeadlineIsTheEarlierOfExpiryAndMaxDuration) {
+    Profile support = parse_profile(support_doc(), kNow);  // 30m, expires 2027
+    EXPECT_EQ(compute_policy(support, kNow, no_dns()).deadline, kNow + std::chrono::minutes(30));
+
+    FakeResolver dns{{{"search.example", {v4(192, 0, 2, 1)}}}, {}};
+    Profile research = parse_profile(research_doc(), kNow);  // 1h, expires in 10m
+    EXPECT_EQ(compute_policy(research, kNow, dns.resolver()).deadline,
+              parse_rfc3339("2026-06-01T00:10:00Z"));
+
+    support.max_duration.reset();
+    EXPECT_EQ(compute_policy(support, kNow, no_dns()).deadline,
+              parse_rfc3339("2027-01-31T00:00:00Z"));
+}
+
+TEST(Policy, CheckJsonIsTheWholeDecision) {
+    json doc = support_doc();
+    doc["tools"]["lookup_order"]["endpoints"].push_back("orders.example:8443");
+    Profile p = parse_profile(doc, kNow);
+    FakeResolver dns{{{"orders.example", {v4(192, 0, 2, 9), ip("2001:db8::9")}}}, {}};
+    json out = to_json(compute_policy(p, kNow, dns.resolver()), p);
+    json expected = json::parse(R"({
+      "agent": {"agentId": "support-agent", "agentType": "support", "version": "1.4.2",
+                "expiresAt": "2027-01-31T00:00:00Z"},
+      "deadline": "2026-06-01T00:30:00Z",
+      "tools": {
+        "allowed": [{"name": "lookup_order", "risk": "low", "credentials": ["orders_token"],
+                     "endpoints": [
+                       {"endpoint": "127.0.0.1:18080", "protocol": "tcp", "ports": "18080",
+                        "addresses": ["127.0.0.1"]},
+                       {"endpoint": "orders.example:8443", "protocol": "tcp", "ports": "8443",
+                        "hostname": "orders.example",
+                        "addresses": ["192.0.2.9", "2001:db8::9"]}]}],
+        "denied": [{"name": "bulk_message", "reason": "denied", "risk": "high"},
+                   {"name": "delete_account", "reason": "denied", "risk": "high"},
+                   {"name": "export_data", "reason": "not-allowed", "risk": "medium"},
+                   {"name": "issue_refund", "reason": "approval-required", "risk": "high"}]
+      },
+      "credentials": [{"name": "orders_token", "source": {"file": "/run/orders"},
+                       "deliver": {"env": "ORDERS_TOKEN"}}],
+      "syscalls": {"baseline": "agent-default", "allow": [], "deny": []},
+      "ruleCount": 3
+    })");
+    EXPECT_EQ(out, expected) << out.dump(2);
+}
+
+TEST(Policy, CheckJsonWritesPrefixesAndRanges) {
+    FakeResolver dns{{{"search.example", {v4(192, 0, 2, 1)}}}, {}};
+    Profile p = parse_profile(research_doc(), kNow);
+    json fetch = to_json(compute_policy(p, kNow, dns.resolver()), p)["tools"]["allowed"][0];
+    ASSERT_EQ(fetch["name"], "fetch");
+    EXPECT_EQ(fetch["endpoints"][0]["protocol"], "udp");
+    EXPECT_EQ(fetch["endpoints"][0]["ports"], "5000-5010");
+    EXPECT_EQ(fetch["endpoints"][0]["addresses"], json::array({"fd00::/8"}));
+    EXPECT_EQ(fetch["endpoints"][1]["addresses"], json::array({"10.20.0.0/16"}));
+}
+
+TEST(Policy, StartEventFields) {
+    EffectivePolicy policy = compute_policy(parse_profile(support_doc(), kNow), kNow, no_dns());
+    json expected = json::parse(R"({
+      "pid": 42, "deadline": "2026-06-01T00:30:00Z", "toolsAllowed": ["lookup_order"],
+      "toolsDenied": [{"name": "bulk_message", "reason": "denied"},
+                      {"name": "delete_account", "reason": "denied"},
+                      {"name": "export_data", "reason": "not-allowed"},
+                      {"name": "issue_refund", "reason": "approval-required"}]
+    })");
+    EXPECT_EQ(start_fields(policy, 42), expected);
+}
+
+TEST(ToolFor, FindsAllowedAndDeniedToolsByAddressPortAndProtocol) {
+    Profile p = parse_profile(support_doc(), kNow);
+    EXPECT_EQ(tool_for(p, v4(127, 0, 0, 2), 18081, Protocol::tcp), "bulk_message");
+    EXPECT_EQ(tool_for(p, v4(127, 0, 0, 1), 18080, Protocol::tcp), "lookup_order");
+    EXPECT_EQ(tool_for(p, v4(10, 9, 8, 7), 443, Protocol::tcp), "export_data");
+    EXPECT_EQ(tool_for(p, v4(127, 0, 0, 2), 18080, Protocol::tcp), std::nullopt);  // port
+    EXPECT_EQ(tool_for(p, v4(127, 0, 0, 2), 18081, Protocol::udp), std::nullopt);  // protocol
+    EXPECT_EQ(tool_for(p, v4(11, 0, 0, 1), 443, Protocol::tcp), std::nullopt);     // address
+    EXPECT_EQ(tool_for(p, ip("::1"), 18080, Protocol::tcp), std::nullopt);
+}
+
+TEST(ToolFor, LongestPrefixWins) {
+    json doc = support_doc();
+    doc["tools"]["lookup_order"]["endpoints"] = {"10.1.2.3:443"};
+    Profile p = parse_profile(doc, kNow);
+    EXPECT_EQ(tool_for(p, v4(10, 1, 2, 3), 443, Protocol::tcp), "lookup_order");
+    EXPECT_EQ(tool_for(p, v4(10, 1, 2, 4), 443, Protocol::tcp), "export_data");
+}
+
+TEST(ToolFor, PortRangesAndIpv6Prefixes) {
+    FakeResolver dns{{{"search.example", {v4(192, 0, 2, 1)}}}, {}};
+    Profile p = parse_profile(research_doc(), kNow);
+    EXPECT_EQ(tool_for(p, ip("fd12::1"), 5005, Protocol::udp), "fetch");
+    EXPECT_EQ(tool_for(p, ip("fd12::1"), 5011, Protocol::udp), std::nullopt);
+    EXPECT_EQ(tool_for(p, ip("fe00::1"), 5005, Protocol::udp), std::nullopt);
+}
+
+TEST(ToolFor, HostnamesMatchOnlyThroughThePolicy) {
+    FakeResolver dns{{{"search.example", {v4(192, 0, 2, 1)}}}, {}};
+    Profile p = parse_profile(research_doc(), kNow);
+    EffectivePolicy policy = compute_policy(p, kNow, dns.resolver());
+    EXPECT_EQ(tool_for(p, v4(192, 0, 2, 1), 443, Protocol::tcp), std::nullopt);
+    EXPECT_EQ(tool_for(policy, p, v4(192, 0, 2, 1), 443, Protocol::tcp), "search");
+    EXPECT_EQ(tool_for(policy, p, v4(192, 0, 2, 1), 444, Protocol::tcp), std::nullopt);
+    EXPECT_EQ(tool_for(policy, p, v4(10, 20, 1, 1), 8443, Protocol::tcp), "fetch");
+}
+
+// The examples are documentation: they must pass the real parser too, not
+// only the schema (tests/unit/schema_check.py).
+TEST(Examples, SupportAgentIsTheDemo) {
+    std::string dir = std::string(CORDON_SOURCE_DIR) + "/profiles/examples/";
+    Profile p = profile::load_profile(dir + "support-agent.json", kNow);
+    EffectivePolicy policy = compute_policy(p, kNow, no_dns());
+    EXPECT_EQ(policy.allowed_tools, std::vector<std::string>{"lookup_order"});
+    EXPECT_EQ(policy.credentials, std::vector<std::string>{"orders_token"});
+    EXPECT_EQ(p.credentials.at("orders_token").source.ref,
+              std::string(CORDON_SOURCE_DIR) + "/examples/orders-token.txt");
+    EXPECT_EQ(tool_for(p, v4(127, 0, 0, 2), 18081, Protocol::tcp), "bulk_message");
+}
+
+TEST(Examples, ResearchAgentParsesAndResolves) {
+    std::string dir = std::string(CORDON_SOURCE_DIR) + "/profiles/examples/";
+    Profile p = profile::load_profile(dir + "research-agent.json", kNow);
+    FakeResolver dns{{{"localhost", {v4(127, 0, 0, 1), ip("::1")}}}, {}};
+    EffectivePolicy policy = compute_policy(p, kNow, dns.resolver());
+    EXPECT_EQ(dns.asked, std::vector<std::string>{"localhost"});
+    EXPECT_EQ(policy.allowed_tools,
+              (std::vector<std::string>{"fetch_dataset", "metrics", "search"}));
+    EXPECT_EQ(policy.rules.size(), 6u);
+}
+
+TEST(SystemResolve, NumericHostsNeedNoDns) {
+    Result<std::vector<Ip6>> four = system_resolve("127.0.0.1");
+    ASSERT_TRUE(four.ok()) << four.error().message();
+    EXPECT_EQ(four.value(), std::vector<Ip6>{v4(127, 0, 0, 1)});
+    Result<std::vector<Ip6>> six = system_resolve("::1");
+    ASSERT_TRUE(six.ok()) << six.error().message();
+    EXPECT_EQ(six.value(), std::vector<Ip6>{ip("::1")});
+    Result<std::vector<Ip6>> through = system_resolver()("127.0.0.2");
+    ASSERT_TRUE(through.ok()) << through.error().message();
+    EXPECT_EQ(through.value(), std::vector<Ip6>{v4(127, 0, 0, 2)});
+}
+
+}  // namespace
+}  // namespace cordon::policy

@@ -1,0 +1,591 @@
+// SPDX-License-Identifier: Apache-2.0
+// The profile layer: every validation rule, valid and invalid, with the
+// exact error text (path and reason) a user would read.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+#include "profile/profile.h"
+
+namespace cordon::profile {
+namespace {
+
+using nlohmann::json;
+
+const TimePoint kNow = parse_rfc3339("2026-06-01T00:00:00Z");
+
+json base_profile() {
+    return json::parse(R"({
+      "apiVersion": "cordon/v1",
+      "identity": {"agentId": "support-agent", "agentType": "support", "version": "1.4.2",
+                   "expiresAt": "2027-01-31T00:00:00Z"},
+      "session": {"maxDuration": "30m"},
+      "allowedTools": ["lookup_order"],
+      "deniedTools": ["bulk_message"],
+      "approvalRequired": ["issue_refund"],
+      "tools": {
+        "lookup_order": {"endpoints": ["127.0.0.1:18080"], "credentials": ["orders_token"],
+                         "risk": "low", "description": "Reads one order"},
+        "bulk_message": {"endpoints": ["127.0.0.2:18081"], "risk": "high"},
+        "issue_refund": {"endpoints": ["127.0.0.4:18083"], "risk": "high"}
+      },
+      "credentials": {
+        "orders_token": {"source": {"file": "token.txt"}, "deliver": {"env": "ORDERS_TOKEN"}}
+      },
+      "syscalls": {"baseline": "agent-default", "allow": ["@mount"], "deny": ["ptrace"]}
+    })");
+}
+
+json with(json doc, const std::string& pointer, json value) {
+    doc[json::json_pointer(pointer)] = std::move(value);
+    return doc;
+}
+
+json without(json doc, const std::string& parent, const std::string& key) {
+    doc[json::json_pointer(parent)].erase(key);
+    return doc;
+}
+
+// Parses doc and expects exactly "PATH: REASON".
+void expect_error(const json& doc, const std::string& path, const std::string& reason) {
+    try {
+        parse_profile(doc, kNow);
+        ADD_FAILURE() << "no error, expected " << path << ": " << reason;
+    } catch (const ProfileError& e) {
+        EXPECT_EQ(e.path(), path);
+        EXPECT_EQ(e.reason(), reason);
+        EXPECT_EQ(std::string(e.what()), path.empty() ? reason : path + ": " + reason);
+    }
+}
+
+// ---- RFC 3339 --------------------------------------------------------------
+
+TEST(Rfc3339, ParsesUtcAndOffsets) {
+    EXPECT_EQ(format_rfc3339(parse_rfc3339("2027-01-31T00:00:00Z")), "2027-01-31T00:00:00Z");
+    EXPECT_EQ(format_rfc3339(parse_rfc3339("2027-01-31t00:00:00z")), "2027-01-31T00:00:00Z");
+    EXPECT_EQ(format_rfc3339(parse_rfc3339("2027-01-31T02:00:00+02:00")), "2027-01-31T00:00:00Z");
+    EXPECT_EQ(format_rfc3339(parse_rfc3339("2027-01-30T19:30:00-04:30")), "2027-01-31T00:00:00Z");
+}
+
+TEST(Rfc3339, FractionalSecondsAreTruncated) {
+    EXPECT_EQ(format_rfc3339(parse_rfc3339("2027-01-31T00:00:07.999Z")), "2027-01-31T00:00:07Z");
+    EXPECT_EQ(format_rfc3339(parse_rfc3339("2027-01-31T00:00:07.123456789+00:00")),
+              "2027-01-31T00:00:07Z");
+}
+
+TEST(Rfc3339, RefusesWhatIsNotRfc3339) {
+    for (const char* text :
+         {"", "2027-01-31", "2027-1-31T00:00:00Z", "2027-01-31 00:00:00Z", "2027-01-31T00:00:00",
+          "2027-01-31T00:00:00+0200", "2027-01-31T00:00:00Zjunk", "2027-02-30T00:00:00Z",
+          "2027-13-01T00:00:00Z", "2027-01-31T25:00:00Z", "tomorrow"}) {
+        EXPECT_THROW(parse_rfc3339(text), std::invalid_argument) << text;
+    }
+}
+
+TEST(Rfc3339, MessageSaysWhatIsExpected) {
+    try {
+        parse_rfc3339("2027-02-30T00:00:00Z");
+        FAIL();
+    } catch (const std::invalid_argument& e) {
+        EXPECT_STREQ(e.what(),
+                     "\"2027-02-30T00:00:00Z\" is not a valid RFC 3339 date-time (expected RFC "
+                     "3339 such as 2027-01-31T00:00:00Z)");
+    }
+}
+
+// ---- durations ---------------------------------------------------------------
+
+TEST(Duration, ParsesUnitsLargestFirst) {
+    EXPECT_EQ(parse_duration("90s").count(), 90);
+    EXPECT_EQ(parse_duration("30m").count(), 1800);
+    EXPECT_EQ(parse_duration("2h").count(), 7200);
+    EXPECT_EQ(parse_duration("1h30m").count(), 5400);
+    EXPECT_EQ(parse_duration("1d").count(), 86400);
+    EXPECT_EQ(parse_duration("1d2h3m4s").count(), 86400 + 7200 + 180 + 4);
+    EXPECT_EQ(parse_duration("0s").count(), 0);
+}
+
+TEST(Duration, RefusesMalformed) {
+    for (const char* text : {"", "30", "m", "30x", "30m1h", "1h1h", "1.5h", "-1m", " 30m", "30m ",
+                             "99999999999999d"}) {
+        EXPECT_THROW(parse_duration(text), std::invalid_argument) << text;
+    }
+}
+
+TEST(Duration, MessageNamesTheProblem) {
+    try {
+        parse_duration("30m1h");
+        FAIL();
+    } catch (const std::invalid_argument& e) {
+        EXPECT_STREQ(e.what(),
+                     "\"30m1h\" is not a duration: unit 'h' is unknown or out of order (expected "
+                     "a number and unit, largest first: 90s, 30m, 1h30m, 1d)");
+    }
+}
+
+// ---- endpoints ---------------------------------------------------------------
+
+Ip6 v4(uint8_t a, uint8_t b, uint8_t c, uint8_t d) {
+    return {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, a, b, c, d};
+}
+
+TEST(Endpoint, Ipv4IsStoredV4Mapped) {
+    Endpoint ep = parse_endpoint("127.0.0.1:18080");
+    EXPECT_EQ(ep.spec, "127.0.0.1:18080");
+    EXPECT_EQ(ep.protocol, Protocol::tcp);
+    EXPECT_TRUE(ep.hostname.empty());
+    EXPECT_EQ(ep.address, v4(127, 0, 0, 1));
+    EXPECT_EQ(ep.prefix_len, 128);
+    EXPECT_EQ(ep.ports.first, 18080);
+    EXPECT_EQ(ep.ports.last, 18080);
+}
+
+TEST(Endpoint, Ipv4CidrWithUdpAndPortRange) {
+    Endpoint ep = parse_endpoint("udp://10.0.0.0/8:5000-5010");
+    EXPECT_EQ(ep.protocol, Protocol::udp);
+    EXPECT_EQ(ep.address, v4(10, 0, 0, 0));
+    EXPECT_EQ(ep.prefix_len, 96 + 8);
+    EXPECT_EQ(ep.ports.first, 5000);
+    EXPECT_EQ(ep.ports.last, 5010);
+    EXPECT_EQ(parse_endpoint("0.0.0.0/0:443").prefix_len, 96);
+}
+
+TEST(Endpoint, Ipv6AndIpv6Cidr) {
+    Endpoint ep = parse_endpoint("tcp://[::1]:443");
+    Ip6 loopback{};
+    loopback[15] = 1;
+    EXPECT_EQ(ep.address, loopback);
+    EXPECT_EQ(ep.prefix_len, 128);
+
+    Endpoint net = parse_endpoint("[fd00::/8]:1-65535");
+    EXPECT_EQ(net.address[0], 0xfd);
+    EXPECT_EQ(net.prefix_len, 8);
+    EXPECT_EQ(net.ports.first, 1);
+    EXPECT_EQ(net.ports.last, 65535);
+}
+
+TEST(Endpoint, V4MappedIpv6EqualsIpv4) {
+    EXPECT_EQ(parse_endpoint("[::ffff:10.0.0.1]:80").address,
+              parse_endpoint("10.0.0.1:80").address);
+}
+
+TEST(Endpoint, DnsNames) {
+    EXPECT_EQ(parse_endpoint("localhost:18090").hostname, "localhost");
+    Endpoint ep = parse_endpoint("udp://orders-1.example.internal:53");
+    EXPECT_EQ(ep.hostname, "orders-1.example.internal");
+    EXPECT_EQ(ep.protocol, Protocol::udp);
+}
+
+void expect_bad_endpoint(const std::string& spec, const std::string& why) {
+    try {
+        parse_endpoint(spec);
+        ADD_FAILURE() << "accepted " << spec;
+    } catch (const std::invalid_argument& e) {
+        EXPECT_EQ(std::string(e.what()), "\"" + spec + "\" is not an endpoint: " + why);
+    }
+}
+
+TEST(Endpoint, RefusesSchemesPortsAndBrackets) {
+    expect_bad_endpoint("http://x.example:80",
+                        "unknown scheme \"http\" (expected tcp:// or udp://)");
+    expect_bad_endpoint("127.0.0.1", "a port is missing (expected HOST:PORT)");
+    expect_bad_endpoint("::1:80",
+                        "an IPv6 address must be in brackets (expected [2001:db8::1]:443)");
+    expect_bad_endpoint("[::1]", "a port is missing after ']' (expected [ADDRESS]:PORT)");
+    expect_bad_endpoint("[::1:80", "'[' without ']'");
+    expect_bad_endpoint(":80", "the host is empty");
+    expect_bad_endpoint("127.0.0.1:0", "port \"0\" is not a number from 1 to 65535");
+    expect_bad_endpoint("127.0.0.1:65536", "port \"65536\" is not a number from 1 to 65535");
+    expect_bad_endpoint("127.0.0.1:http", "port \"http\" is not a number from 1 to 65535");
+    expect_bad_endpoint("127.0.0.1:80-", "port \"\" is not a number from 1 to 65535");
+    expect_bad_endpoint("127.0.0.1:80-70",
+                        "port range 80-70 ends before it starts (expected LOW-HIGH)");
+}
+
+TEST(Endpoint, RefusesBadHosts) {
+    expect_bad_endpoint("999.1.1.1:80", "\"999.1.1.1\" is neither an IPv4 address nor a DNS name");
+    expect_bad_endpoint("10.0.0:80", "\"10.0.0\" is neither an IPv4 address nor a DNS name");
+    expect_bad_endpoint("-bad.example:80",
+                        "\"-bad.example\" is neither an IPv4 address nor a DNS name");
+    expect_bad_endpoint("bad_name.example:80",
+                        "\"bad_name.example\" is neither an IPv4 address nor a DNS name");
+    expect_bad_endpoint("a..b:80", "\"a..b\" is neither an IPv4 address nor a DNS name");
+    expect_bad_endpoint(
+        std::string(64, 'a') + ".example:80",
+        "\"" + std::string(64, 'a') + ".example\" is neither an IPv4 address nor a DNS name");
+    expect_bad_endpoint("[10.0.0.1]:80", "\"10.0.0.1\" is not an IPv6 address");
+    expect_bad_endpoint("host/8:80", "\"host\" before the prefix is not an address");
+}
+
+TEST(Endpoint, RefusesBadPrefixesAndHostBits) {
+    expect_bad_endpoint("10.0.0.0/33:80", "prefix /33 is not a number from 0 to 32");
+    expect_bad_endpoint("[::/129]:80", "prefix /129 is not a number from 0 to 128");
+    expect_bad_endpoint("10.0.0.0/:80", "prefix / is not a number from 0 to 32");
+    expect_bad_endpoint("10.1.2.3/8:80",
+                        "host bits are set after the prefix (did you mean 10.0.0.0/8?)");
+    expect_bad_endpoint("[fd00::1/8]:80",
+                        "host bits are set after the prefix (did you mean [fd00::/8]?)");
+}
+
+TEST(FormatIp, V4MappedPrintsAsIpv4) {
+    EXPECT_EQ(format_ip(v4(127, 0, 0, 2)), "127.0.0.2");
+    EXPECT_EQ(format_ip(parse_endpoint("[::1]:1").address), "::1");
+    EXPECT_EQ(format_ip(parse_endpoint("[2001:DB8:0:0::1]:1").address), "2001:db8::1");
+}
+
+// ---- the document: valid ---------------------------------------------------
+
+TEST(Profile, ParsesEveryField) {
+    Profile p = parse_profile(base_profile(), kNow);
+    EXPECT_EQ(p.api_version, "cordon/v1");
+    EXPECT_EQ(p.identity.agent_id, "support-agent");
+    EXPECT_EQ(p.identity.agent_type, "support");
+    EXPECT_EQ(p.identity.version, "1.4.2");
+    EXPECT_EQ(format_rfc3339(p.identity.expires_at), "2027-01-31T00:00:00Z");
+    ASSERT_TRUE(p.max_duration.has_value());
+    EXPECT_EQ(p.max_duration->count(), 1800);
+    EXPECT_EQ(p.allowed_tools, std::vector<std::string>{"lookup_order"});
+    EXPECT_EQ(p.denied_tools, std::vector<std::string>{"bulk_message"});
+    EXPECT_EQ(p.approval_required, std::vector<std::string>{"issue_refund"});
+    ASSERT_EQ(p.tools.size(), 3u);
+    const Tool& lookup = p.tools.at("lookup_order");
+    EXPECT_EQ(lookup.name, "lookup_order");
+    ASSERT_EQ(lookup.endpoints.size(), 1u);
+    EXPECT_EQ(lookup.endpoints[0].address, v4(127, 0, 0, 1));
+    EXPECT_EQ(lookup.credentials, std::vector<std::string>{"orders_token"});
+    EXPECT_EQ(lookup.risk, "low");
+    EXPECT_EQ(lookup.description, "Reads one order");
+    EXPECT_EQ(p.tools.at("bulk_message").risk, "high");
+    const Credential& cred = p.credentials.at("orders_token");
+    EXPECT_EQ(cred.name, "orders_token");
+    EXPECT_EQ(cred.source.kind, CredentialSource::Kind::file);
+    EXPECT_EQ(cred.source.ref, "token.txt");  // parse_profile leaves paths as written
+    EXPECT_EQ(cred.deliver_env, "ORDERS_TOKEN");
+    EXPECT_EQ(p.syscalls.baseline, "agent-default");
+    EXPECT_EQ(p.syscalls.allow, std::vector<std::string>{"@mount"});
+    EXPECT_EQ(p.syscalls.deny, std::vector<std::string>{"ptrace"});
+}
+
+TEST(Profile, MinimalProfileTakesDefaults) {
+    json doc = json::parse(R"({"apiVersion": "cordon/v1",
+      "identity": {"agentId": "a", "agentType": "t", "version": "1",
+                   "expiresAt": "2027-01-31T00:00:00Z"}})");
+    Profile p = parse_profile(doc, kNow);
+    EXPECT_FALSE(p.max_duration.has_value());
+    EXPECT_TRUE(p.allowed_tools.empty());
+    EXPECT_TRUE(p.tools.empty());
+    EXPECT_TRUE(p.credentials.empty());
+    EXPECT_EQ(p.syscalls.baseline, "agent-default");
+}
+
+TEST(Profile, ToolDefaultsToLowRiskAndNoEndpoints) {
+    Profile p = parse_profile(with(base_profile(), "/tools/lookup_order", json::object()), kNow);
+    EXPECT_EQ(p.tools.at("lookup_order").risk, "low");
+    EXPECT_TRUE(p.tools.at("lookup_order").endpoints.empty());
+}
+
+TEST(Profile, ToolMayBeBothAllowedAndDenied) {
+    json doc = with(base_profile(), "/deniedTools", {"bulk_message", "lookup_order"});
+    EXPECT_NO_THROW(parse_profile(doc, kNow));
+}
+
+TEST(Profile, CredentialFromEnvironment) {
+    json doc = with(base_profile(), "/credentials/orders_token/source", {{"env", "ORDERS_SECRET"}});
+    Profile p = parse_profile(doc, kNow);
+    EXPECT_EQ(p.credentials.at("orders_token").source.kind, CredentialSource::Kind::env);
+    EXPECT_EQ(p.credentials.at("orders_token").source.ref, "ORDERS_SECRET");
+}
+
+// ---- the document: invalid ---------------------------------------------------
+
+TEST(ProfileErrors, RootMustBeAnObject) {
+    expect_error(json::array(), "",
+                 "expected an object with keys apiVersion, identity, session, allowedTools, "
+                 "deniedTools, approvalRequired, tools, credentials, syscalls, got array");
+}
+
+TEST(ProfileErrors, UnknownKeysAnywhere) {
+    const std::string top =
+        "unknown key (expected one of: apiVersion, identity, session, "
+        "allowedTools, deniedTools, approvalRequired, tools, credentials, "
+        "syscalls)";
+    expect_error(with(base_profile(), "/limits", {{"pids", 1}}), "limits", top);
+    expect_error(with(base_profile(), "/identity/name", "x"), "identity.name",
+                 "unknown key (expected one of: agentId, agentType, version, expiresAt)");
+    expect_error(with(base_profile(), "/session/idle", "1m"), "session.idle",
+                 "unknown key (expected one of: maxDuration)");
+    expect_error(with(base_profile(), "/tools/lookup_order/url", "x"), "tools.lookup_order.url",
+                 "unknown key (expected one of: endpoints, credentials, risk, description)");
+    expect_error(with(base_profile(), "/credentials/orders_token/value", "x"),
+                 "credentials.orders_token.value",
+                 "unknown key (expected one of: source, deliver)");
+    expect_error(with(base_profile(), "/credentials/orders_token/source/vault", "x"),
+                 "credentials.orders_token.source.vault",
+                 "unknown key (expected one of: file, env)");
+    expect_error(with(base_profile(), "/credentials/orders_token/deliver/file", "x"),
+                 "credentials.orders_token.deliver.file", "unknown key (expected one of: env)");
+    expect_error(with(base_profile(), "/syscalls/groups", json::array()), "syscalls.groups",
+                 "unknown key (expected one of: baseline, allow, deny)");
+}
+
+TEST(ProfileErrors, ApiVersion) {
+    expect_error(without(base_profile(), "", "apiVersion"), "apiVersion",
+                 "missing (\"cordon/v1\" is required)");
+    expect_error(with(base_profile(), "/apiVersion", "cordon/v2"), "apiVersion",
+                 "\"cordon/v2\" is not supported (expected \"cordon/v1\")");
+    expect_error(with(base_profile(), "/apiVersion", 1), "apiVersion",
+                 "expected the string \"cordon/v1\", got number");
+}
+
+TEST(ProfileErrors, IdentityFieldsAreMandatory) {
+    expect_error(without(base_profile(), "", "identity"), "identity",
+                 "missing (an identity object with agentId, agentType, version, expiresAt is "
+                 "required)");
+    expect_error(with(base_profile(), "/identity", "support-agent"), "identity",
+                 "expected an object with keys agentId, agentType, version, expiresAt, got string");
+    expect_error(without(base_profile(), "/identity", "agentId"), "identity.agentId",
+                 "missing (an agent id such as \"support-agent\" is required)");
+    expect_error(without(base_profile(), "/identity", "agentType"), "identity.agentType",
+                 "missing (an agent type such as \"support\" is required)");
+    expect_error(without(base_profile(), "/identity", "version"), "identity.version",
+                 "missing (a version such as \"1.4.2\" is required)");
+    expect_error(without(base_profile(), "/identity", "expiresAt"), "identity.expiresAt",
+                 "missing (an RFC 3339 time such as 2027-01-31T00:00:00Z is required)");
+}
+
+TEST(ProfileErrors, IdentityNames) {
+    const std::string expected =
+        "(expected 1-64 letters, digits, '.', '_', '+' or '-', starting "
+        "with a letter or digit)";
+    expect_error(with(base_profile(), "/identity/agentId", "support agent"), "identity.agentId",
+                 "\"support agent\" is not valid " + expected);
+    expect_error(with(base_profile(), "/identity/agentId", ""), "identity.agentId",
+                 "\"\" is not valid " + expected);
+    expect_error(with(base_profile(), "/identity/agentId", std::string(65, 'a')),
+                 "identity.agentId", "\"" + std::string(65, 'a') + "\" is not valid " + expected);
+    expect_error(with(base_profile(), "/identity/version", 1.4), "identity.version",
+                 "expected a string of 1-64 letters, digits, '.', '_', '+' or '-', starting with "
+                 "a letter or digit, got number");
+}
+
+TEST(ProfileErrors, ExpiresAt) {
+    expect_error(with(base_profile(), "/identity/expiresAt", "2027-01-31"), "identity.expiresAt",
+                 "\"2027-01-31\" is not an RFC 3339 date-time (expected RFC 3339 such as "
+                 "2027-01-31T00:00:00Z)");
+    expect_error(with(base_profile(), "/identity/expiresAt", 1800000000), "identity.expiresAt",
+                 "expected an RFC 3339 time string, got number");
+    expect_error(with(base_profile(), "/identity/expiresAt", "2026-01-01T00:00:00Z"),
+                 "identity.expiresAt",
+                 "expired at 2026-01-01T00:00:00Z (issue the agent a profile with a later "
+                 "expiresAt)");
+    // Not after now is expired; one second later is not.
+    expect_error(with(base_profile(), "/identity/expiresAt", "2026-06-01T00:00:00Z"),
+                 "identity.expiresAt",
+                 "expired at 2026-06-01T00:00:00Z (issue the agent a profile with a later "
+                 "expiresAt)");
+    EXPECT_NO_THROW(
+        parse_profile(with(base_profile(), "/identity/expiresAt", "2026-06-01T00:00:01Z"), kNow));
+}
+
+TEST(ProfileErrors, MaxDuration) {
+    expect_error(with(base_profile(), "/session/maxDuration", "30 minutes"), "session.maxDuration",
+                 "\"30 minutes\" is not a duration: unit ' ' is unknown or out of order (expected "
+                 "a number and unit, largest first: 90s, 30m, 1h30m, 1d)");
+    expect_error(with(base_profile(), "/session/maxDuration", "0s"), "session.maxDuration",
+                 "\"0s\" is zero (expected a positive duration)");
+    expect_error(with(base_profile(), "/session/maxDuration", 1800), "session.maxDuration",
+                 "expected a duration string such as \"30m\", got number");
+    expect_error(with(base_profile(), "/session", "30m"), "session",
+                 "expected an object with keys maxDuration, got string");
+}
+
+TEST(ProfileErrors, ToolLists) {
+    expect_error(with(base_profile(), "/allowedTools", "lookup_order"), "allowedTools",
+                 "expected an array of strings, got string");
+    expect_error(with(base_profile(), "/deniedTools", {"bulk_message", 3}), "deniedTools[1]",
+                 "expected a string of 1-64 letters, digits, '_' or '-', starting with a letter "
+                 "or '_', got number");
+    expect_error(with(base_profile(), "/allowedTools", {"lookup_order", "lookup_order"}),
+                 "allowedTools[1]",
+                 "\"lookup_order\" is listed twice (first at allowedTools[0]; list it once)");
+}
+
+TEST(ProfileErrors, NamedToolsMustBeDefined) {
+    expect_error(with(base_profile(), "/allowedTools", {"lookup_order", "send_email"}),
+                 "allowedTools[1]",
+                 "tool \"send_email\" is not defined (define it under tools or remove it from "
+                 "allowedTools)");
+    expect_error(with(base_profile(), "/deniedTools", {"drop_tables"}), "deniedTools[0]",
+                 "tool \"drop_tables\" is not defined (define it under tools or remove it from "
+                 "deniedTools)");
+    expect_error(with(base_profile(), "/approvalRequired", {"wire_money"}), "approvalRequired[0]",
+                 "tool \"wire_money\" is not defined (define it under tools or remove it from "
+                 "approvalRequired)");
+}
+
+TEST(ProfileErrors, ToolDefinitions) {
+    expect_error(with(base_profile(), "/tools", json::array()), "tools",
+                 "expected an object of named entries, got array");
+    expect_error(with(base_profile(), "/tools/bad name", json::object()), "tools.bad name",
+                 "is not a valid name (expected 1-64 letters, digits, '_' or '-', starting with "
+                 "a letter or '_')");
+    expect_error(with(base_profile(), "/tools/lookup_order", "127.0.0.1:18080"),
+                 "tools.lookup_order",
+                 "expected an object with keys endpoints, credentials, risk, description, got "
+                 "string");
+    expect_error(with(base_profile(), "/tools/lookup_order/endpoints", "127.0.0.1:18080"),
+                 "tools.lookup_order.endpoints",
+                 "expected an array of endpoint strings, got string");
+    expect_error(with(base_profile(), "/tools/lookup_order/endpoints/1", 18080),
+                 "tools.lookup_order.endpoints[1]",
+                 "expected an endpoint string such as \"10.0.0.1:443\", got number");
+    expect_error(with(base_profile(), "/tools/lookup_order/endpoints/1", "10.1.2.3/8:443"),
+                 "tools.lookup_order.endpoints[1]",
+                 "\"10.1.2.3/8:443\" is not an endpoint: host bits are set after the prefix (did "
+                 "you mean 10.0.0.0/8?)");
+    expect_error(with(base_profile(), "/tools/bulk_message/risk", "critical"),
+                 "tools.bulk_message.risk",
+                 "\"critical\" is not a risk (expected low, medium or high)");
+    expect_error(with(base_profile(), "/tools/bulk_message/description", 1),
+                 "tools.bulk_message.description", "expected a string, got number");
+}
+
+TEST(ProfileErrors, ToolCredentialsMustBeDefined) {
+    expect_error(with(base_profile(), "/tools/bulk_message/credentials", {"sms_key"}),
+                 "tools.bulk_message.credentials[0]",
+                 "credential \"sms_key\" is not defined (define it under credentials or remove "
+                 "it)");
+}
+
+TEST(ProfileErrors, CredentialSourceAndDelivery) {
+    const std::string cred = "/credentials/orders_token";
+    expect_error(without(base_profile(), cred, "source"), "credentials.orders_token.source",
+                 "missing (a source object such as {\"file\": PATH} is required)");
+    expect_error(without(base_profile(), cred, "deliver"), "credentials.orders_token.deliver",
+                 "missing (a delivery object such as {\"env\": VARIABLE} is required)");
+    const std::string one_of =
+        "expected exactly one of file, env ({\"file\": PATH} or {\"env\": VARIABLE})";
+    expect_error(with(base_profile(), cred + "/source", {{"file", "t"}, {"env", "T"}}),
+                 "credentials.orders_token.source", one_of);
+    expect_error(with(base_profile(), cred + "/source", json::object()),
+                 "credentials.orders_token.source", one_of);
+    expect_error(with(base_profile(), cred + "/source/file", ""),
+                 "credentials.orders_token.source.file", "is empty (expected a file path)");
+    const std::string env_expected =
+        "(expected an environment variable name: letters, digits "
+        "and '_', not starting with a digit)";
+    expect_error(with(base_profile(), cred + "/source", {{"env", "1TOKEN"}}),
+                 "credentials.orders_token.source.env", "\"1TOKEN\" is not valid " + env_expected);
+    expect_error(with(base_profile(), cred + "/deliver/env", "ORDERS-TOKEN"),
+                 "credentials.orders_token.deliver.env",
+                 "\"ORDERS-TOKEN\" is not valid " + env_expected);
+    expect_error(without(base_profile(), cred + "/deliver", "env"),
+                 "credentials.orders_token.deliver.env",
+                 "missing (the agent's environment variable name is required)");
+}
+
+TEST(ProfileErrors, TwoCredentialsInOneVariable) {
+    json doc = with(base_profile(), "/credentials/another",
+                    {{"source", {{"env", "X"}}}, {"deliver", {{"env", "ORDERS_TOKEN"}}}});
+    expect_error(doc, "credentials.orders_token.deliver.env",
+                 "\"ORDERS_TOKEN\" is already delivered by credential \"another\" (use another "
+                 "variable)");
+}
+
+TEST(ProfileErrors, Syscalls) {
+    expect_error(with(base_profile(), "/syscalls/baseline", "agent default"), "syscalls.baseline",
+                 "\"agent default\" is not valid (expected 1-64 letters, digits, '_' or '-', "
+                 "starting with a letter or '_')");
+    expect_error(with(base_profile(), "/syscalls/allow", {"Ptrace"}), "syscalls.allow[0]",
+                 "\"Ptrace\" is not valid (expected a syscall name such as \"ptrace\" or a group "
+                 "such as \"@mount\")");
+    // Like tools, a syscall may be in both lists: deny wins in the seccomp layer.
+    EXPECT_NO_THROW(parse_profile(with(base_profile(), "/syscalls/allow", {"ptrace"}), kNow));
+}
+
+// ---- load_profile -------------------------------------------------------------
+
+class LoadProfile : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        dir_ = std::filesystem::temp_directory_path() /
+               ("cordon-profile-test-" + std::to_string(::getpid()));
+        std::filesystem::create_directories(dir_ / "profiles");
+    }
+    void TearDown() override { std::filesystem::remove_all(dir_); }
+
+    std::string write(const std::string& text) {
+        std::string file = (dir_ / "profiles" / "p.json").string();
+        std::ofstream(file) << text;
+        return file;
+    }
+
+    std::string load_error(const std::string& file) {
+        try {
+            load_profile(file, kNow);
+        } catch (const ProfileError& e) {
+            return e.what();
+        }
+        return "no error";
+    }
+
+    std::filesystem::path dir_;
+};
+
+TEST_F(LoadProfile, RelativeCredentialFilesResolveAgainstTheProfileDirectory) {
+    json doc = with(base_profile(), "/credentials/abs",
+                    {{"source", {{"file", "/run/secret"}}}, {"deliver", {{"env", "ABS"}}}});
+    doc["credentials"]["from_env"] = {{"source", {{"env", "SECRET"}}}, {"deliver", {{"env", "E"}}}};
+    doc["credentials"]["orders_token"]["source"]["file"] = "../tokens/t.txt";
+    Profile p = load_profile(write(doc.dump()), kNow);
+    EXPECT_EQ(p.credentials.at("orders_token").source.ref, (dir_ / "tokens" / "t.txt").string());
+    EXPECT_EQ(p.credentials.at("abs").source.ref, "/run/secret");
+    EXPECT_EQ(p.credentials.at("from_env").source.ref, "SECRET");
+}
+
+TEST_F(LoadProfile, SyntaxErrorNamesFileLineAndColumn) {
+    std::string file = write("{\n  \"apiVersion\": \"cordon/v1\",\n  \"identity\": }\n");
+    std::string message = load_error(file);
+    EXPECT_EQ(message.rfind(file + ": parse error at line 3, column 15: syntax error", 0), 0u)
+        << message;
+}
+
+TEST_F(LoadProfile, ValidationErrorStartsWithFileName) {
+    std::string file = write(without(base_profile(), "/identity", "expiresAt").dump());
+    EXPECT_EQ(load_error(file), file +
+                                    ": identity.expiresAt: missing (an RFC 3339 time such as "
+                                    "2027-01-31T00:00:00Z is required)");
+}
+
+TEST_F(LoadProfile, DuplicateKeysAreRefusedWithTheirPath) {
+    std::string text = base_profile().dump();
+    std::string dup = R"({"allowedTools": ["bulk_message"], )" + text.substr(1);
+    std::string file = write(dup);
+    EXPECT_EQ(load_error(file),
+              file + ": allowedTools: duplicate key (each key may appear once in an object)");
+
+    file = write(R"({"tools": {"t": {"risk": "low", "risk": "high"}}})");
+    EXPECT_EQ(load_error(file),
+              file + ": tools.t.risk: duplicate key (each key may appear once in an object)");
+
+    file = write(R"({"x": [1, [2], {"a": 1, "a": 2}]})");
+    EXPECT_EQ(load_error(file),
+              file + ": x[2].a: duplicate key (each key may appear once in an object)");
+}
+
+TEST_F(LoadProfile, MissingFileAndDirectory) {
+    std::string missing = (dir_ / "nope.json").string();
+    EXPECT_EQ(load_error(missing),
+              missing +
+                  ": cannot open: No such file or directory (check the path and its "
+                  "permissions)");
+    std::string directory = dir_.string();
+    EXPECT_EQ(load_error(directory), directory + ": is a directory (expected a profile JSON file)");
+}
+
+}  // namespace
+}  // namespace cordon::profile
