@@ -94,6 +94,41 @@ struct Listener {
     }
 };
 
+// True while pid names a live process (a zombie, killed and waiting for
+// its reaper, is not alive).
+inline bool process_alive(pid_t pid) {
+    for (int i = 0; i < 50; ++i) {
+        std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+        std::string pid_field, comm, state;
+        if (!(stat >> pid_field >> comm >> state) || state == "Z" || state == "X") return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+}
+
+// Answers one HTTP request on a loopback listener, from a thread.
+struct OneShotHttpServer {
+    Listener listener = Listener::on("127.0.0.1");
+    std::thread thread;
+
+    OneShotHttpServer() {
+        thread = std::thread([fd = listener.fd.get()] {
+            int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+            if (c < 0) return;
+            char buf[4096];
+            (void)!::read(c, buf, sizeof buf);
+            const char reply[] =
+                "HTTP/1.1 200 OK\r\nContent-Length: 11\r\nConnection: close\r\n\r\norder: 1042";
+            (void)!::write(c, reply, sizeof reply - 1);
+            ::close(c);
+        });
+    }
+    ~OneShotHttpServer() {
+        ::shutdown(listener.fd.get(), SHUT_RDWR);
+        thread.join();
+    }
+};
+
 struct RunResult {
     int exit_code = -1;  // as a shell reports it: 128+N for signal N
     std::string out;
