@@ -15,6 +15,7 @@
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/mount.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -158,6 +159,8 @@ bool exists(const std::string& path) {
     return ::lstat(path.c_str(), &st) == 0;
 }
 
+constexpr const char* kDefaultBpffs = "/sys/fs/bpf";
+
 std::string parent_dir(const std::string& path) {
     auto slash = path.find_last_of('/');
     if (slash == std::string::npos) return ".";
@@ -171,6 +174,16 @@ Status check_fs(const std::string& dir, long magic, const std::string& what,
     if (::statfs(dir.c_str(), &fs) != 0) return errno_error("cannot stat " + dir, hint);
     if (fs.f_type != magic) return plain_error(dir + " is not on " + what, hint);
     return ok_status();
+}
+
+// Mounts the BPF filesystem at its usual place when the host has not (as
+// systemd does at boot): standalone agent-run must work on a bare host.
+void mount_default_bpffs(const std::string& dir) {
+    struct statfs fs;
+    if (dir != kDefaultBpffs || (::statfs(dir.c_str(), &fs) == 0 && fs.f_type == BPF_FS_MAGIC))
+        return;
+    if (::mount("bpf", dir.c_str(), "bpf", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=0700") == 0)
+        logger()->info("mounted the BPF filesystem at {}", dir);
 }
 
 Status make_dir(const std::string& dir) {
@@ -616,6 +629,7 @@ Result<std::unique_ptr<Netfilter>> Netfilter::open_or_attach(const std::string& 
                                                              const std::string& pin_dir) {
     route_libbpf_logs();
 
+    mount_default_bpffs(parent_dir(pin_dir));
     if (auto st = check_fs(parent_dir(pin_dir), BPF_FS_MAGIC, "a BPF filesystem",
                            "mount one: mount -t bpf bpf /sys/fs/bpf");
         !st)
