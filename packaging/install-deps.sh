@@ -37,8 +37,10 @@ if ! command -v bpftool >/dev/null 2>&1; then
   fi
 fi
 
-# The x86 BPF build includes <asm/types.h>; Debian keeps it under the multiarch dir.
-if [ ! -e /usr/include/asm ] && [ -d "/usr/include/$(uname -m)-linux-gnu/asm" ]; then
-  :
+# The unprivileged account agents run as when root launches them and the
+# profile names no session.user.
+if ! getent passwd cordon-agent >/dev/null; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
+    --comment "Cordon agents" cordon-agent
 fi
 echo "install-deps.sh: done"

@@ -21,6 +21,7 @@
 #include "audit/audit.h"
 #include "cgroup/cgroup.h"
 #include "creds/creds.h"
+#include "launch/identity.h"
 #include "launch/spawn.h"
 #include "netfilter/netfilter.h"
 #include "policy/policy.h"
@@ -55,8 +56,9 @@ std::string new_session_id() {
 // credentials, plus the delivered credentials and the session's identity.
 std::vector<std::string> agent_environment(const profile::Profile& profile,
                                            const std::vector<creds::Delivery>& deliveries,
+                                           const Identity& identity,
                                            const std::string& session_id) {
-    std::set<std::string> drop;
+    std::set<std::string> drop{"HOME", "USER", "LOGNAME"};
     for (const auto& var : creds::source_variables(profile)) drop.insert(var);
     for (const auto& d : deliveries) drop.insert(d.env);
     drop.insert("CORDON_SESSION_ID");
@@ -68,6 +70,10 @@ std::vector<std::string> agent_environment(const profile::Profile& profile,
         if (!drop.count(entry.substr(0, entry.find('=')))) env.push_back(entry);
     }
     for (const auto& d : deliveries) env.push_back(d.env + "=" + d.value.reveal());
+    // As login(1) and systemd's User= do: the account's own home and name.
+    env.push_back("HOME=" + identity.home);
+    env.push_back("USER=" + identity.name);
+    env.push_back("LOGNAME=" + identity.name);
     env.push_back("CORDON_SESSION_ID=" + session_id);
     env.push_back("CORDON_AGENT_ID=" + profile.identity.agent_id);
     return env;
@@ -225,7 +231,16 @@ int check_profile(const SessionOptions& options) {
         auto now = now_seconds();
         auto profile = profile::load_profile(options.profile_path, now);
         auto policy = policy::compute_policy(profile, now, policy::system_resolver());
-        std::cout << policy::to_json(policy, profile).dump(2) << "\n";
+        auto identity = resolve_identity(profile.user, ::getuid());
+        if (!identity) throw std::runtime_error(identity.error().message());
+        auto out = policy::to_json(policy, profile);
+        out["runAs"] = {{"user", identity->name}, {"uid", identity->uid}};
+        if (identity->root()) {
+            out["warnings"].push_back("the agent runs as root (session.user); it holds no capability, "
+                                      "but files owned by root are its to change");
+            log()->warn("the agent runs as root; prefer an unprivileged session.user");
+        }
+        std::cout << out.dump(2) << "\n";
         return 0;
     } catch (const std::exception& e) {
         log()->error("{}", e.what());
@@ -257,6 +272,9 @@ int run_session(const SessionOptions& options) {
     // 2. Everything the child needs, built before anything is created.
     auto filter = seccomp::build(profile.syscalls, default_seccomp_dir(options.seccomp_dir));
     if (!filter) return fail(filter.error());
+    auto identity = resolve_identity(profile.user, ::getuid());
+    if (!identity) return fail(identity.error());
+    if (identity->root()) log()->warn("the agent runs as root (session.user says so), without capabilities");
     auto deliveries = creds::load_static(profile, policy.credentials);
     if (!deliveries) return fail(deliveries.error());
     auto audit = audit::AuditLog::open(options.audit_log);
@@ -289,15 +307,18 @@ int run_session(const SessionOptions& options) {
     // 5. The agent, contained from its first instruction.
     auto signals = forwarded_signals();
     if (!signals) return fail(signals.error());
-    SpawnSpec spec{options.command, agent_environment(profile, *deliveries, s.id),
-                   s.cgroup->dir_fd(), &*filter};
+    SpawnSpec spec{options.command, agent_environment(profile, *deliveries, *identity, s.id),
+                   s.cgroup->dir_fd(), &*filter, &*identity};
     auto child = spawn(spec);
     if (!child) {
         log()->error("{}", child.error().message());
         return child.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;
     }
     deliveries->clear();  // the agent has them; the supervisor keeps no copy
-    (*audit)->emit("session.start", s.subject, policy::start_fields(policy, child->pid));
+    auto start = policy::start_fields(policy, child->pid);
+    start["user"] = identity->name;
+    start["uid"] = identity->uid;
+    (*audit)->emit("session.start", s.subject, start);
 
     // 6. Until the agent exits or the deadline passes.
     auto ending = supervise(s, *child, profile, policy.deadline, **audit, denials->get(), signals->get());

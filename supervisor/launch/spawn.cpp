@@ -7,6 +7,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -47,6 +48,15 @@ struct CArgs {
     // Only stdio crosses execve; every other inherited fd is closed there.
     if (::syscall(SYS_close_range, 3U, UINT_MAX, CLOSE_RANGE_CLOEXEC) != 0)
         child_fail(report_fd, errno);
+
+    // No core dump can carry the delivered credentials out of the session.
+    rlimit no_core{0, 0};
+    if (::setrlimit(RLIMIT_CORE, &no_core) != 0) child_fail(report_fd, errno);
+
+    if (spec.identity) {
+        int rc = become(*spec.identity);
+        if (rc != 0) child_fail(report_fd, -rc);
+    }
 
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(report_fd, errno);
 

@@ -12,6 +12,7 @@
 
 #include "cordon/fd.h"
 #include "cordon/result.h"
+#include "launch/identity.h"
 #include "seccomp/seccomp.h"
 
 namespace cordon::launch {
@@ -21,6 +22,7 @@ struct SpawnSpec {
     std::vector<std::string> env;   // "NAME=value"
     int cgroup_fd = -1;             // directory fd of the session cgroup
     const seccomp::Program* filter = nullptr;
+    const Identity* identity = nullptr;  // who the agent runs as
 };
 
 struct Child {

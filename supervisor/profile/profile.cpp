@@ -130,8 +130,18 @@ void read_max_duration(const json& value, const std::string& path, Profile& out)
     out.max_duration = duration;
 }
 
-constexpr std::array<Field<Profile>, 1> kSessionFields{{
+void read_user(const json& value, const std::string& path, Profile& out) {
+    const std::string& text = read_string(value, path, "a user name or numeric uid");
+    // POSIX portable user names, as useradd accepts them, or a number.
+    static const std::regex kUser("[a-z_][a-z0-9_-]{0,31}[$]?|[0-9]{1,10}");
+    if (!std::regex_match(text, kUser))
+        throw ProfileError(path, "\"" + text + "\" is not a user name or numeric uid");
+    out.user = text;
+}
+
+constexpr std::array<Field<Profile>, 2> kSessionFields{{
     {"maxDuration", false, "a duration such as \"30m\"", read_max_duration},
+    {"user", false, "a user name such as \"cordon-agent\"", read_user},
 }};
 
 // Tools ----------------------------------------------------------------------

@@ -80,6 +80,9 @@ struct Profile {
     std::string api_version;  // "cordon/v1"
     Identity identity;
     std::optional<std::chrono::seconds> max_duration;
+    // session.user: the account the agent runs as (name or numeric uid).
+    // Unset: the launching user if not root, else an unprivileged account.
+    std::optional<std::string> user;
     std::vector<std::string> allowed_tools;
     std::vector<std::string> denied_tools;
     std::vector<std::string> approval_required;

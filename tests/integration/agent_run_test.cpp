@@ -2,6 +2,8 @@
 // End to end: the real agent-run binary, real agents (python3, sh, curl,
 // unshare), the real kernel. Each test asserts what the agent saw, what
 // agent-run returned, what the audit log says, and that nothing is left.
+#include <pwd.h>
+
 #include "agent_run_fixture.h"
 
 namespace cordon::testing {
@@ -304,6 +306,51 @@ TEST_F(AgentRunTest, ProcessInSubtreeWithoutSessionIsDeniedEverything) {
     ::rmdir(stray.c_str());
     ASSERT_TRUE(WIFEXITED(status));
     EXPECT_EQ(WEXITSTATUS(status), EPERM);
+}
+
+TEST_F(AgentRunTest, AgentRunsUnprivilegedAndCannotLeaveItsCgroup) {
+    auto profile = write_profile({}, {});
+    auto mount = cgroup::find_cgroup2_mount();
+    ASSERT_TRUE(mount.ok());
+    std::string script = "id -u; grep -E '^Cap(Eff|Prm|Bnd|Amb)' /proc/self/status; "
+                         "echo $$ > " + *mount + "/cgroup.procs && echo escaped || echo stayed";
+    auto r = run({"--profile", profile, "--", "sh", "-c", script});
+
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    uid_t expected = ::getpwnam("cordon-agent") ? ::getpwnam("cordon-agent")->pw_uid
+                                               : ::getpwnam("nobody")->pw_uid;
+    EXPECT_EQ(r.out.substr(0, r.out.find('\n')), std::to_string(expected)) << r.out;
+    EXPECT_NE(r.out.find("CapBnd:\t0000000000000000"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("stayed"), std::string::npos) << r.out;
+    auto start = events_named(audit_events(), "session.start");
+    ASSERT_EQ(start.size(), 1u);
+    EXPECT_EQ(start[0]["uid"], expected);
+}
+
+TEST_F(AgentRunTest, RootAgentOnlyWhenProfileSaysSoAndWithoutCapabilities) {
+    auto profile = write_profile({}, {}, "5m", {{"session", {{"user", "root"}}}});
+    auto mount = cgroup::find_cgroup2_mount();
+    ASSERT_TRUE(mount.ok());
+    std::string script = "id -u; grep -E '^Cap(Eff|Prm|Bnd|Amb)' /proc/self/status";
+    auto r = run({"--profile", profile, "--", "sh", "-c", script});
+
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "0\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
+                     "CapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\n");
+    EXPECT_NE(r.err.find("runs as root"), std::string::npos) << r.err;
+
+    auto check = run({"--check", "--profile", profile});
+    EXPECT_EQ(check.exit_code, 0);
+    EXPECT_EQ(json::parse(check.out)["runAs"]["uid"], 0);
+    EXPECT_TRUE(json::parse(check.out).contains("warnings"));
+}
+
+TEST_F(AgentRunTest, UnknownUserExits125) {
+    auto profile = write_profile({}, {}, "5m", {{"session", {{"user", "no-such-user-xyz"}}}});
+    auto r = run({"--profile", profile, "--", "true"});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("no such user: no-such-user-xyz"), std::string::npos) << r.err;
+    EXPECT_EQ(leftover_cgroups(), 0u);
 }
 
 }  // namespace

@@ -317,7 +317,7 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
     expect_error(with(base_profile(), "/identity/name", "x"), "identity.name",
                  "unknown key (expected one of: agentId, agentType, version, expiresAt)");
     expect_error(with(base_profile(), "/session/idle", "1m"), "session.idle",
-                 "unknown key (expected one of: maxDuration)");
+                 "unknown key (expected one of: maxDuration, user)");
     expect_error(with(base_profile(), "/tools/lookup_order/url", "x"), "tools.lookup_order.url",
                  "unknown key (expected one of: endpoints, credentials, risk, description)");
     expect_error(with(base_profile(), "/credentials/orders_token/value", "x"),
@@ -400,7 +400,18 @@ TEST(ProfileErrors, MaxDuration) {
     expect_error(with(base_profile(), "/session/maxDuration", 1800), "session.maxDuration",
                  "expected a duration string such as \"30m\", got number");
     expect_error(with(base_profile(), "/session", "30m"), "session",
-                 "expected an object with keys maxDuration, got string");
+                 "expected an object with keys maxDuration, user, got string");
+}
+
+TEST(ProfileErrors, SessionUser) {
+    expect_error(with(base_profile(), "/session/user", "Alice Smith"), "session.user",
+                 "\"Alice Smith\" is not a user name or numeric uid");
+    expect_error(with(base_profile(), "/session/user", 1000), "session.user",
+                 "expected a user name or numeric uid, got number");
+    auto p = parse_profile(with(base_profile(), "/session/user", "cordon-agent"), kNow);
+    EXPECT_EQ(p.user, "cordon-agent");
+    EXPECT_EQ(parse_profile(with(base_profile(), "/session/user", "1000"), kNow).user, "1000");
+    EXPECT_FALSE(parse_profile(base_profile(), kNow).user.has_value());
 }
 
 TEST(ProfileErrors, ToolLists) {
