@@ -49,6 +49,8 @@ class [[nodiscard]] Result {
 // For operations that return nothing but may fail.
 struct Ok {};
 using Status = Result<Ok>;
-inline Status ok_status() { return Ok{}; }
+inline Status ok_status() {
+    return Ok{};
+}
 
 }  // namespace cordon

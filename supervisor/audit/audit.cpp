@@ -25,7 +25,8 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
     }
     UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
     if (!fd.valid())
-        return errno_error("cannot open audit log " + path, "check the directory exists and is writable");
+        return errno_error("cannot open audit log " + path,
+                           "check the directory exists and is writable");
     return std::unique_ptr<AuditLog>(new AuditLog(std::move(fd)));
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "cgroup/cgroup.h"
+#include "cordon/log.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,10 +21,7 @@ namespace cordon::cgroup {
 namespace {
 
 std::shared_ptr<spdlog::logger> log() {
-    static auto logger = [] {
-        auto l = spdlog::get("cgroup");
-        return l ? l : spdlog::default_logger()->clone("cgroup");
-    }();
+    static auto logger = layer_logger("cgroup");
     return logger;
 }
 
@@ -74,13 +72,15 @@ Result<uint64_t> cgroup_id(const std::string& dir) {
 
 Status ensure_dir(const std::string& dir) {
     if (::mkdir(dir.c_str(), 0755) == 0 || errno == EEXIST) return ok_status();
-    return errno_error("cannot create cgroup " + dir, "run as root, or check that cgroup2 is writable");
+    return errno_error("cannot create cgroup " + dir,
+                       "run as root, or check that cgroup2 is writable");
 }
 
 Result<SessionCgroup> SessionCgroup::create(const std::string& root, const std::string& name) {
     SessionCgroup cg;
     cg.path_ = root + "/" + name;
-    if (::mkdir(cg.path_.c_str(), 0755) != 0) return errno_error("cannot create cgroup " + cg.path_);
+    if (::mkdir(cg.path_.c_str(), 0755) != 0)
+        return errno_error("cannot create cgroup " + cg.path_);
     cg.dir_fd_.reset(::open(cg.path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!cg.dir_fd_.valid()) return errno_error("cannot open cgroup " + cg.path_);
     // The lock says "a supervisor owns this session"; the kernel drops it
@@ -93,7 +93,9 @@ Result<SessionCgroup> SessionCgroup::create(const std::string& root, const std::
     return cg;
 }
 
-Status SessionCgroup::kill_all() const { return write_file(path_ + "/cgroup.kill", "1"); }
+Status SessionCgroup::kill_all() const {
+    return write_file(path_ + "/cgroup.kill", "1");
+}
 
 namespace {
 
@@ -109,7 +111,9 @@ Result<bool> read_populated(const std::string& path) {
 
 }  // namespace
 
-Result<bool> SessionCgroup::populated() const { return read_populated(path_); }
+Result<bool> SessionCgroup::populated() const {
+    return read_populated(path_);
+}
 
 Result<UniqueFd> SessionCgroup::open_events() const {
     UniqueFd fd(::open((path_ + "/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC));

@@ -9,7 +9,9 @@
 
 namespace cordon::creds {
 
-Secret::Secret(Secret&& other) noexcept : value_(std::move(other.value_)) { other.wipe(); }
+Secret::Secret(Secret&& other) noexcept : value_(std::move(other.value_)) {
+    other.wipe();
+}
 
 Secret& Secret::operator=(Secret&& other) noexcept {
     if (this != &other) {
@@ -20,7 +22,9 @@ Secret& Secret::operator=(Secret&& other) noexcept {
     return *this;
 }
 
-Secret::~Secret() { wipe(); }
+Secret::~Secret() {
+    wipe();
+}
 
 void Secret::wipe() {
     // explicit_bzero is not optimised away, unlike a memset before free.
@@ -71,7 +75,8 @@ Result<std::vector<Delivery>> load_static(const profile::Profile& profile,
 std::vector<std::string> source_variables(const profile::Profile& profile) {
     std::vector<std::string> vars;
     for (const auto& [name, cred] : profile.credentials)
-        if (cred.source.kind == profile::CredentialSource::Kind::env) vars.push_back(cred.source.ref);
+        if (cred.source.kind == profile::CredentialSource::Kind::env)
+            vars.push_back(cred.source.ref);
     return vars;
 }
 

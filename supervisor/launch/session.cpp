@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "launch/session.h"
+#include "cordon/log.h"
 
 #include <signal.h>
 #include <sys/epoll.h>
@@ -36,7 +37,7 @@ namespace {
 using nlohmann::json;
 
 std::shared_ptr<spdlog::logger> log() {
-    static auto logger = spdlog::default_logger()->clone("session");
+    static auto logger = layer_logger("session");
     return logger;
 }
 
@@ -107,8 +108,9 @@ json end_fields(int wait_status, std::chrono::steady_clock::time_point started,
     if (WIFEXITED(wait_status))
         f["exitStatus"] = WEXITSTATUS(wait_status);
     else
-        f["signal"] = ::sigabbrev_np(wait_status & 0x7f) ? std::string("SIG") + ::sigabbrev_np(wait_status & 0x7f)
-                                                          : std::to_string(wait_status & 0x7f);
+        f["signal"] = ::sigabbrev_np(wait_status & 0x7f)
+                          ? std::string("SIG") + ::sigabbrev_np(wait_status & 0x7f)
+                          : std::to_string(wait_status & 0x7f);
     return f;
 }
 
@@ -160,10 +162,13 @@ Result<UniqueFd> deadline_timer(profile::TimePoint deadline) {
 }
 
 json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) {
-    json f{{"pid", d.pid},       {"comm", d.comm},
+    json f{{"pid", d.pid},
+           {"comm", d.comm},
            {"destination", profile::format_ip(d.address)},
-           {"port", d.port},     {"protocol", d.protocol},
-           {"hook", d.hook},     {"reason", d.reason}};
+           {"port", d.port},
+           {"protocol", d.protocol},
+           {"hook", d.hook},
+           {"reason", d.reason}};
     auto proto = d.protocol == "udp" ? profile::Protocol::udp : profile::Protocol::tcp;
     auto tool = policy::tool_for(profile, d.address, d.port, proto);
     f["tool"] = tool ? json(*tool) : json(nullptr);
@@ -236,8 +241,9 @@ int check_profile(const SessionOptions& options) {
         auto out = policy::to_json(policy, profile);
         out["runAs"] = {{"user", identity->name}, {"uid", identity->uid}};
         if (identity->root()) {
-            out["warnings"].push_back("the agent runs as root (session.user); it holds no capability, "
-                                      "but files owned by root are its to change");
+            out["warnings"].push_back(
+                "the agent runs as root (session.user); it holds no capability, "
+                "but files owned by root are its to change");
             log()->warn("the agent runs as root; prefer an unprivileged session.user");
         }
         std::cout << out.dump(2) << "\n";
@@ -274,7 +280,8 @@ int run_session(const SessionOptions& options) {
     if (!filter) return fail(filter.error());
     auto identity = resolve_identity(profile.user, ::getuid());
     if (!identity) return fail(identity.error());
-    if (identity->root()) log()->warn("the agent runs as root (session.user says so), without capabilities");
+    if (identity->root())
+        log()->warn("the agent runs as root (session.user says so), without capabilities");
     auto deliveries = creds::load_static(profile, policy.credentials);
     if (!deliveries) return fail(deliveries.error());
     auto audit = audit::AuditLog::open(options.audit_log);
@@ -294,7 +301,8 @@ int run_session(const SessionOptions& options) {
     // process can run in it.
     Session s;
     s.id = new_session_id();
-    s.subject = {profile.identity.agent_id, profile.identity.agent_type, profile.identity.version, s.id};
+    s.subject = {profile.identity.agent_id, profile.identity.agent_type, profile.identity.version,
+                 s.id};
     s.nf = std::move(*nf);
     auto cg = cgroup::SessionCgroup::create(root, s.id);
     if (!cg) return fail(cg.error());
@@ -321,7 +329,8 @@ int run_session(const SessionOptions& options) {
     (*audit)->emit("session.start", s.subject, start);
 
     // 6. Until the agent exits or the deadline passes.
-    auto ending = supervise(s, *child, profile, policy.deadline, **audit, denials->get(), signals->get());
+    auto ending =
+        supervise(s, *child, profile, policy.deadline, **audit, denials->get(), signals->get());
     if (!ending) {
         (void)s.cgroup->kill_all();
         return fail(ending.error());
@@ -329,8 +338,9 @@ int run_session(const SessionOptions& options) {
 
     // 7. The session ends with its agent: nothing it started outlives it.
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
-    (*audit)->emit("session.end", s.subject,
-                   end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit"));
+    (*audit)->emit(
+        "session.end", s.subject,
+        end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit"));
     return ending->deadline ? kExitDeadline : exit_status_of(ending->wait_status);
 }
 

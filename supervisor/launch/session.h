@@ -15,10 +15,10 @@ inline constexpr int kExitFailure = 125;   // agent-run itself failed; nothing s
 struct SessionOptions {
     std::string profile_path;
     std::vector<std::string> command;
-    std::string audit_log;                       // "" or "-": stderr
-    std::string cgroup_name = "cordon";          // below the cgroup2 mount
+    std::string audit_log;               // "" or "-": stderr
+    std::string cgroup_name = "cordon";  // below the cgroup2 mount
     std::string bpf_pin_dir = "/sys/fs/bpf/cordon";
-    std::string seccomp_dir;                     // profiles/seccomp data
+    std::string seccomp_dir;  // profiles/seccomp data
 };
 
 // Runs the session and returns agent-run's exit status: the agent's own

@@ -3,9 +3,9 @@
 //
 //   agent-run --profile PROFILE [options] -- COMMAND [ARG...]
 //   agent-run --check --profile PROFILE
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include "launch/session.h"
 
@@ -30,14 +30,16 @@ int main(int argc, char** argv) {
     app.add_option("-p,--profile", options.profile_path, "NHI profile (JSON)")
         ->required()
         ->envname("CORDON_PROFILE");
-    app.add_flag("--check", check, "validate the profile, print the effective policy as JSON, exit");
-    app.add_option("--audit-log", options.audit_log, "append audit events to FILE (default: stderr)")
+    app.add_flag("--check", check,
+                 "validate the profile, print the effective policy as JSON, exit");
+    app.add_option("--audit-log", options.audit_log,
+                   "append audit events to FILE (default: stderr)")
         ->envname("CORDON_AUDIT_LOG");
-    app.add_option("--cgroup", options.cgroup_name,
-                   "Cordon's root cgroup, below the cgroup2 mount")
+    app.add_option("--cgroup", options.cgroup_name, "Cordon's root cgroup, below the cgroup2 mount")
         ->capture_default_str()
         ->envname("CORDON_CGROUP");
-    app.add_option("--bpf-pin-dir", options.bpf_pin_dir, "where the BPF programs and maps are pinned")
+    app.add_option("--bpf-pin-dir", options.bpf_pin_dir,
+                   "where the BPF programs and maps are pinned")
         ->capture_default_str()
         ->envname("CORDON_BPF_PIN_DIR");
     app.add_option("--seccomp-dir", options.seccomp_dir, "seccomp groups and baselines")
@@ -58,7 +60,8 @@ int main(int argc, char** argv) {
 
     if (check) return cordon::launch::check_profile(options);
     options.command = app.remaining();
-    if (!options.command.empty() && options.command.front() == "--") options.command.erase(options.command.begin());
+    if (!options.command.empty() && options.command.front() == "--")
+        options.command.erase(options.command.begin());
     if (options.command.empty()) {
         spdlog::error("no command given (usage: agent-run --profile PROFILE -- COMMAND [ARG...])");
         return kExitFailure;

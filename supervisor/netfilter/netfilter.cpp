@@ -5,6 +5,7 @@
 // so that enforcement outlives the process that loaded it, and a later
 // process opens the maps without loading anything.
 #include "netfilter/netfilter.h"
+#include "cordon/log.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -14,8 +15,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
-#include <sys/stat.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -69,10 +70,7 @@ std::string privilege_hint(int err) {
 // ---------------------------------------------------------------- logging
 
 std::shared_ptr<spdlog::logger> logger() {
-    static std::shared_ptr<spdlog::logger> log = [] {
-        if (auto existing = spdlog::get("netfilter")) return existing;
-        return spdlog::stderr_color_mt("netfilter");
-    }();
+    static auto log = layer_logger("netfilter");
     return log;
 }
 

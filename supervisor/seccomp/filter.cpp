@@ -15,16 +15,14 @@
 #include <spdlog/spdlog.h>
 
 #include "cordon/fd.h"
+#include "cordon/log.h"
 #include "seccomp/seccomp.h"
 
 namespace cordon::seccomp {
 namespace {
 
 std::shared_ptr<spdlog::logger> log() {
-    static auto logger = [] {
-        auto l = spdlog::get("seccomp");
-        return l ? l : spdlog::default_logger()->clone("seccomp");
-    }();
+    static auto logger = layer_logger("seccomp");
     return logger;
 }
 

@@ -156,7 +156,8 @@ class AgentRunTest : public ::testing::Test {
     }
 
     void SetUp() override {
-        if (::geteuid() != 0) GTEST_SKIP() << "needs root: creates cgroups and attaches BPF programs";
+        if (::geteuid() != 0)
+            GTEST_SKIP() << "needs root: creates cgroups and attaches BPF programs";
         if (cgroup_root_.empty()) GTEST_SKIP() << "no cgroup2 mount on this host";
         dir_ = fs::temp_directory_path() /
                ("cordon-test-" + std::to_string(::getpid()) + "-" +
@@ -283,11 +284,11 @@ class AgentRunTest : public ::testing::Test {
 // "ok" or the errno name.
 inline std::string py_connect(const std::string& host, uint16_t port, bool udp = false) {
     std::string family = host.find(':') != std::string::npos ? "AF_INET6" : "AF_INET";
-    std::string body = udp ? "s=socket.socket(socket." + family +
-                                 ",socket.SOCK_DGRAM); s.sendto(b'x',('" + host + "'," +
-                                 std::to_string(port) + "))"
-                           : "s=socket.socket(socket." + family + "); s.settimeout(3); s.connect(('" +
-                                 host + "'," + std::to_string(port) + "))";
+    std::string body =
+        udp ? "s=socket.socket(socket." + family + ",socket.SOCK_DGRAM); s.sendto(b'x',('" + host +
+                  "'," + std::to_string(port) + "))"
+            : "s=socket.socket(socket." + family + "); s.settimeout(3); s.connect(('" + host +
+                  "'," + std::to_string(port) + "))";
     return "import socket,errno\ntry:\n " + body +
            "\n print('ok')\nexcept OSError as e:\n print(errno.errorcode.get(e.errno, str(e)))";
 }

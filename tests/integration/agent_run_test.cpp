@@ -18,8 +18,8 @@ TEST_F(AgentRunTest, AllowedConnectSucceedsAndDeniedFailsWithEperm) {
     ASSERT_NE(denied.port, 0);
     auto profile = write_profile({"127.0.0.1:" + std::to_string(allowed.port)},
                                  {"127.0.0.2:" + std::to_string(denied.port)});
-    std::string script = py_connect("127.0.0.1", allowed.port) + "\n" +
-                         py_connect("127.0.0.2", denied.port);
+    std::string script =
+        py_connect("127.0.0.1", allowed.port) + "\n" + py_connect("127.0.0.2", denied.port);
 
     auto r = run({"--profile", profile, "--", "python3", "-c", script});
 
@@ -189,10 +189,12 @@ TEST_F(AgentRunTest, StaticCredentialReachesTheAgentOnly) {
           {"env_token",
            {{"source", {{"env", "CORDON_TEST_SOURCE"}}}, {"deliver", {{"env", "ENV_TOKEN"}}}}},
           {"denied_token",
-           {{"source", {{"file", token_file.string()}}}, {"deliver", {{"env", "DENIED_TOKEN"}}}}}}}};
+           {{"source", {{"file", token_file.string()}}},
+            {"deliver", {{"env", "DENIED_TOKEN"}}}}}}}};
     auto profile = write_profile({}, {}, "5m", extra);
-    auto r = run({"--profile", profile, "--", "sh", "-c",
-                  "echo \"$FILE_TOKEN|$ENV_TOKEN|${DENIED_TOKEN-unset}|${CORDON_TEST_SOURCE-unset}\""});
+    auto r =
+        run({"--profile", profile, "--", "sh", "-c",
+             "echo \"$FILE_TOKEN|$ENV_TOKEN|${DENIED_TOKEN-unset}|${CORDON_TEST_SOURCE-unset}\""});
 
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, "s3cr3t-demo-token|from-env-secret|unset|unset\n");
@@ -209,7 +211,8 @@ TEST_F(AgentRunTest, BadProfilesExit125AndStartNothing) {
     EXPECT_EQ(r.exit_code, 125);
     EXPECT_NE(r.err.find("malformed.json"), std::string::npos) << r.err;
 
-    auto expired = write_profile({}, {}, "5m", {{"identity", {{"expiresAt", "2020-01-01T00:00:00Z"}}}});
+    auto expired =
+        write_profile({}, {}, "5m", {{"identity", {{"expiresAt", "2020-01-01T00:00:00Z"}}}});
     r = run({"--profile", expired, "--", "true"});
     EXPECT_EQ(r.exit_code, 125);
     EXPECT_NE(r.err.find("identity.expiresAt"), std::string::npos) << r.err;
@@ -247,15 +250,19 @@ TEST_F(AgentRunTest, KilledSupervisorLeavesAgentContainedAndIsReapedNextStart) {
     auto denied = Listener::on("127.0.0.2");
     auto profile = write_profile({}, {"127.0.0.2:" + std::to_string(denied.port)});
     auto results = dir_ / "results";
-    std::string script = "import socket,time,errno\n"
-                         "while True:\n"
-                         " s=socket.socket()\n"
-                         " try:\n  s.connect(('127.0.0.2'," + std::to_string(denied.port) +
-                         ")); r='ok'\n"
-                         " except OSError as e: r=errno.errorcode[e.errno]\n"
-                         " s.close()\n"
-                         " open('" + results.string() + "','a').write(r+'\\n')\n"
-                         " time.sleep(0.05)\n";
+    std::string script =
+        "import socket,time,errno\n"
+        "while True:\n"
+        " s=socket.socket()\n"
+        " try:\n  s.connect(('127.0.0.2'," +
+        std::to_string(denied.port) +
+        ")); r='ok'\n"
+        " except OSError as e: r=errno.errorcode[e.errno]\n"
+        " s.close()\n"
+        " open('" +
+        results.string() +
+        "','a').write(r+'\\n')\n"
+        " time.sleep(0.05)\n";
     pid_t supervisor = start({"--profile", profile, "--", "python3", "-c", script});
     for (int i = 0; i < 300 && !fs::exists(results); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -312,13 +319,15 @@ TEST_F(AgentRunTest, AgentRunsUnprivilegedAndCannotLeaveItsCgroup) {
     auto profile = write_profile({}, {});
     auto mount = cgroup::find_cgroup2_mount();
     ASSERT_TRUE(mount.ok());
-    std::string script = "id -u; grep -E '^Cap(Eff|Prm|Bnd|Amb)' /proc/self/status; "
-                         "echo $$ > " + *mount + "/cgroup.procs && echo escaped || echo stayed";
+    std::string script =
+        "id -u; grep -E '^Cap(Eff|Prm|Bnd|Amb)' /proc/self/status; "
+        "echo $$ > " +
+        *mount + "/cgroup.procs && echo escaped || echo stayed";
     auto r = run({"--profile", profile, "--", "sh", "-c", script});
 
     EXPECT_EQ(r.exit_code, 0) << r.err;
     uid_t expected = ::getpwnam("cordon-agent") ? ::getpwnam("cordon-agent")->pw_uid
-                                               : ::getpwnam("nobody")->pw_uid;
+                                                : ::getpwnam("nobody")->pw_uid;
     EXPECT_EQ(r.out.substr(0, r.out.find('\n')), std::to_string(expected)) << r.out;
     EXPECT_NE(r.out.find("CapBnd:\t0000000000000000"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("stayed"), std::string::npos) << r.out;
@@ -335,8 +344,9 @@ TEST_F(AgentRunTest, RootAgentOnlyWhenProfileSaysSoAndWithoutCapabilities) {
     auto r = run({"--profile", profile, "--", "sh", "-c", script});
 
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(r.out, "0\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
-                     "CapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\n");
+    EXPECT_EQ(r.out,
+              "0\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
+              "CapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\n");
     EXPECT_NE(r.err.find("runs as root"), std::string::npos) << r.err;
 
     auto check = run({"--check", "--profile", profile});
