@@ -12,10 +12,11 @@
 
 namespace cordon::audit {
 
-std::string now_rfc3339() {
-    auto now = std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
-    return date::format("%FT%TZ", now);
+std::string format_time(std::chrono::system_clock::time_point t) {
+    return date::format("%FT%TZ", std::chrono::floor<std::chrono::milliseconds>(t));
 }
+
+std::string now_rfc3339() { return format_time(std::chrono::system_clock::now()); }
 
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
     if (path.empty() || path == "-") {

@@ -5,6 +5,7 @@
 // only as names (see creds::Secret, which cannot be serialised).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -39,7 +40,8 @@ class AuditLog {
     UniqueFd fd_;
 };
 
-// Current time as RFC 3339 UTC with milliseconds: "2026-12-03T19:31:39.123Z".
+// A time as RFC 3339 UTC with milliseconds: "2026-12-03T19:31:39.123Z".
+std::string format_time(std::chrono::system_clock::time_point t);
 std::string now_rfc3339();
 
 }  // namespace cordon::audit

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -76,7 +77,10 @@ Status ensure_dir(const std::string& dir) {
                        "run as root, or check that cgroup2 is writable");
 }
 
-Result<SessionCgroup> SessionCgroup::create(const std::string& root, const std::string& name) {
+constexpr const char* kLabelXattr = "trusted.cordon.session";
+
+Result<SessionCgroup> SessionCgroup::create(const std::string& root, const std::string& name,
+                                            const std::string& label) {
     SessionCgroup cg;
     cg.path_ = root + "/" + name;
     if (::mkdir(cg.path_.c_str(), 0755) != 0)
@@ -87,6 +91,9 @@ Result<SessionCgroup> SessionCgroup::create(const std::string& root, const std::
     // when that supervisor dies, however it dies.
     if (::flock(cg.dir_fd_.get(), LOCK_EX | LOCK_NB) != 0)
         return errno_error("cannot lock cgroup " + cg.path_);
+    if (!label.empty() &&
+        ::fsetxattr(cg.dir_fd_.get(), kLabelXattr, label.data(), label.size(), 0) != 0)
+        log()->debug("cannot label {}: {}", cg.path_, std::strerror(errno));
     auto id = cgroup_id(cg.path_);
     if (!id) return id.error();
     cg.id_ = *id;
@@ -166,8 +173,14 @@ Status SessionCgroup::destroy(int timeout_ms) {
     return st;
 }
 
-std::vector<uint64_t> cleanup_orphans(const std::string& root) {
-    std::vector<uint64_t> reaped;
+static std::string read_label(int dir_fd) {
+    char buf[4096];
+    ssize_t n = ::fgetxattr(dir_fd, kLabelXattr, buf, sizeof buf);
+    return n > 0 ? std::string(buf, n) : std::string();
+}
+
+std::vector<Orphan> cleanup_orphans(const std::string& root) {
+    std::vector<Orphan> reaped;
     DIR* d = ::opendir(root.c_str());
     if (!d) return reaped;
     while (dirent* e = ::readdir(d)) {
@@ -176,13 +189,14 @@ std::vector<uint64_t> cleanup_orphans(const std::string& root) {
         UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!fd.valid() || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;  // owned
         auto id = cgroup_id(path);
+        std::string label = read_label(fd.get());
         auto st = remove_tree(path, 5000);
         if (!st) {
             log()->warn("cannot reap orphaned session cgroup: {}", st.error().message());
             continue;
         }
         log()->info("reaped orphaned session cgroup {}", path);
-        if (id) reaped.push_back(*id);
+        if (id) reaped.push_back(Orphan{*id, std::move(label)});
     }
     ::closedir(d);
     return reaped;

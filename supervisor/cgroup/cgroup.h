@@ -31,7 +31,10 @@ Status ensure_dir(const std::string& dir);
 // supervisor that died, and cleanup_orphans() reaps it.
 class SessionCgroup {
   public:
-    static Result<SessionCgroup> create(const std::string& root, const std::string& name);
+    // label is kept with the cgroup (xattr trusted.cordon.session) so that
+    // whoever reaps it after a crash can say whose session it was.
+    static Result<SessionCgroup> create(const std::string& root, const std::string& name,
+                                        const std::string& label = {});
 
     const std::string& path() const { return path_; }
     uint64_t id() const { return id_; }
@@ -52,8 +55,13 @@ class SessionCgroup {
     UniqueFd dir_fd_;
 };
 
+struct Orphan {
+    uint64_t id = 0;     // to clear its BPF map entries
+    std::string label;   // as given to SessionCgroup::create
+};
+
 // Session cgroups under root that no live supervisor holds. Each is killed
-// and removed; their ids are returned so the caller can clear BPF maps.
-std::vector<uint64_t> cleanup_orphans(const std::string& root);
+// and removed, and returned.
+std::vector<Orphan> cleanup_orphans(const std::string& root);
 
 }  // namespace cordon::cgroup

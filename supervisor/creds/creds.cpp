@@ -39,20 +39,22 @@ Result<Secret> read_source(const profile::Credential& cred) {
     if (src.kind == profile::CredentialSource::Kind::env) {
         const char* value = std::getenv(src.ref.c_str());
         if (!value || !*value)
-            return plain_error("credential " + cred.name + ": variable " + src.ref +
+            return plain_error("credentials." + cred.name + ".source.env: variable " + src.ref +
                                    " is not set in agent-run's environment",
                                "export it before launching, or use a file source");
         return Secret(value);
     }
     std::ifstream in(src.ref, std::ios::binary);
-    if (!in) return errno_error("credential " + cred.name + ": cannot read " + src.ref);
+    if (!in)
+        return errno_error("credentials." + cred.name + ".source.file: cannot read " + src.ref,
+                           "check the path; relative paths start at the profile's directory");
     std::stringstream buffer;
     buffer << in.rdbuf();
     std::string value = buffer.str();
     while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
     Secret secret(std::move(value));
     if (secret.empty())
-        return plain_error("credential " + cred.name + ": " + src.ref + " is empty");
+        return plain_error("credentials." + cred.name + ".source.file: " + src.ref + " is empty");
     return secret;
 }
 

@@ -41,6 +41,16 @@ std::shared_ptr<spdlog::logger> log() {
     return logger;
 }
 
+using SysTime = std::chrono::system_clock::time_point;
+
+// The earlier of expiresAt and start + maxDuration, to the nanosecond (the
+// policy's deadline is to the second, for display).
+SysTime session_deadline(const profile::Profile& profile, SysTime start) {
+    SysTime deadline = profile.identity.expires_at;
+    if (profile.max_duration) deadline = std::min(deadline, start + *profile.max_duration);
+    return deadline;
+}
+
 profile::TimePoint now_seconds() {
     return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
 }
@@ -80,10 +90,29 @@ std::vector<std::string> agent_environment(const profile::Profile& profile,
     return env;
 }
 
-// Removes what crashed supervisors left: session cgroups nobody holds and
-// policy entries whose cgroup is gone.
-void reap_leftovers(const std::string& root, netfilter::Netfilter& nf) {
-    for (uint64_t id : cgroup::cleanup_orphans(root)) (void)nf.remove_session(id);
+// The label a session cgroup carries, so that a later reaper can say
+// whose session it was.
+std::string session_label(const audit::Subject& s, pid_t supervisor) {
+    return json{{"agentId", s.agent_id}, {"agentType", s.agent_type}, {"version", s.version},
+                {"session", s.session}, {"supervisorPid", supervisor}}
+        .dump();
+}
+
+audit::Subject subject_of_label(const std::string& label) {
+    auto j = json::parse(label, nullptr, false);
+    if (!j.is_object()) return {"unknown", "unknown", "unknown", "unknown"};
+    return {j.value("agentId", "unknown"), j.value("agentType", "unknown"),
+            j.value("version", "unknown"), j.value("session", "unknown")};
+}
+
+// Removes what crashed supervisors left: session cgroups nobody holds (each
+// reported as session.reaped) and policy entries whose cgroup is gone.
+void reap_leftovers(const std::string& root, netfilter::Netfilter& nf, audit::AuditLog& audit) {
+    for (const auto& orphan : cgroup::cleanup_orphans(root)) {
+        (void)nf.remove_session(orphan.id);
+        audit.emit("session.reaped", subject_of_label(orphan.label),
+                   {{"reason", "supervisor-gone"}, {"cgroupId", orphan.id}});
+    }
 
     std::set<uint64_t> live;
     for (const auto& entry : std::filesystem::directory_iterator(root))
@@ -151,17 +180,23 @@ Result<UniqueFd> forwarded_signals() {
 }
 
 // A timer that fires at the session's deadline (wall clock: expiresAt is one).
-Result<UniqueFd> deadline_timer(profile::TimePoint deadline) {
+Result<UniqueFd> deadline_timer(SysTime deadline) {
     UniqueFd fd(::timerfd_create(CLOCK_REALTIME, TFD_CLOEXEC | TFD_NONBLOCK));
     if (!fd.valid()) return errno_error("cannot create a timerfd");
     itimerspec spec{};
-    spec.it_value.tv_sec = deadline.time_since_epoch().count();
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch());
+    spec.it_value.tv_sec = ns.count() / 1000000000;
+    spec.it_value.tv_nsec = ns.count() % 1000000000;
     if (::timerfd_settime(fd.get(), TFD_TIMER_ABSTIME, &spec, nullptr) != 0)
         return errno_error("cannot arm the deadline timer");
     return fd;
 }
 
 json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) {
+    if (d.hook == "sock_create")  // refused at socket(): there is no destination yet
+        return {{"pid", d.pid},       {"comm", d.comm},     {"destination", nullptr},
+                {"port", nullptr},    {"protocol", d.protocol}, {"hook", d.hook},
+                {"reason", d.reason}, {"tool", nullptr}};
     json f{{"pid", d.pid},
            {"comm", d.comm},
            {"destination", profile::format_ip(d.address)},
@@ -183,7 +218,7 @@ struct Ending {
 };
 
 Result<Ending> supervise(Session& s, const Child& child, const profile::Profile& profile,
-                         profile::TimePoint deadline, audit::AuditLog& audit,
+                         SysTime deadline, audit::AuditLog& audit,
                          netfilter::DenialStream* denials, int signal_fd) {
     auto timer = deadline_timer(deadline);
     if (!timer) return timer.error();
@@ -216,7 +251,7 @@ Result<Ending> supervise(Session& s, const Child& child, const profile::Profile&
             } else if (fd == timer->get() && !ending.deadline) {
                 ending.deadline = true;
                 audit.emit("session.expire", s.subject,
-                           {{"pid", child.pid}, {"deadline", profile::format_rfc3339(deadline)}});
+                           {{"pid", child.pid}, {"deadline", audit::format_time(deadline)}});
                 if (auto st = s.cgroup->kill_all(); !st) log()->error("{}", st.error().message());
             } else if (fd == child.pidfd.get()) {
                 auto status = reap(child);
@@ -229,29 +264,60 @@ Result<Ending> supervise(Session& s, const Child& child, const profile::Profile&
     }
 }
 
+// What a session will be, worked out before anything is created: a
+// profile that fails here starts nothing, and --check fails the same way.
+struct Plan {
+    profile::Profile profile;
+    policy::EffectivePolicy policy;
+    seccomp::Program filter;
+    Identity identity;
+    std::vector<creds::Delivery> deliveries;
+};
+
+Result<Plan> plan_session(const SessionOptions& options) {
+    Plan plan;
+    try {
+        auto now = now_seconds();
+        plan.profile = profile::load_profile(options.profile_path, now);
+        plan.policy = policy::compute_policy(plan.profile, now, policy::system_resolver());
+    } catch (const profile::ProfileError& e) {
+        // load_profile's messages start with the file; compute_policy's do not.
+        std::string what = e.what();
+        if (what.rfind(options.profile_path, 0) != 0) what = options.profile_path + ": " + what;
+        return plain_error(what);
+    } catch (const std::exception& e) {
+        return plain_error(options.profile_path + ": " + e.what());
+    }
+    auto filter = seccomp::build(plan.profile.syscalls, default_seccomp_dir(options.seccomp_dir));
+    if (!filter) return filter.error();
+    plan.filter = std::move(*filter);
+    auto identity = resolve_identity(plan.profile.user, ::getuid());
+    if (!identity) return identity.error();
+    plan.identity = std::move(*identity);
+    if (plan.identity.root())
+        log()->warn("the agent runs as root (session.user says so), without capabilities");
+    auto deliveries = creds::load_static(plan.profile, plan.policy.credentials);
+    if (!deliveries) return deliveries.error();
+    plan.deliveries = std::move(*deliveries);
+    return plan;
+}
+
 }  // namespace
 
 int check_profile(const SessionOptions& options) {
-    try {
-        auto now = now_seconds();
-        auto profile = profile::load_profile(options.profile_path, now);
-        auto policy = policy::compute_policy(profile, now, policy::system_resolver());
-        auto identity = resolve_identity(profile.user, ::getuid());
-        if (!identity) throw std::runtime_error(identity.error().message());
-        auto out = policy::to_json(policy, profile);
-        out["runAs"] = {{"user", identity->name}, {"uid", identity->uid}};
-        if (identity->root()) {
-            out["warnings"].push_back(
-                "the agent runs as root (session.user); it holds no capability, "
-                "but files owned by root are its to change");
-            log()->warn("the agent runs as root; prefer an unprivileged session.user");
-        }
-        std::cout << out.dump(2) << "\n";
-        return 0;
-    } catch (const std::exception& e) {
-        log()->error("{}", e.what());
+    auto plan = plan_session(options);
+    if (!plan) {
+        log()->error("{}", plan.error().message());
         return kExitFailure;
     }
+    auto out = policy::to_json(plan->policy, plan->profile);
+    out["runAs"] = {{"user", plan->identity.name}, {"uid", plan->identity.uid}};
+    out["seccompInstructions"] = plan->filter.size();
+    if (plan->identity.root())
+        out["warnings"].push_back("the agent runs as root (session.user); it holds no "
+                                  "capability, but files owned by root are its to change");
+    std::cout << out.dump(2) << "\n";
+    return 0;
 }
 
 int run_session(const SessionOptions& options) {
@@ -264,30 +330,19 @@ int run_session(const SessionOptions& options) {
         return fail(plain_error("agent-run standalone must run as root",
                                 "it creates cgroups and attaches BPF programs; use sudo"));
 
-    // 1. Profile and effective policy: refuse before touching the kernel.
-    profile::Profile profile;
-    policy::EffectivePolicy policy;
-    try {
-        auto now = now_seconds();
-        profile = profile::load_profile(options.profile_path, now);
-        policy = policy::compute_policy(profile, now, policy::system_resolver());
-    } catch (const std::exception& e) {
-        return fail(plain_error(e.what()));
-    }
+    // 1. Profile, policy, filter, identity, credentials: refuse before
+    // touching the kernel.
+    auto plan = plan_session(options);
+    if (!plan) return fail(plan.error());
+    const auto& profile = plan->profile;
+    const auto& policy = plan->policy;
+    const auto& identity = plan->identity;
+    auto& deliveries = plan->deliveries;
 
-    // 2. Everything the child needs, built before anything is created.
-    auto filter = seccomp::build(profile.syscalls, default_seccomp_dir(options.seccomp_dir));
-    if (!filter) return fail(filter.error());
-    auto identity = resolve_identity(profile.user, ::getuid());
-    if (!identity) return fail(identity.error());
-    if (identity->root())
-        log()->warn("the agent runs as root (session.user says so), without capabilities");
-    auto deliveries = creds::load_static(profile, policy.credentials);
-    if (!deliveries) return fail(deliveries.error());
     auto audit = audit::AuditLog::open(options.audit_log);
     if (!audit) return fail(audit.error());
 
-    // 3. Cordon's root cgroup and the BPF programs attached to it, shared by
+    // 2. Cordon's root cgroup and the BPF programs attached to it, shared by
     // every session; then whatever a crashed supervisor left behind.
     auto mount = cgroup::find_cgroup2_mount();
     if (!mount) return fail(mount.error());
@@ -295,16 +350,16 @@ int run_session(const SessionOptions& options) {
     if (auto st = cgroup::ensure_dir(root); !st) return fail(st.error());
     auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir);
     if (!nf) return fail(nf.error());
-    reap_leftovers(root, **nf);
+    reap_leftovers(root, **nf, **audit);
 
-    // 4. The session: its cgroup, then its policy in the maps, before any
+    // 3. The session: its cgroup, then its policy in the maps, before any
     // process can run in it.
     Session s;
     s.id = new_session_id();
     s.subject = {profile.identity.agent_id, profile.identity.agent_type, profile.identity.version,
                  s.id};
     s.nf = std::move(*nf);
-    auto cg = cgroup::SessionCgroup::create(root, s.id);
+    auto cg = cgroup::SessionCgroup::create(root, s.id, session_label(s.subject, ::getpid()));
     if (!cg) return fail(cg.error());
     s.cgroup = std::move(*cg);
     if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules); !st) return fail(st.error());
@@ -312,31 +367,33 @@ int run_session(const SessionOptions& options) {
     auto denials = s.nf->watch(s.cgroup->id());
     if (!denials) return fail(denials.error());
 
-    // 5. The agent, contained from its first instruction.
+    // 4. The agent, contained from its first instruction.
     auto signals = forwarded_signals();
     if (!signals) return fail(signals.error());
-    SpawnSpec spec{options.command, agent_environment(profile, *deliveries, *identity, s.id),
-                   s.cgroup->dir_fd(), &*filter, &*identity};
+    SpawnSpec spec{options.command, agent_environment(profile, deliveries, identity, s.id),
+                   s.cgroup->dir_fd(), &plan->filter, &identity};
     auto child = spawn(spec);
     if (!child) {
         log()->error("{}", child.error().message());
         return child.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;
     }
-    deliveries->clear();  // the agent has them; the supervisor keeps no copy
+    deliveries.clear();  // the agent has them; the supervisor keeps no copy
+    auto deadline = session_deadline(profile, std::chrono::system_clock::now());
     auto start = policy::start_fields(policy, child->pid);
-    start["user"] = identity->name;
-    start["uid"] = identity->uid;
+    start["deadline"] = audit::format_time(deadline);
+    start["user"] = identity.name;
+    start["uid"] = identity.uid;
     (*audit)->emit("session.start", s.subject, start);
 
-    // 6. Until the agent exits or the deadline passes.
+    // 5. Until the agent exits or the deadline passes.
     auto ending =
-        supervise(s, *child, profile, policy.deadline, **audit, denials->get(), signals->get());
+        supervise(s, *child, profile, deadline, **audit, denials->get(), signals->get());
     if (!ending) {
         (void)s.cgroup->kill_all();
         return fail(ending.error());
     }
 
-    // 7. The session ends with its agent: nothing it started outlives it.
+    // 6. The session ends with its agent: nothing it started outlives it.
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
     (*audit)->emit(
         "session.end", s.subject,

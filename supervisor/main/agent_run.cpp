@@ -3,13 +3,26 @@
 //
 //   agent-run --profile PROFILE [options] -- COMMAND [ARG...]
 //   agent-run --check --profile PROFILE
+#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <iostream>
 
 #include "launch/session.h"
 
 namespace {
+
+using cordon::launch::kExitFailure;
+
+constexpr const char* kUsage =
+    "Usage:\n"
+    "  agent-run --profile PROFILE [OPTIONS] -- COMMAND [ARG...]\n"
+    "  agent-run --check --profile PROFILE\n\n"
+    "Exit status: the agent's (128+N if signal N killed it), 124 at the session's deadline,\n"
+    "125 if agent-run failed and started nothing, 126/127 if COMMAND cannot run or is missing.\n";
 
 void setup_logging(const std::string& level) {
     auto logger = spdlog::stderr_color_mt("agent-run");
@@ -18,53 +31,82 @@ void setup_logging(const std::string& level) {
     spdlog::set_default_logger(logger);
 }
 
+void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& check,
+                 std::string& log_level) {
+    // Required, but checked after parsing, so that a mistyped option is
+    // reported as such rather than as a missing --profile.
+    app.add_option("-p,--profile", options.profile_path, "the NHI profile (JSON), required")
+        ->type_name("FILE")
+        ->envname("CORDON_PROFILE");
+    app.add_flag("--check", check,
+                 "validate the profile, print the effective policy as JSON and exit");
+    app.add_option("--audit-log", options.audit_log, "append audit events to FILE (default: stderr)")
+        ->type_name("FILE")
+        ->envname("CORDON_AUDIT_LOG");
+    app.add_option("--cgroup", options.cgroup_name, "Cordon's root cgroup, below the cgroup2 mount")
+        ->type_name("NAME")
+        ->capture_default_str()
+        ->envname("CORDON_CGROUP");
+    app.add_option("--bpf-pin-dir", options.bpf_pin_dir, "where the BPF programs and maps are pinned")
+        ->type_name("DIR")
+        ->capture_default_str()
+        ->envname("CORDON_BPF_PIN_DIR");
+    app.add_option("--seccomp-dir", options.seccomp_dir, "seccomp groups and baselines")
+        ->type_name("DIR")
+        ->envname("CORDON_SECCOMP_DIR");
+    app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
+        ->type_name("LEVEL")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-    using cordon::launch::kExitFailure;
     cordon::launch::SessionOptions options;
     bool check = false;
     std::string log_level = "info";
 
     CLI::App app{"Launch an AI agent under its Non-Human Identity profile, kernel-enforced."};
-    app.add_option("-p,--profile", options.profile_path, "NHI profile (JSON)")
-        ->required()
-        ->envname("CORDON_PROFILE");
-    app.add_flag("--check", check,
-                 "validate the profile, print the effective policy as JSON, exit");
-    app.add_option("--audit-log", options.audit_log,
-                   "append audit events to FILE (default: stderr)")
-        ->envname("CORDON_AUDIT_LOG");
-    app.add_option("--cgroup", options.cgroup_name, "Cordon's root cgroup, below the cgroup2 mount")
-        ->capture_default_str()
-        ->envname("CORDON_CGROUP");
-    app.add_option("--bpf-pin-dir", options.bpf_pin_dir,
-                   "where the BPF programs and maps are pinned")
-        ->capture_default_str()
-        ->envname("CORDON_BPF_PIN_DIR");
-    app.add_option("--seccomp-dir", options.seccomp_dir, "seccomp groups and baselines")
-        ->envname("CORDON_SECCOMP_DIR");
-    app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
-        ->capture_default_str()
-        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
-    // Everything after the first positional (or after --) is the agent's command.
-    app.prefix_command();
+    app.footer(kUsage);
+    add_options(app, options, check, log_level);
 
+    // agent-run's own options stop at "--"; the agent's command follows it,
+    // so a mistyped option is an error, never a command to run.
+    char** dashdash = std::find_if(argv + 1, argv + argc, [](const char* a) {
+        return std::strcmp(a, "--") == 0;
+    });
+    std::vector<std::string> command(dashdash == argv + argc ? dashdash : dashdash + 1,
+                                     argv + argc);
     try {
-        app.parse(argc, argv);
+        app.parse(static_cast<int>(dashdash - argv), argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        int rc = app.exit(e);
-        return rc == 0 ? 0 : kExitFailure;
+        std::cerr << "agent-run: error: " << e.what() << "\n"
+                  << (dynamic_cast<const CLI::ExtrasError*>(&e)
+                          ? "agent-run: the agent's command goes after --\n"
+                          : "")
+                  << "Run with --help for more information.\n";
+        return kExitFailure;
     }
     setup_logging(log_level);
+    if (options.profile_path.empty()) {
+        spdlog::error("--profile is required (agent-run --profile PROFILE -- COMMAND [ARG...])");
+        return kExitFailure;
+    }
 
-    if (check) return cordon::launch::check_profile(options);
-    options.command = app.remaining();
-    if (!options.command.empty() && options.command.front() == "--")
-        options.command.erase(options.command.begin());
-    if (options.command.empty()) {
+    if (check) {
+        if (!command.empty()) {
+            spdlog::error("--check runs nothing; remove the command after --");
+            return kExitFailure;
+        }
+        return cordon::launch::check_profile(options);
+    }
+    if (command.empty()) {
         spdlog::error("no command given (usage: agent-run --profile PROFILE -- COMMAND [ARG...])");
         return kExitFailure;
     }
+    options.command = std::move(command);
     return cordon::launch::run_session(options);
 }

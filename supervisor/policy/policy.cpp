@@ -45,12 +45,10 @@ ResolvedEndpoint resolve_endpoint(const profile::Tool& tool, size_t index,
     std::string path = "tools." + tool.name + ".endpoints[" + std::to_string(index) + "]";
     Result<std::vector<Ip6>> addresses = resolve(ep.hostname);
     if (!addresses) {
-        throw ProfileError(path, "tool " + tool.name + ", endpoint \"" + ep.spec +
-                                     "\": " + addresses.error().message());
+        throw ProfileError(path, addresses.error().message());
     }
     if (addresses->empty()) {
-        throw ProfileError(path, "tool " + tool.name + ", endpoint \"" + ep.spec + "\": \"" +
-                                     ep.hostname + "\" resolved to no address");
+        throw ProfileError(path, "\"" + ep.hostname + "\" resolved to no address");
     }
     resolved.addresses = std::move(addresses.value());
     return resolved;

@@ -40,6 +40,7 @@ constexpr std::pair<const char*, int> kErrnos[] = {
     { #name, static_cast < uint64_t>(name) }
 // Symbolic argument values a rule may use instead of numbers.
 const std::pair<const char*, uint64_t> kConstants[] = {
+    CORDON_CONST(AF_UNSPEC),
     CORDON_CONST(AF_UNIX),
     CORDON_CONST(AF_INET),
     CORDON_CONST(AF_INET6),
@@ -160,10 +161,11 @@ constexpr OpName kOps[] = {
     {"masked_eq", Condition::Op::masked_eq},
     {"any_bits", Condition::Op::any_bits},
     {"in", Condition::Op::in},
+    {"ge", Condition::Op::ge},
 };
 
 Result<Condition> parse_condition(const json& c, const std::string& where) {
-    if (auto s = check_keys(c, {"arg", "eq", "ne", "masked_eq", "any_bits", "in", "wide"}, where);
+    if (auto s = check_keys(c, {"arg", "eq", "ne", "masked_eq", "any_bits", "in", "ge", "wide"}, where);
         !s)
         return s.error();
     if (!c.contains("arg") || !c["arg"].is_number_unsigned() || c["arg"].get<unsigned>() > 5)
@@ -180,7 +182,7 @@ Result<Condition> parse_condition(const json& c, const std::string& where) {
         ++ops;
         cond.op = op;
         std::string path = where + "." + key;
-        if (op == Condition::Op::eq || op == Condition::Op::ne) {
+        if (op == Condition::Op::eq || op == Condition::Op::ne || op == Condition::Op::ge) {
             auto v = parse_value(c[key], path);
             if (!v) return v.error();
             cond.values = {*v};
@@ -192,19 +194,19 @@ Result<Condition> parse_condition(const json& c, const std::string& where) {
             cond.values = std::move(*v);
         }
     }
-    if (ops != 1) return data_error(where, "needs exactly one of eq, ne, masked_eq, any_bits, in");
+    if (ops != 1) return data_error(where, "needs exactly one of eq, ne, masked_eq, any_bits, in, ge");
     return cond;
 }
 
-// A negated test on a 32-bit argument cannot ignore the high half of the
-// register (libseccomp has no masked "not equal"): garbage there makes it
-// true. That errs on the side of a refusal, and of nothing else.
+// A negated or ordered test on a 32-bit argument cannot ignore the high
+// half of the register (libseccomp has no masked "not equal" or "greater"):
+// garbage there makes it true. That errs on the side of a refusal, and of nothing else.
 Status check_negations(const Rule& rule, const std::string& where) {
     if (!rule.action.allows()) return ok_status();
     for (const auto& c : rule.when) {
-        if (c.op == Condition::Op::ne && !c.wide)
+        if ((c.op == Condition::Op::ne || c.op == Condition::Op::ge) && !c.wide)
             return data_error(where,
-                              "ne on a 32-bit argument can only refuse: a rule that "
+                              "ne and ge on a 32-bit argument can only refuse: a rule that "
                               "allows must test with eq, in or masked_eq");
     }
     return ok_status();

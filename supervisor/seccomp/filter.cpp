@@ -89,6 +89,9 @@ std::vector<std::vector<scmp_arg_cmp>> alternatives(const std::vector<Condition>
             case Condition::Op::ne:
                 all.push_back({c.arg, SCMP_CMP_NE, c.values[0], 0});
                 break;
+            case Condition::Op::ge:
+                all.push_back({c.arg, SCMP_CMP_GE, c.values[0], 0});
+                break;
             case Condition::Op::masked_eq: {
                 uint64_t mask = c.wide ? c.values[0] : c.values[0] & 0xffffffffULL;
                 all.push_back({c.arg, SCMP_CMP_MASKED_EQ, mask, c.values[1] & mask});

@@ -43,10 +43,10 @@ struct Action {
 // and ignores the rest, so a 32-bit test must not be fooled by garbage in
 // the high half.
 struct Condition {
-    enum class Op { eq, ne, masked_eq, any_bits, in };
+    enum class Op { eq, ne, masked_eq, any_bits, in, ge };
     unsigned arg = 0;  // 0..5
     Op op = Op::eq;
-    std::vector<uint64_t> values;  // eq/ne: 1; masked_eq: {mask, value}; in/any_bits: the set
+    std::vector<uint64_t> values;  // eq/ne/ge: 1; masked_eq: {mask, value}; in/any_bits: the set
     bool wide = false;
 };
 

@@ -150,7 +150,7 @@ class AgentRunTest : public ::testing::Test {
     static void TearDownTestSuite() {
         (void)netfilter::Netfilter::detach(pin_dir_);
         if (!cgroup_root_.empty()) {
-            for (uint64_t id : cgroup::cleanup_orphans(cgroup_root_)) (void)id;
+            (void)cgroup::cleanup_orphans(cgroup_root_);
             ::rmdir(cgroup_root_.c_str());
         }
     }

