@@ -20,7 +20,13 @@ std::string now_rfc3339() { return format_time(std::chrono::system_clock::now())
 
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
     if (path.empty() || path == "-") {
-        UniqueFd fd(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
+        // Our own open file description of whatever stderr is, where the
+        // kernel allows: the agent shares stderr's, and could otherwise make
+        // it non-blocking and have audit lines dropped. (An agent can still
+        // write lines of its own to a shared stderr: --audit-log is the
+        // record to trust.)
+        UniqueFd fd(::open("/proc/self/fd/2", O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY));
+        if (!fd.valid()) fd.reset(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
         if (!fd.valid()) return errno_error("cannot duplicate stderr for the audit log");
         return std::unique_ptr<AuditLog>(new AuditLog(std::move(fd)));
     }

@@ -79,8 +79,25 @@ Status ensure_dir(const std::string& dir) {
 
 constexpr const char* kLabelXattr = "trusted.cordon.session";
 
+namespace {
+
+// Creating a session cgroup (mkdir, then flock) is not atomic: a reaper
+// between the two would take the new cgroup for an orphan. Creators hold
+// the root directory's lock shared, the reaper exclusive.
+Result<UniqueFd> lock_root(const std::string& root, int how) {
+    UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) return errno_error("cannot open cgroup " + root);
+    while (::flock(fd.get(), how) != 0)
+        if (errno != EINTR) return errno_error("cannot lock cgroup " + root);
+    return fd;
+}
+
+}  // namespace
+
 Result<SessionCgroup> SessionCgroup::create(const std::string& root, const std::string& name,
                                             const std::string& label) {
+    auto root_lock = lock_root(root, LOCK_SH);
+    if (!root_lock) return root_lock.error();
     SessionCgroup cg;
     cg.path_ = root + "/" + name;
     if (::mkdir(cg.path_.c_str(), 0755) != 0)
@@ -181,6 +198,8 @@ static std::string read_label(int dir_fd) {
 
 std::vector<Orphan> cleanup_orphans(const std::string& root) {
     std::vector<Orphan> reaped;
+    auto root_lock = lock_root(root, LOCK_EX);
+    if (!root_lock) return reaped;
     DIR* d = ::opendir(root.c_str());
     if (!d) return reaped;
     while (dirent* e = ::readdir(d)) {

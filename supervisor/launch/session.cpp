@@ -63,28 +63,36 @@ std::string new_session_id() {
     return text;
 }
 
-// The agent's environment: agent-run's own, without the variables that feed
-// credentials, plus the delivered credentials and the session's identity.
+// Variables every agent gets from its launcher, as a login shell would:
+// where to find programs, the terminal and the locale. Nothing else passes
+// unless the profile's session.passEnvironment names it, so a launcher's
+// AWS_SECRET_ACCESS_KEY or GITHUB_TOKEN never reaches the agent by accident.
+bool passes_by_default(const std::string& name) {
+    static const std::set<std::string> kNames{"PATH", "TERM", "COLORTERM", "NO_COLOR",
+                                              "LANG", "LANGUAGE", "TZ"};
+    return kNames.count(name) || name.rfind("LC_", 0) == 0;
+}
+
+// The agent's environment: the passed variables of agent-run's own, the
+// account's identity, the delivered credentials and the session's ids.
 std::vector<std::string> agent_environment(const profile::Profile& profile,
                                            const std::vector<creds::Delivery>& deliveries,
                                            const Identity& identity,
                                            const std::string& session_id) {
-    std::set<std::string> drop{"HOME", "USER", "LOGNAME"};
-    for (const auto& var : creds::source_variables(profile)) drop.insert(var);
-    for (const auto& d : deliveries) drop.insert(d.env);
-    drop.insert("CORDON_SESSION_ID");
-    drop.insert("CORDON_AGENT_ID");
+    std::set<std::string> passed(profile.pass_environment.begin(), profile.pass_environment.end());
+    for (const auto& var : creds::source_variables(profile)) passed.erase(var);
 
     std::vector<std::string> env;
     for (char** e = environ; *e; ++e) {
         std::string entry(*e);
-        if (!drop.count(entry.substr(0, entry.find('=')))) env.push_back(entry);
+        std::string name = entry.substr(0, entry.find('='));
+        if (passes_by_default(name) || passed.count(name)) env.push_back(entry);
     }
-    for (const auto& d : deliveries) env.push_back(d.env + "=" + d.value.reveal());
     // As login(1) and systemd's User= do: the account's own home and name.
     env.push_back("HOME=" + identity.home);
     env.push_back("USER=" + identity.name);
     env.push_back("LOGNAME=" + identity.name);
+    for (const auto& d : deliveries) env.push_back(d.env + "=" + d.value.reveal());
     env.push_back("CORDON_SESSION_ID=" + session_id);
     env.push_back("CORDON_AGENT_ID=" + profile.identity.agent_id);
     return env;
@@ -114,11 +122,14 @@ void reap_leftovers(const std::string& root, netfilter::Netfilter& nf, audit::Au
                    {{"reason", "supervisor-gone"}, {"cgroupId", orphan.id}});
     }
 
+    // Policy entries first, cgroups second: a session that starts meanwhile
+    // made its cgroup before its entry, so it is never taken for a leftover.
+    auto ids = nf.session_ids();
     std::set<uint64_t> live;
     for (const auto& entry : std::filesystem::directory_iterator(root))
         if (entry.is_directory())
             if (auto id = cgroup::cgroup_id(entry.path())) live.insert(*id);
-    for (uint64_t id : nf.session_ids())
+    for (uint64_t id : ids)
         if (!live.count(id)) (void)nf.remove_session(id);
 }
 
@@ -377,7 +388,9 @@ int run_session(const SessionOptions& options) {
         log()->error("{}", child.error().message());
         return child.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;
     }
-    deliveries.clear();  // the agent has them; the supervisor keeps no copy
+    // The agent has them; the supervisor keeps no copy.
+    deliveries.clear();
+    for (auto& entry : spec.env) ::explicit_bzero(entry.data(), entry.size());
     auto deadline = session_deadline(profile, std::chrono::system_clock::now());
     auto start = policy::start_fields(policy, child->pid);
     start["deadline"] = audit::format_time(deadline);

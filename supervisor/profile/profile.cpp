@@ -139,9 +139,14 @@ void read_user(const json& value, const std::string& path, Profile& out) {
     out.user = text;
 }
 
-constexpr std::array<Field<Profile>, 2> kSessionFields{{
+void read_pass_environment(const json& value, const std::string& path, Profile& out) {
+    out.pass_environment = read_name_list(value, path, env_name_rule());
+}
+
+constexpr std::array<Field<Profile>, 3> kSessionFields{{
     {"maxDuration", false, "a duration such as \"30m\"", read_max_duration},
     {"user", false, "a user name such as \"cordon-agent\"", read_user},
+    {"passEnvironment", false, "an array of variable names", read_pass_environment},
 }};
 
 // Tools ----------------------------------------------------------------------

@@ -83,6 +83,9 @@ struct Profile {
     // session.user: the account the agent runs as (name or numeric uid).
     // Unset: the launching user if not root, else an unprivileged account.
     std::optional<std::string> user;
+    // session.passEnvironment: variables of the launcher's environment the
+    // agent may see, beyond the locale and terminal ones it always gets.
+    std::vector<std::string> pass_environment;
     std::vector<std::string> allowed_tools;
     std::vector<std::string> denied_tools;
     std::vector<std::string> approval_required;

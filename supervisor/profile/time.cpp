@@ -59,6 +59,17 @@ bool has_rfc3339_shape(const std::string& text) {
     return true;
 }
 
+// "+hh:mm" at the end: date::parse takes hours and minutes past 23 and 59.
+void check_offset(const std::string& normal, const std::string& text, const std::string& expected) {
+    if (normal.size() < 6) return;
+    std::string off = normal.substr(normal.size() - 6);
+    bool shape = (off[0] == '+' || off[0] == '-') && std::isdigit((unsigned char)off[1]) &&
+                 std::isdigit((unsigned char)off[2]) && off[3] == ':' &&
+                 std::isdigit((unsigned char)off[4]) && std::isdigit((unsigned char)off[5]);
+    if (shape && (std::stoi(off.substr(1, 2)) <= 23 && std::stoi(off.substr(4, 2)) <= 59)) return;
+    throw std::invalid_argument("\"" + text + "\" has no valid UTC offset (Z or +hh:mm)" + expected);
+}
+
 }  // namespace
 
 std::chrono::seconds parse_duration(const std::string& text) {
@@ -90,6 +101,11 @@ TimePoint parse_rfc3339(const std::string& text) {
     normal[10] = 'T';
     if (normal.back() == 'Z' || normal.back() == 'z')
         normal.replace(normal.size() - 1, 1, "+00:00");
+    check_offset(normal, text, expected);
+    // Times are kept to the nanosecond, whose 64-bit range ends in 2262.
+    if (std::stoi(normal.substr(0, 4)) >= 2200)
+        throw std::invalid_argument("\"" + text +
+                                    "\" is too far ahead (an expiry must be before the year 2200)");
 
     // date::parse checks the calendar (no February 30) and the clock (no hour 25).
     std::istringstream in(normal);

@@ -213,6 +213,18 @@ TEST_F(AgentRunTest, StaticCredentialReachesTheAgentOnly) {
     EXPECT_EQ(r.err.find("s3cr3t"), std::string::npos);
 }
 
+TEST_F(AgentRunTest, EnvironmentIsAnAllowlist) {
+    extra_env_.push_back("CORDON_TEST_LAUNCHER_SECRET=do-not-pass");
+    extra_env_.push_back("CORDON_TEST_PASSED=passed");
+    auto profile = write_profile({}, {}, "5m",
+                                 {{"session", {{"passEnvironment", {"CORDON_TEST_PASSED"}}}}});
+    auto r = run({"--profile", profile, "--", "sh", "-c",
+                  "echo \"${CORDON_TEST_LAUNCHER_SECRET-unset}|$CORDON_TEST_PASSED|"
+                  "${PATH:+path}|$CORDON_AGENT_ID|${CORDON_SESSION_ID:+session}\""});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "unset|passed|path|test-agent|session\n");
+}
+
 TEST_F(AgentRunTest, BadProfilesExit125AndStartNothing) {
     auto malformed = dir_ / "malformed.json";
     write_text(malformed, "{\"apiVersion\": \"cordon/v1\",");

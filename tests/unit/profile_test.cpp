@@ -317,7 +317,7 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
     expect_error(with(base_profile(), "/identity/name", "x"), "identity.name",
                  "unknown key (expected one of: agentId, agentType, version, expiresAt)");
     expect_error(with(base_profile(), "/session/idle", "1m"), "session.idle",
-                 "unknown key (expected one of: maxDuration, user)");
+                 "unknown key (expected one of: maxDuration, user, passEnvironment)");
     expect_error(with(base_profile(), "/tools/lookup_order/url", "x"), "tools.lookup_order.url",
                  "unknown key (expected one of: endpoints, credentials, risk, description)");
     expect_error(with(base_profile(), "/credentials/orders_token/value", "x"),
@@ -400,7 +400,22 @@ TEST(ProfileErrors, MaxDuration) {
     expect_error(with(base_profile(), "/session/maxDuration", 1800), "session.maxDuration",
                  "expected a duration string such as \"30m\", got number");
     expect_error(with(base_profile(), "/session", "30m"), "session",
-                 "expected an object with keys maxDuration, user, got string");
+                 "expected an object with keys maxDuration, user, passEnvironment, got string");
+}
+
+TEST(Time, OffsetsAndRangeAreChecked) {
+    EXPECT_THROW(parse_rfc3339("2027-01-31T00:00:00+99:99"), std::invalid_argument);
+    EXPECT_THROW(parse_rfc3339("2027-01-31T00:00:00+24:00"), std::invalid_argument);
+    EXPECT_THROW(parse_rfc3339("2027-01-31T00:00:00"), std::invalid_argument);
+    EXPECT_NO_THROW(parse_rfc3339("2027-01-31T00:00:00-23:59"));
+    try {
+        parse_rfc3339("9999-12-31T00:00:00Z");
+        FAIL() << "no error";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_STREQ(e.what(),
+                     "\"9999-12-31T00:00:00Z\" is too far ahead (an expiry must be before the "
+                     "year 2200)");
+    }
 }
 
 TEST(ProfileErrors, SessionUser) {
