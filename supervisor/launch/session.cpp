@@ -381,11 +381,13 @@ int run_session(const SessionOptions& options) {
     // 4. The agent, contained from its first instruction.
     auto signals = forwarded_signals();
     if (!signals) return fail(signals.error());
+    MountPlan mounts;  // its own mount namespace, so far with nothing laid over the host's
     SpawnSpec spec{options.command, agent_environment(profile, deliveries, identity, s.id),
-                   s.cgroup->dir_fd(), &plan->filter, &identity};
+                   s.cgroup->dir_fd(), &plan->filter, &identity, &mounts};
     auto child = spawn(spec);
     if (!child) {
         log()->error("{}", child.error().message());
+        if (!is_exec_failure(child.error())) return kExitFailure;
         return child.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;
     }
     // The agent has them; the supervisor keeps no copy.

@@ -27,9 +27,23 @@ struct CArgs {
     std::vector<char*> ptrs;
 };
 
-// Reports errno to the parent through the pipe and exits. Async-signal-safe.
-[[noreturn]] void child_fail(int report_fd, int err) {
-    (void)!::write(report_fd, &err, sizeof err);
+// The child's steps, named in the error when one fails.
+enum class Stage : int { session, descriptors, core_limit, mounts, identity, no_new_privs, seccomp, exec };
+
+constexpr const char* kStageNames[] = {
+    "setsid",       "closing inherited descriptors", "disabling core dumps",
+    "mount namespace", "switching user and dropping capabilities",
+    "no_new_privs", "installing the seccomp filter", "execve"};
+
+struct ChildFailure {
+    Stage stage;
+    int err;
+};
+
+// Reports the failed stage and errno through the pipe and exits. Async-signal-safe.
+[[noreturn]] void child_fail(int report_fd, Stage stage, int err) {
+    ChildFailure f{stage, err};
+    (void)!::write(report_fd, &f, sizeof f);
     ::_exit(kExitNotExecutable);
 }
 
@@ -43,31 +57,36 @@ struct CArgs {
     // Its own session: no controlling terminal to push input into
     // (TIOCSTI), and the caller's terminal signals reach it only through
     // agent-run, which forwards them.
-    if (::setsid() < 0) child_fail(report_fd, errno);
+    if (::setsid() < 0) child_fail(report_fd, Stage::session, errno);
 
     // Only stdio crosses execve; every other inherited fd is closed there.
     if (::syscall(SYS_close_range, 3U, UINT_MAX, CLOSE_RANGE_CLOEXEC) != 0)
-        child_fail(report_fd, errno);
+        child_fail(report_fd, Stage::descriptors, errno);
 
     // No core dump can carry the delivered credentials out of the session.
     rlimit no_core{0, 0};
-    if (::setrlimit(RLIMIT_CORE, &no_core) != 0) child_fail(report_fd, errno);
+    if (::setrlimit(RLIMIT_CORE, &no_core) != 0) child_fail(report_fd, Stage::core_limit, errno);
 
-    if (spec.identity) {
-        int rc = become(*spec.identity);
-        if (rc != 0) child_fail(report_fd, -rc);
+    // Needs CAP_SYS_ADMIN: before the identity drops it.
+    if (spec.mounts) {
+        int failed_step = -1;
+        if (int rc = apply(*spec.mounts, &failed_step); rc != 0)
+            child_fail(report_fd, Stage::mounts, -rc);
     }
 
-    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) child_fail(report_fd, errno);
+    if (spec.identity)
+        if (int rc = become(*spec.identity); rc != 0) child_fail(report_fd, Stage::identity, -rc);
+
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        child_fail(report_fd, Stage::no_new_privs, errno);
 
     // Last before execve, so that the filter judges the agent, not us.
-    if (spec.filter) {
-        int rc = seccomp::install(*spec.filter);
-        if (rc != 0) child_fail(report_fd, -rc);
-    }
+    if (spec.filter)
+        if (int rc = seccomp::install(*spec.filter); rc != 0)
+            child_fail(report_fd, Stage::seccomp, -rc);
 
     ::execvpe(argv[0], argv, envp);
-    child_fail(report_fd, errno);
+    child_fail(report_fd, Stage::exec, errno);
 }
 
 }  // namespace
@@ -96,15 +115,19 @@ Result<Child> spawn(const SpawnSpec& spec) {
 
     Child child{static_cast<pid_t>(pid), UniqueFd(pidfd)};
     report_write.reset();
-    int child_errno = 0;
-    ssize_t n = ::read(report_read.get(), &child_errno, sizeof child_errno);
-    if (n == sizeof child_errno) {
-        (void)reap(child);
-        errno = child_errno;
-        return errno_error("cannot execute " + spec.argv[0]);
-    }
-    return child;
+    ChildFailure failure{};
+    ssize_t n = ::read(report_read.get(), &failure, sizeof failure);
+    if (n != sizeof failure) return child;  // the pipe closed on execve: running
+
+    (void)reap(child);
+    errno = failure.err;
+    if (failure.stage == Stage::exec) return errno_error("cannot execute " + spec.argv[0]);
+    return errno_error(std::string("cannot prepare the agent: ") +
+                           kStageNames[static_cast<int>(failure.stage)] + " failed",
+                       "nothing was started");
 }
+
+bool is_exec_failure(const Error& e) { return e.what.rfind("cannot execute ", 0) == 0; }
 
 Result<int> reap(const Child& child) {
     siginfo_t info{};

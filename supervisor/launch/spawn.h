@@ -13,6 +13,7 @@
 #include "cordon/fd.h"
 #include "cordon/result.h"
 #include "launch/identity.h"
+#include "launch/mounts.h"
 #include "seccomp/seccomp.h"
 
 namespace cordon::launch {
@@ -23,6 +24,7 @@ struct SpawnSpec {
     int cgroup_fd = -1;             // directory fd of the session cgroup
     const seccomp::Program* filter = nullptr;
     const Identity* identity = nullptr;  // who the agent runs as
+    const MountPlan* mounts = nullptr;    // its own mount namespace, when set
 };
 
 struct Child {
@@ -30,13 +32,18 @@ struct Child {
     UniqueFd pidfd;  // readable when the child exits
 };
 
-// Error codes the caller maps to exit statuses, as env(1) and timeout(1) do.
+// Exit statuses for a command that cannot run, as env(1) and timeout(1) use them.
 inline constexpr int kExitNotFound = 127;
 inline constexpr int kExitNotExecutable = 126;
 
-// On failure to execute, the error's `err` is the errno of execve, reported
-// back through a close-on-exec pipe.
+// A failure in the child is reported back through a close-on-exec pipe:
+// "cannot execute CMD" when execve failed (err is its errno), else "cannot
+// prepare the agent: STEP failed". Either way, nothing runs.
 Result<Child> spawn(const SpawnSpec& spec);
+
+// True when spawn's error is execve's (map it to 126/127), false when an
+// earlier step failed (agent-run's own failure).
+bool is_exec_failure(const Error& e);
 
 // Waits for the child and returns its wait status (as from waitpid).
 Result<int> reap(const Child& child);

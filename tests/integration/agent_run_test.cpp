@@ -407,6 +407,14 @@ TEST_F(AgentRunTest, RootAgentOnlyWhenProfileSaysSoAndWithoutCapabilities) {
     EXPECT_TRUE(json::parse(check.out).contains("warnings"));
 }
 
+TEST_F(AgentRunTest, AgentHasItsOwnMountNamespace) {
+    auto profile = write_profile({}, {});
+    auto r = run({"--profile", profile, "--", "readlink", "/proc/self/ns/mnt"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out, fs::read_symlink("/proc/self/ns/mnt").string() + "\n");
+    EXPECT_EQ(r.out.rfind("mnt:[", 0), 0u) << r.out;
+}
+
 TEST_F(AgentRunTest, UnknownUserExits125) {
     auto profile = write_profile({}, {}, "5m", {{"session", {{"user", "no-such-user-xyz"}}}});
     auto r = run({"--profile", profile, "--", "true"});

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent's view of the filesystem: its own mount namespace, where Cordon
+// lays private files over the host's (resolv.conf, a credentials
+// directory, /tmp). The plan is made in the supervisor; apply() runs in the
+// child before it drops privileges, and allocates nothing.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cordon::launch {
+
+struct MountStep {
+    enum class Kind {
+        bind_file_ro,  // source (a file the supervisor made) over target, read-only
+        tmpfs,         // a fresh tmpfs at target with `options` ("mode=1777,size=...")
+    };
+    Kind kind;
+    std::string source;
+    std::string target;
+    std::string options;
+};
+
+struct MountPlan {
+    std::vector<MountStep> steps;  // applied in order
+};
+
+// In the child: unshare(CLONE_NEWNS), make every mount a slave of the host's
+// (so nothing done here propagates back), then each step. Returns 0 or
+// -errno; `failed_step` is set to the index of the step that failed (-1
+// for the namespace itself).
+int apply(const MountPlan& plan, int* failed_step);
+
+}  // namespace cordon::launch
