@@ -9,26 +9,45 @@
  *                       (and v4-mapped on AF_INET6: udpv6_sendmsg hands
  *                       those to udp_sendmsg before its own hook)
  *   cgroup/sendmsg6     the same on AF_INET6 sockets
- *   cgroup/sock_create  refuses SOCK_RAW, and every inet socket of a cgroup
- *                       that has no session. It runs only for AF_INET and
- *                       AF_INET6: AF_PACKET, AF_NETLINK and the other
- *                       families are the seccomp filter's job.
+ *   cgroup/sock_create  allows TCP and UDP sockets only: raw, ping (ICMP
+ *                       datagrams), UDP-Lite, SCTP and MPTCP are refused,
+ *                       and every inet socket of a cgroup that has no
+ *                       session. It runs only for AF_INET and AF_INET6:
+ *                       AF_PACKET, AF_NETLINK and the other families are
+ *                       the seccomp filter's job.
+ *   cgroup/setsockopt   refuses the options that put a source route or
+ *                       other extension headers on every packet of a
+ *                       socket (IP_OPTIONS, IPV6_RTHDR, ...), so that the
+ *                       usual way to try it fails at once with EPERM
+ *   cgroup_skb/egress   the backstop: every IP packet a session socket
+ *                       sends must be plain TCP or UDP to an address and
+ *                       port the rules allow, or it is dropped. It covers
+ *                       what the hooks above cannot see: the real next
+ *                       hop of a source-routed packet (a routing header
+ *                       by cmsg), replies of connections accepted from
+ *                       peers no rule allows, and connections opened
+ *                       before a policy change.
  *
- * A decision is two lookups keyed by the caller's cgroup id: the session,
- * then the longest prefix covering the destination. Addresses are IPv6
- * with IPv4 v4-mapped, so ::ffff:a.b.c.d meets the IPv4 rules. Returning
- * 0 denies: the caller's system call fails with EPERM. Each denial is
- * reported to the session's own ring buffer.
+ * A decision is two lookups keyed by a cgroup id: the session, then the
+ * longest prefix covering the destination. Addresses are IPv6 with IPv4
+ * v4-mapped, so ::ffff:a.b.c.d meets the IPv4 rules. Returning 0 denies:
+ * the caller's system call fails with EPERM, or the packet is dropped.
+ * Each denial is reported to the session's own ring buffer.
  *
  * The kernel runs these programs for the cgroup a socket was created in
- * (sk_cgrp_data), while the decision is made for the cgroup of the caller.
- * So a socket created in a session and carried elsewhere in the subtree
- * obeys the carrier's policy, but an inet socket created outside Cordon's
- * subtree and passed in (inherited, SCM_RIGHTS) is not filtered here: the
- * launcher must not leak one into a session.
+ * (sk_cgrp_data). The socket hooks decide for the cgroup of the caller,
+ * egress for the cgroup of the socket (it also runs in softirq, where the
+ * current task is anyone). So a socket created in a session and carried
+ * elsewhere in the subtree obeys the carrier's policy at connect and its
+ * creator's at egress, but an inet socket created outside Cordon's subtree
+ * and passed in (inherited, SCM_RIGHTS) is not filtered here: the launcher
+ * must not leak one into a session.
  */
 #include <linux/bpf.h>
 #include <linux/in.h>
+#include <linux/in6.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
 #include <stdbool.h>
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -36,9 +55,21 @@
 #include "netfilter.h"
 
 /* Not in uapi headers that BPF C can include without libc. */
+#define AF_INET 2
+#define AF_INET6 10
 #define SOCK_STREAM 1
 #define SOCK_DGRAM 2
 #define SOCK_RAW 3
+#define SOL_IP 0
+#define SOL_IPV6 41
+#define IP_OFFSET 0x1fff /* fragment offset bits of iphdr.frag_off */
+
+/*
+ * The smallest page size: a setsockopt program sees at most one page of
+ * optval, and must set optlen to 0 to pass a longer one through
+ * untouched (Documentation/bpf/prog_cgroup_sockopt.rst, "Large optval").
+ */
+#define SOCKOPT_PAGE 4096
 
 #define VERDICT_DENY 0
 #define VERDICT_ALLOW 1
@@ -85,43 +116,21 @@ struct {
 	__array(values, struct events_ringbuf);
 } events SEC(".maps");
 
+/* ---------------------------------------------------------------- verdicts */
+
+/*
+ * The rules' bit for a socket's type and protocol, 0 for anything but
+ * TCP and UDP. The kernel has already turned protocol 0 into the type's
+ * default by the time these programs run (inet_create); 0 is accepted
+ * anyway.
+ */
 static __always_inline __u8 proto_bit(__u32 type, __u32 protocol)
 {
-	if (type == SOCK_STREAM && protocol == IPPROTO_TCP)
+	if (type == SOCK_STREAM && (protocol == IPPROTO_TCP || protocol == 0))
 		return CORDON_PROTO_TCP;
-	if (type == SOCK_DGRAM && protocol == IPPROTO_UDP)
+	if (type == SOCK_DGRAM && (protocol == IPPROTO_UDP || protocol == 0))
 		return CORDON_PROTO_UDP;
-	return 0; /* SCTP, MPTCP, ICMP datagrams, ...: no rule names them */
-}
-
-static __always_inline void report(__u64 cgroup_id, struct session_policy *session, __u32 hook,
-				   __u32 reason, __u32 family, const __u8 *addr, __u16 port,
-				   __u8 protocol)
-{
-	struct net_event *e;
-	void *ringbuf;
-
-	if (!report_denials)
-		return;
-	ringbuf = bpf_map_lookup_elem(&events, &cgroup_id);
-	if (!ringbuf)
-		return; /* no session: nobody to tell */
-	e = bpf_ringbuf_reserve(ringbuf, sizeof(*e), 0);
-	if (!e) {
-		if (session)
-			__sync_fetch_and_add(&session->events_lost, 1);
-		return;
-	}
-	e->cgroup_id = cgroup_id;
-	e->pid = bpf_get_current_pid_tgid() >> 32;
-	e->hook = hook;
-	e->reason = reason;
-	e->port = port;
-	e->protocol = protocol;
-	e->family = family;
-	__builtin_memcpy(e->addr, addr, sizeof(e->addr));
-	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	bpf_ringbuf_submit(e, 0);
+	return 0; /* raw, ping, UDP-Lite, SCTP, MPTCP, ...: no rule names them */
 }
 
 static __always_inline bool ports_allow(const struct rule_value *rule, __u16 port, __u8 protocol)
@@ -139,6 +148,76 @@ static __always_inline bool ports_allow(const struct rule_value *rule, __u16 por
 	return false;
 }
 
+/*
+ * The one match every hook makes: does the session's longest prefix
+ * covering key->addr allow port over protocol? key->addr is filled in.
+ */
+static __always_inline bool rules_allow(__u64 cgroup_id, struct rule_key *key, __u16 port,
+					__u8 protocol)
+{
+	struct rule_value *rule;
+
+	if (!protocol)
+		return false;
+	key->prefixlen = 64 + 128;
+	key->cgroup_id = cgroup_id;
+	rule = bpf_map_lookup_elem(&rules, key);
+	return rule && ports_allow(rule, port, protocol);
+}
+
+/* ---------------------------------------------------------------- events */
+
+/*
+ * An event slot in the session's ring buffer with its common fields set,
+ * or NULL: reporting off, no ring buffer (no session: nobody to tell), or
+ * the ring buffer full (counted in events_lost).
+ */
+static __always_inline struct net_event *new_event(__u64 cgroup_id, struct session_policy *session,
+						   __u32 hook, __u32 reason, __u32 family,
+						   const __u8 *addr, __u16 port, __u8 protocol)
+{
+	struct net_event *e;
+	void *ringbuf;
+
+	if (!report_denials)
+		return NULL;
+	ringbuf = bpf_map_lookup_elem(&events, &cgroup_id);
+	if (!ringbuf)
+		return NULL;
+	e = bpf_ringbuf_reserve(ringbuf, sizeof(*e), 0);
+	if (!e) {
+		if (session)
+			__sync_fetch_and_add(&session->events_lost, 1);
+		return NULL;
+	}
+	e->cgroup_id = cgroup_id;
+	e->hook = hook;
+	e->reason = reason;
+	e->port = port;
+	e->protocol = protocol;
+	e->family = family;
+	__builtin_memcpy(e->addr, addr, sizeof(e->addr));
+	e->drops = 0;
+	return e;
+}
+
+/* Reports a denial of a system call, made by the current task. */
+static __always_inline void report(__u64 cgroup_id, struct session_policy *session, __u32 hook,
+				   __u32 reason, __u32 family, const __u8 *addr, __u16 port,
+				   __u8 protocol)
+{
+	struct net_event *e;
+
+	e = new_event(cgroup_id, session, hook, reason, family, addr, port, protocol);
+	if (!e)
+		return;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* ---------------------------------------------------------------- connect, sendmsg */
+
 /* The verdict on one destination; key.addr is already filled in. */
 static __always_inline int decide(struct bpf_sock_addr *ctx, struct rule_key *key, __u32 hook)
 {
@@ -146,21 +225,16 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, struct rule_key *ke
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
 	__u8 protocol = proto_bit(ctx->type, ctx->protocol);
 	struct session_policy *session;
-	struct rule_value *rule;
 	__u32 reason;
 
 	session = bpf_map_lookup_elem(&sessions, &cgroup_id);
 	if (!session) {
 		reason = CORDON_DENY_NO_SESSION;
-		goto deny;
+	} else {
+		if (rules_allow(cgroup_id, key, port, protocol))
+			return VERDICT_ALLOW;
+		reason = CORDON_DENY_NO_RULE;
 	}
-	key->prefixlen = 64 + 128;
-	key->cgroup_id = cgroup_id;
-	rule = bpf_map_lookup_elem(&rules, key);
-	if (rule && protocol && ports_allow(rule, port, protocol))
-		return VERDICT_ALLOW;
-	reason = CORDON_DENY_NO_RULE;
-deny:
 	report(cgroup_id, session, hook, reason, ctx->family, key->addr, port, protocol);
 	return VERDICT_DENY;
 }
@@ -214,10 +288,13 @@ int cordon_sendmsg6(struct bpf_sock_addr *ctx)
 	return decide6(ctx, CORDON_HOOK_SENDMSG6);
 }
 
+/* ---------------------------------------------------------------- sock_create, setsockopt */
+
+static const __u8 no_addr[16];
+
 SEC("cgroup/sock_create")
 int cordon_sock_create(struct bpf_sock *ctx)
 {
-	static const __u8 no_addr[16];
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	struct session_policy *session;
 	__u32 reason;
@@ -227,10 +304,192 @@ int cordon_sock_create(struct bpf_sock *ctx)
 		reason = CORDON_DENY_NO_SESSION;
 	else if (ctx->type == SOCK_RAW)
 		reason = CORDON_DENY_RAW_SOCKET;
+	else if (!proto_bit(ctx->type, ctx->protocol))
+		reason = CORDON_DENY_SOCKET_TYPE;
 	else
 		return VERDICT_ALLOW;
 	report(cgroup_id, session, CORDON_HOOK_SOCK_CREATE, reason, ctx->family, no_addr, 0,
 	       proto_bit(ctx->type, ctx->protocol));
+	return VERDICT_DENY;
+}
+
+/*
+ * Socket options that put extension headers on every packet of a socket.
+ * IPV6_2292PKTOPTIONS sets them all at once, in cmsg form. IPV6_2292RTHDR
+ * and its siblings are not here: as socket options they only ask to
+ * receive those headers. The same headers sent per packet (IP_RETOPTS,
+ * IPV6_RTHDR, ... as cmsg) are egress's to drop.
+ */
+static __always_inline bool adds_ip_options(__s32 level, __s32 optname)
+{
+	if (level == SOL_IP)
+		return optname == IP_OPTIONS;
+	if (level == SOL_IPV6)
+		return optname == IPV6_RTHDR || optname == IPV6_HOPOPTS ||
+		       optname == IPV6_DSTOPTS || optname == IPV6_RTHDRDSTOPTS ||
+		       optname == IPV6_2292PKTOPTIONS;
+	return false;
+}
+
+SEC("cgroup/setsockopt")
+int cordon_sockopt(struct bpf_sockopt *ctx)
+{
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	struct bpf_sock *sk = ctx->sk;
+	struct session_policy *session;
+	__u32 family;
+
+	/* Anything else goes to the kernel as the caller passed it. */
+	if (ctx->optlen > SOCKOPT_PAGE)
+		ctx->optlen = 0;
+	if (!sk)
+		return VERDICT_ALLOW;
+	family = sk->family;
+	if ((family != AF_INET && family != AF_INET6) || !adds_ip_options(ctx->level, ctx->optname))
+		return VERDICT_ALLOW;
+	session = bpf_map_lookup_elem(&sessions, &cgroup_id);
+	report(cgroup_id, session, CORDON_HOOK_SETSOCKOPT, CORDON_DENY_IP_OPTIONS, family, no_addr,
+	       0, proto_bit(sk->type, sk->protocol));
+	return VERDICT_DENY;
+}
+
+/* ---------------------------------------------------------------- egress */
+
+/* Where a packet goes, as the rules see it. */
+struct packet {
+	struct rule_key key; /* addr: the IP header's destination, v4-mapped for IPv4 */
+	__u16 port;
+	__u8 protocol;
+	__u8 family;
+};
+
+static __always_inline bool ipv6_extension(__u8 nexthdr)
+{
+	switch (nexthdr) {
+	case IPPROTO_HOPOPTS:
+	case IPPROTO_ROUTING:
+	case IPPROTO_FRAGMENT:
+	case IPPROTO_ESP:
+	case IPPROTO_AH:
+	case IPPROTO_DSTOPTS:
+	case IPPROTO_MH:
+	case 139: /* HIP */
+	case 140: /* Shim6 */
+	case 253: /* experiments, RFC 3692 */
+	case 254:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Reads the IP header and the L4 destination port; cgroup_skb data starts
+ * at the network header. Returns 0, or the reason to drop: only plain TCP
+ * and UDP are let through, without IPv4 options or IPv6 extension headers,
+ * since both can send a packet to a hop other than its last destination.
+ * The hook runs before fragmentation (ip_finish_output,
+ * ip6_finish_output), so a fragment here is not one of ours.
+ */
+static __always_inline __u32 parse_packet(struct __sk_buff *skb, struct packet *pkt)
+{
+	__u32 l4_offset;
+	__u8 l4_protocol;
+	__u8 version;
+	__be16 dport;
+
+	if (bpf_skb_load_bytes(skb, 0, &version, sizeof(version)) != 0)
+		return CORDON_DENY_PROTOCOL;
+	version >>= 4;
+	if (version == 4) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip, sizeof(ip)) != 0)
+			return CORDON_DENY_PROTOCOL;
+		pkt->family = AF_INET;
+		pkt->key.addr[10] = 0xff;
+		pkt->key.addr[11] = 0xff;
+		__builtin_memcpy(&pkt->key.addr[12], &ip.daddr, sizeof(ip.daddr));
+		if (ip.ihl != 5)
+			return CORDON_DENY_IP_OPTIONS;
+		if (ip.frag_off & bpf_htons(IP_OFFSET))
+			return CORDON_DENY_PROTOCOL;
+		l4_offset = sizeof(ip);
+		l4_protocol = ip.protocol;
+	} else if (version == 6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, 0, &ip6, sizeof(ip6)) != 0)
+			return CORDON_DENY_PROTOCOL;
+		pkt->family = AF_INET6;
+		__builtin_memcpy(pkt->key.addr, &ip6.daddr, sizeof(ip6.daddr));
+		if (ipv6_extension(ip6.nexthdr))
+			return CORDON_DENY_IP_OPTIONS;
+		l4_offset = sizeof(ip6);
+		l4_protocol = ip6.nexthdr;
+	} else {
+		return CORDON_DENY_PROTOCOL;
+	}
+
+	if (l4_protocol == IPPROTO_TCP)
+		pkt->protocol = CORDON_PROTO_TCP;
+	else if (l4_protocol == IPPROTO_UDP)
+		pkt->protocol = CORDON_PROTO_UDP;
+	else
+		return CORDON_DENY_PROTOCOL;
+	/* dest is at offset 2 in both struct tcphdr and struct udphdr. */
+	if (bpf_skb_load_bytes(skb, l4_offset + 2, &dport, sizeof(dport)) != 0)
+		return CORDON_DENY_PROTOCOL;
+	pkt->port = bpf_ntohs(dport);
+	return 0;
+}
+
+/*
+ * Counts a drop and reports it when the count is a power of two (1, 2,
+ * 4, 8, ...): a stream the rules cut keeps retransmitting, and one event
+ * per packet would fill the ring buffer with copies. The exact count is
+ * in session_policy.egress_dropped and in each event's drops. The add is
+ * atomic; the read after it is not (a fetching add needs 5.12), so two
+ * CPUs dropping at once may report one power twice or skip it.
+ */
+static __always_inline void count_drop(__u64 cgroup_id, struct session_policy *session,
+				       __u32 reason, const struct packet *pkt)
+{
+	struct net_event *e;
+	__u64 drops;
+
+	__sync_fetch_and_add(&session->egress_dropped, 1);
+	drops = session->egress_dropped;
+	if (drops & (drops - 1))
+		return;
+	e = new_event(cgroup_id, session, CORDON_HOOK_EGRESS, reason, pkt->family, pkt->key.addr,
+		      pkt->port, pkt->protocol);
+	if (!e)
+		return;
+	e->pid = 0;
+	__builtin_memset(e->comm, 0, sizeof(e->comm));
+	e->drops = drops;
+	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("cgroup_skb/egress")
+int cordon_egress(struct __sk_buff *skb)
+{
+	__u64 cgroup_id = bpf_skb_cgroup_id(skb);
+	struct session_policy *session;
+	struct packet pkt = {};
+	__u32 reason;
+
+	session = bpf_map_lookup_elem(&sessions, &cgroup_id);
+	if (!session)
+		return VERDICT_DENY; /* no session, no ring buffer: nobody to tell */
+	reason = parse_packet(skb, &pkt);
+	if (!reason) {
+		if (rules_allow(cgroup_id, &pkt.key, pkt.port, pkt.protocol))
+			return VERDICT_ALLOW;
+		reason = CORDON_DENY_NO_RULE;
+	}
+	count_drop(cgroup_id, session, reason, &pkt);
 	return VERDICT_DENY;
 }
 

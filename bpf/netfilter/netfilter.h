@@ -36,20 +36,26 @@ enum cordon_hook {
 	CORDON_HOOK_SENDMSG4 = 3,
 	CORDON_HOOK_SENDMSG6 = 4,
 	CORDON_HOOK_SOCK_CREATE = 5,
+	CORDON_HOOK_EGRESS = 6,	    /* a packet leaving a session socket */
+	CORDON_HOOK_SETSOCKOPT = 7, /* a socket option refused */
 };
 
 /* Why, in net_event.reason. */
 enum cordon_reason {
-	CORDON_DENY_NO_RULE = 1,    /* no rule covers address and port */
-	CORDON_DENY_NO_SESSION = 2, /* the cgroup has no session policy */
-	CORDON_DENY_RAW_SOCKET = 3, /* SOCK_RAW refused at creation */
+	CORDON_DENY_NO_RULE = 1,     /* no rule covers address and port */
+	CORDON_DENY_NO_SESSION = 2,  /* the cgroup has no session policy */
+	CORDON_DENY_RAW_SOCKET = 3,  /* SOCK_RAW refused at creation */
+	CORDON_DENY_SOCKET_TYPE = 4, /* neither TCP nor UDP: ping, UDP-Lite, SCTP, MPTCP */
+	CORDON_DENY_IP_OPTIONS = 5,  /* IPv4 options or IPv6 extension headers (source routes) */
+	CORDON_DENY_PROTOCOL = 6,    /* a packet whose TCP or UDP header cannot be read */
 };
 
 /* Value of the sessions map, keyed by cgroup id (__u64). */
 struct session_policy {
 	__u32 flags; /* reserved, 0 */
 	__u32 rule_count;
-	__u64 events_lost; /* denials not reported: the ring buffer was full */
+	__u64 events_lost;    /* denials not reported: the ring buffer was full */
+	__u64 egress_dropped; /* packets the egress program dropped */
 };
 
 /*
@@ -76,7 +82,11 @@ struct rule_value {
 	__u32 count;
 };
 
-/* One denial, sent to the session's ring buffer. */
+/*
+ * One denial, sent to the session's ring buffer. Egress runs for packets a
+ * task did not necessarily send (retransmissions, ACKs from softirq): its
+ * events carry no pid or comm, and only some are sent (see drops).
+ */
 struct net_event {
 	__u64 cgroup_id;
 	__u32 pid;  /* thread group id */
@@ -84,9 +94,10 @@ struct net_event {
 	__u32 reason;
 	__u16 port;    /* host order */
 	__u8 protocol; /* CORDON_PROTO_*, 0 if neither */
-	__u8 family;   /* AF_INET or AF_INET6 of the socket */
+	__u8 family;   /* AF_INET or AF_INET6 of the socket (egress: of the packet) */
 	__u8 addr[16]; /* IPv6 or v4-mapped */
 	char comm[16];
+	__u64 drops; /* egress: the session's drops so far, this one included; else 0 */
 };
 
 #endif /* CORDON_BPF_NETFILTER_H */

@@ -36,9 +36,10 @@
 namespace cordon::netfilter {
 
 // The structs shared with the BPF programs, as the C++ compiler sees them.
-static_assert(sizeof(session_policy) == 16);
+static_assert(sizeof(session_policy) == 24);
 static_assert(offsetof(session_policy, rule_count) == 4);
 static_assert(offsetof(session_policy, events_lost) == 8);
+static_assert(offsetof(session_policy, egress_dropped) == 16);
 static_assert(sizeof(rule_key) == 28);
 static_assert(offsetof(rule_key, cgroup_id) == 4);
 static_assert(offsetof(rule_key, addr) == 12);
@@ -46,7 +47,7 @@ static_assert(sizeof(rule_value) == 44);
 static_assert(offsetof(rule_value, port_last) == 2 * CORDON_MAX_PORT_RANGES);
 static_assert(offsetof(rule_value, protocols) == 4 * CORDON_MAX_PORT_RANGES);
 static_assert(offsetof(rule_value, count) == 40);
-static_assert(sizeof(net_event) == 56);
+static_assert(sizeof(net_event) == 64);
 static_assert(offsetof(net_event, pid) == 8);
 static_assert(offsetof(net_event, hook) == 12);
 static_assert(offsetof(net_event, reason) == 16);
@@ -55,6 +56,7 @@ static_assert(offsetof(net_event, protocol) == 22);
 static_assert(offsetof(net_event, family) == 23);
 static_assert(offsetof(net_event, addr) == 24);
 static_assert(offsetof(net_event, comm) == 40);
+static_assert(offsetof(net_event, drops) == 56);
 static_assert(CORDON_PROTO_TCP == static_cast<int>(profile::Protocol::tcp));
 static_assert(CORDON_PROTO_UDP == static_cast<int>(profile::Protocol::udp));
 static_assert(sizeof(profile::Ip6) == sizeof(rule_key::addr));
@@ -119,7 +121,8 @@ struct ProgramPin {
 constexpr ProgramPin kPrograms[] = {
     {"connect4", &Progs::cordon_connect4},       {"connect6", &Progs::cordon_connect6},
     {"sendmsg4", &Progs::cordon_sendmsg4},       {"sendmsg6", &Progs::cordon_sendmsg6},
-    {"sock_create", &Progs::cordon_sock_create},
+    {"sock_create", &Progs::cordon_sock_create}, {"setsockopt", &Progs::cordon_sockopt},
+    {"egress", &Progs::cordon_egress},
 };
 
 // Each pinned map and the shape it must have: pins left by an older,
@@ -399,6 +402,10 @@ const char* hook_name(uint32_t hook) {
             return "sendmsg6";
         case CORDON_HOOK_SOCK_CREATE:
             return "sock_create";
+        case CORDON_HOOK_EGRESS:
+            return "egress";
+        case CORDON_HOOK_SETSOCKOPT:
+            return "setsockopt";
         default:
             return "unknown";
     }
@@ -412,6 +419,12 @@ const char* reason_name(uint32_t reason) {
             return "no-session";
         case CORDON_DENY_RAW_SOCKET:
             return "raw-socket";
+        case CORDON_DENY_SOCKET_TYPE:
+            return "socket-type";
+        case CORDON_DENY_IP_OPTIONS:
+            return "ip-options";
+        case CORDON_DENY_PROTOCOL:
+            return "protocol";
         default:
             return "unknown";
     }
@@ -438,6 +451,7 @@ Denial to_denial(const net_event& e) {
     d.protocol = protocol_name(e.protocol);
     std::memcpy(d.address.data(), e.addr, d.address.size());
     d.port = e.port;
+    d.drops = e.drops;
     return d;
 }
 
@@ -536,6 +550,16 @@ class PinnedNetfilter final : public Netfilter {
     }
 
     size_t rule_count(uint64_t cgroup_id) const override { return rule_keys(cgroup_id).size(); }
+
+    Result<SessionCounters> counters(uint64_t cgroup_id) const override {
+        session_policy policy{};
+        if (bpf_map_lookup_elem(sessions_.get(), &cgroup_id, &policy) != 0) {
+            int err = errno;
+            return errno_error("cannot read the counters of session " + std::to_string(cgroup_id),
+                               err == ENOENT ? "add the session first" : privilege_hint(err));
+        }
+        return SessionCounters{policy.egress_dropped, policy.events_lost};
+    }
 
     Result<std::unique_ptr<DenialStream>> watch(uint64_t cgroup_id) override {
         uint32_t map_id = 0;

@@ -27,13 +27,27 @@ struct Rule {
 // A denial reported by the kernel.
 struct Denial {
     uint64_t cgroup_id = 0;
-    uint32_t pid = 0;
-    std::string comm;
-    std::string hook;      // "connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create"
-    std::string reason;    // "no-rule", "no-session", "raw-socket"
+    uint32_t pid = 0;  // 0 for "egress": packets leave in softirq too, where no task is theirs
+    std::string comm;  // "" for "egress"
+    // "connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "setsockopt", "egress"
+    std::string hook;
+    // "no-rule", "no-session", "raw-socket", "socket-type" (an inet socket neither TCP nor
+    // UDP), "ip-options" (IPv4 options or IPv6 extension headers), "protocol" (a packet
+    // whose TCP or UDP header cannot be read)
+    std::string reason;
     std::string protocol;  // "tcp", "udp" or "" when neither
     profile::Ip6 address{};
     uint16_t port = 0;
+    // "egress" only: the session's dropped packets so far, this one included. Egress reports
+    // only the drops whose count is a power of two (1, 2, 4, ...), so that a stream the rules
+    // cut does not flood the ring buffer; the others are in counters().
+    uint64_t drops = 0;
+};
+
+// What the kernel counted for one session since it was added.
+struct SessionCounters {
+    uint64_t egress_dropped = 0;  // packets the egress program dropped
+    uint64_t events_lost = 0;     // denials not reported: the ring buffer was full
 };
 
 // The denials of one session, read from its own ring buffer.
@@ -74,6 +88,9 @@ class Netfilter {
 
     // Number of rules trie entries keyed by cgroup_id (tests check cleanup).
     virtual size_t rule_count(uint64_t cgroup_id) const = 0;
+
+    // The session's counters, readable while it runs.
+    virtual Result<SessionCounters> counters(uint64_t cgroup_id) const = 0;
 
     // Opens the session's ring buffer, created by add_session.
     virtual Result<std::unique_ptr<DenialStream>> watch(uint64_t cgroup_id) = 0;
