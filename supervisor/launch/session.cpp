@@ -204,20 +204,21 @@ Result<UniqueFd> deadline_timer(SysTime deadline) {
 }
 
 json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) {
-    if (d.hook == "sock_create")  // refused at socket(): there is no destination yet
-        return {{"pid", d.pid},       {"comm", d.comm},     {"destination", nullptr},
-                {"port", nullptr},    {"protocol", d.protocol}, {"hook", d.hook},
-                {"reason", d.reason}, {"tool", nullptr}};
-    json f{{"pid", d.pid},
-           {"comm", d.comm},
-           {"destination", profile::format_ip(d.address)},
-           {"port", d.port},
-           {"protocol", d.protocol},
-           {"hook", d.hook},
-           {"reason", d.reason}};
+    json f{{"pid", d.pid},      {"comm", d.comm},         {"destination", nullptr},
+           {"port", nullptr},   {"protocol", d.protocol}, {"hook", d.hook},
+           {"reason", d.reason}, {"tool", nullptr}};
+    // Refused at socket() or setsockopt(): there is no destination yet.
+    if (d.hook == "sock_create" || d.hook == "setsockopt") return f;
+    f["destination"] = profile::format_ip(d.address);
+    f["port"] = d.port;
     auto proto = d.protocol == "udp" ? profile::Protocol::udp : profile::Protocol::tcp;
-    auto tool = policy::tool_for(profile, d.address, d.port, proto);
-    f["tool"] = tool ? json(*tool) : json(nullptr);
+    if (auto tool = policy::tool_for(profile, d.address, d.port, proto)) f["tool"] = *tool;
+    if (d.hook == "egress") {
+        // Packets leave in softirq context too, where no task is theirs.
+        f["pid"] = nullptr;
+        f["comm"] = nullptr;
+        f["drops"] = d.drops;
+    }
     return f;
 }
 
@@ -410,9 +411,12 @@ int run_session(const SessionOptions& options) {
 
     // 6. The session ends with its agent: nothing it started outlives it.
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
-    (*audit)->emit(
-        "session.end", s.subject,
-        end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit"));
+    auto end = end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit");
+    if (auto counters = s.nf->counters(s.cgroup->id())) {
+        end["egressDropped"] = counters->egress_dropped;
+        end["denialsLost"] = counters->events_lost;
+    }
+    (*audit)->emit("session.end", s.subject, end);
     return ending->deadline ? kExitDeadline : exit_status_of(ending->wait_status);
 }
 

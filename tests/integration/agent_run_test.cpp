@@ -47,6 +47,8 @@ TEST_F(AgentRunTest, AllowedConnectSucceedsAndDeniedFailsWithEperm) {
     ASSERT_EQ(end.size(), 1u);
     EXPECT_EQ(end[0]["exitStatus"], 0);
     EXPECT_EQ(end[0]["reason"], "exit");
+    EXPECT_EQ(end[0]["egressDropped"], 0);
+    EXPECT_EQ(end[0]["denialsLost"], 0);
     EXPECT_EQ(leftover_cgroups(), 0u);
     EXPECT_EQ(leftover_sessions(), 0u);
 }
@@ -115,6 +117,26 @@ TEST_F(AgentRunTest, RawPacketAndForeignFamilySocketsFail) {
     EXPECT_EQ(r.out,
               "EPERM\nEPERM\nEPERM\nEAFNOSUPPORT\nEAFNOSUPPORT\nEAFNOSUPPORT\nEAFNOSUPPORT\n"
               "EPERM\nok\nok\nok\nok\n");
+}
+
+TEST_F(AgentRunTest, SourceRoutingOptionIsRefusedAndAudited) {
+    auto profile = write_profile({}, {});
+    // IPV6_RTHDR (57): a routing header would send packets to its first
+    // segment, past the address the connect and sendmsg hooks checked.
+    std::string script =
+        "import socket,errno\n"
+        "s=socket.socket(socket.AF_INET6,socket.SOCK_DGRAM)\n"
+        "try:\n s.setsockopt(socket.IPPROTO_IPV6,57,bytes(24)); print('ok')\n"
+        "except OSError as e: print(errno.errorcode[e.errno])\n";
+    auto r = run({"--profile", profile, "--", "python3", "-c", script});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "EPERM\n");
+    auto denials = events_named(audit_events(), "net.deny");
+    ASSERT_EQ(denials.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(denials[0]["hook"], "setsockopt");
+    EXPECT_EQ(denials[0]["reason"], "ip-options");
+    EXPECT_EQ(denials[0]["destination"], nullptr);
+    EXPECT_EQ(denials[0]["comm"], "python3");
 }
 
 TEST_F(AgentRunTest, UnshareOfUserNamespaceFailsWithEperm) {
