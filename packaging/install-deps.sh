@@ -19,7 +19,7 @@ build=(
   linux-libc-dev
 )
 runtime_and_tests=(
-  libgtest-dev googletest
+  libgtest-dev googletest liburing-dev
   python3 python3-jsonschema
   curl iproute2 procps ca-certificates dnsmasq-base
 )
