@@ -222,6 +222,40 @@ json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) 
     return f;
 }
 
+// Top destinations of session.end, by bytes sent.
+constexpr size_t kEndDestinations = 16;
+
+// What the session sent, for session.end: totals, the top destinations and
+// the byte budget (null when none) with whether it cut anything.
+json traffic_fields(const netfilter::Netfilter& nf, uint64_t cgroup_id, uint64_t budget) {
+    json f;
+    auto counters = nf.counters(cgroup_id);
+    if (!counters) {
+        log()->warn("{}", counters.error().message());
+        return f;
+    }
+    f["egressDropped"] = counters->egress_dropped;
+    f["denialsLost"] = counters->events_lost;
+    f["bytesSent"] = counters->bytes_sent;
+    f["packetsSent"] = counters->packets_sent;
+    f["unattributedBytes"] = counters->unattributed_bytes;
+    f["budgetBytes"] = budget ? json(budget) : json(nullptr);
+    f["budgetExceeded"] = counters->budget_dropped > 0;
+    json top = json::array();
+    if (auto dests = nf.destinations(cgroup_id)) {
+        for (size_t i = 0; i < dests->size() && i < kEndDestinations; i++) {
+            const auto& d = (*dests)[i];
+            top.push_back({{"destination", profile::format_ip(d.address)},
+                           {"port", d.port},
+                           {"protocol", d.protocol},
+                           {"bytes", d.bytes},
+                           {"packets", d.packets}});
+        }
+    }
+    f["destinations"] = top;
+    return f;
+}
+
 // Waits for the agent, forwarding signals, reporting denials and killing
 // the session at its deadline. Returns the agent's wait status and why it ended.
 struct Ending {
@@ -230,8 +264,8 @@ struct Ending {
 };
 
 Result<Ending> supervise(Session& s, const Child& child, const profile::Profile& profile,
-                         SysTime deadline, audit::AuditLog& audit,
-                         netfilter::DenialStream* denials, int signal_fd) {
+                         SysTime deadline, audit::AuditLog& audit, netfilter::DenialStream* denials,
+                         int signal_fd) {
     auto timer = deadline_timer(deadline);
     if (!timer) return timer.error();
     UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
@@ -326,8 +360,9 @@ int check_profile(const SessionOptions& options) {
     out["runAs"] = {{"user", plan->identity.name}, {"uid", plan->identity.uid}};
     out["seccompInstructions"] = plan->filter.size();
     if (plan->identity.root())
-        out["warnings"].push_back("the agent runs as root (session.user); it holds no "
-                                  "capability, but files owned by root are its to change");
+        out["warnings"].push_back(
+            "the agent runs as root (session.user); it holds no "
+            "capability, but files owned by root are its to change");
     std::cout << out.dump(2) << "\n";
     return 0;
 }
@@ -360,7 +395,7 @@ int run_session(const SessionOptions& options) {
     if (!mount) return fail(mount.error());
     std::string root = *mount + "/" + options.cgroup_name;
     if (auto st = cgroup::ensure_dir(root); !st) return fail(st.error());
-    auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir);
+    auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir, options.netfilter);
     if (!nf) return fail(nf.error());
     reap_leftovers(root, **nf, **audit);
 
@@ -374,7 +409,12 @@ int run_session(const SessionOptions& options) {
     auto cg = cgroup::SessionCgroup::create(root, s.id, session_label(s.subject, ::getpid()));
     if (!cg) return fail(cg.error());
     s.cgroup = std::move(*cg);
-    if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules); !st) return fail(st.error());
+    // No resolver yet: until the supervisor's DNS responder (supervisor/dns)
+    // gives the session one, every destination on port 53 or 853 is denied.
+    if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules, netfilter::kNoResolver,
+                                    policy.egress_budget);
+        !st)
+        return fail(st.error());
     s.policy_installed = true;
     auto denials = s.nf->watch(s.cgroup->id());
     if (!denials) return fail(denials.error());
@@ -383,8 +423,9 @@ int run_session(const SessionOptions& options) {
     auto signals = forwarded_signals();
     if (!signals) return fail(signals.error());
     MountPlan mounts;  // its own mount namespace, so far with nothing laid over the host's
-    SpawnSpec spec{options.command, agent_environment(profile, deliveries, identity, s.id),
-                   s.cgroup->dir_fd(), &plan->filter, &identity, &mounts};
+    SpawnSpec spec{options.command,    agent_environment(profile, deliveries, identity, s.id),
+                   s.cgroup->dir_fd(), &plan->filter,
+                   &identity,          &mounts};
     auto child = spawn(spec);
     if (!child) {
         log()->error("{}", child.error().message());
@@ -402,8 +443,7 @@ int run_session(const SessionOptions& options) {
     (*audit)->emit("session.start", s.subject, start);
 
     // 5. Until the agent exits or the deadline passes.
-    auto ending =
-        supervise(s, *child, profile, deadline, **audit, denials->get(), signals->get());
+    auto ending = supervise(s, *child, profile, deadline, **audit, denials->get(), signals->get());
     if (!ending) {
         (void)s.cgroup->kill_all();
         return fail(ending.error());
@@ -412,10 +452,7 @@ int run_session(const SessionOptions& options) {
     // 6. The session ends with its agent: nothing it started outlives it.
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
     auto end = end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit");
-    if (auto counters = s.nf->counters(s.cgroup->id())) {
-        end["egressDropped"] = counters->egress_dropped;
-        end["denialsLost"] = counters->events_lost;
-    }
+    end.update(traffic_fields(*s.nf, s.cgroup->id(), policy.egress_budget));
     (*audit)->emit("session.end", s.subject, end);
     return ending->deadline ? kExitDeadline : exit_status_of(ending->wait_status);
 }

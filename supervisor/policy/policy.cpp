@@ -98,6 +98,7 @@ EffectivePolicy compute_policy(const Profile& profile, TimePoint now, const Reso
     }
     policy.credentials.assign(credentials.begin(), credentials.end());
     policy.deadline = deadline_of(profile, now);
+    policy.egress_budget = profile.egress_budget.value_or(0);
     return policy;
 }
 

@@ -53,6 +53,7 @@ struct EffectivePolicy {
     std::vector<netfilter::Rule> rules;       // of allowed tools only, unfolded
     std::vector<std::string> credentials;     // needed by allowed tools, sorted, distinct
     profile::TimePoint deadline;              // min(expiresAt, now + maxDuration)
+    uint64_t egress_budget = 0;               // session.egressBudget in bytes; 0: none
 };
 
 // Resolves a hostname to its addresses (IPv4 v4-mapped). Injectable so that
