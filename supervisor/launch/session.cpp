@@ -287,6 +287,39 @@ class DenialReporter {
     UniqueFd timer_;
     audit::DenialLimiter limiter_;
 };
+// Top destinations of session.end, by bytes sent.
+constexpr size_t kEndDestinations = 16;
+
+// What the session sent, for session.end: totals, the top destinations and
+// the byte budget (null when none) with whether it cut anything.
+json traffic_fields(const netfilter::Netfilter& nf, uint64_t cgroup_id, uint64_t budget) {
+    json f;
+    auto counters = nf.counters(cgroup_id);
+    if (!counters) {
+        log()->warn("{}", counters.error().message());
+        return f;
+    }
+    f["egressDropped"] = counters->egress_dropped;
+    f["denialsLost"] = counters->events_lost;
+    f["bytesSent"] = counters->bytes_sent;
+    f["packetsSent"] = counters->packets_sent;
+    f["unattributedBytes"] = counters->unattributed_bytes;
+    f["budgetBytes"] = budget ? json(budget) : json(nullptr);
+    f["budgetExceeded"] = counters->budget_dropped > 0;
+    json top = json::array();
+    if (auto dests = nf.destinations(cgroup_id)) {
+        for (size_t i = 0; i < dests->size() && i < kEndDestinations; i++) {
+            const auto& d = (*dests)[i];
+            top.push_back({{"destination", profile::format_ip(d.address)},
+                           {"port", d.port},
+                           {"protocol", d.protocol},
+                           {"bytes", d.bytes},
+                           {"packets", d.packets}});
+        }
+    }
+    f["destinations"] = top;
+    return f;
+}
 
 // Waits for the agent, forwarding signals, reporting denials and killing
 // the session at its deadline. Returns the agent's wait status and why it ended.
@@ -437,7 +470,7 @@ int run_session(const SessionOptions& options) {
     if (!mount) return fail(mount.error());
     std::string root = *mount + "/" + options.cgroup_name;
     if (auto st = cgroup::ensure_dir(root); !st) return fail(st.error());
-    auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir);
+    auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir, options.netfilter);
     if (!nf) return fail(nf.error());
     reap_leftovers(root, **nf, **audit);
 
@@ -451,7 +484,12 @@ int run_session(const SessionOptions& options) {
     auto cg = cgroup::SessionCgroup::create(root, s.id, session_label(s.subject, ::getpid()));
     if (!cg) return fail(cg.error());
     s.cgroup = std::move(*cg);
-    if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules); !st) return fail(st.error());
+    // No resolver yet: until the supervisor's DNS responder (supervisor/dns)
+    // gives the session one, every destination on port 53 or 853 is denied.
+    if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules, netfilter::kNoResolver,
+                                    policy.egress_budget);
+        !st)
+        return fail(st.error());
     s.policy_installed = true;
     auto denials = s.nf->watch(s.cgroup->id());
     if (!denials) return fail(denials.error());
@@ -492,10 +530,7 @@ int run_session(const SessionOptions& options) {
     // 6. The session ends with its agent: nothing it started outlives it.
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
     auto end = end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit");
-    if (auto counters = s.nf->counters(s.cgroup->id())) {
-        end["egressDropped"] = counters->egress_dropped;
-        end["denialsLost"] = counters->events_lost;
-    }
+    end.update(traffic_fields(*s.nf, s.cgroup->id(), policy.egress_budget));
     end["denialsSuppressed"] = reporter->total_suppressed();
     (*audit)->emit("session.end", s.subject, end);
     return ending->deadline ? kExitDeadline : exit_status_of(ending->wait_status);

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "netfilter/netfilter.h"
+
 namespace cordon::launch {
 
 // agent-run's exit statuses, as timeout(1) and env(1) use them.
@@ -19,6 +21,8 @@ struct SessionOptions {
     std::string cgroup_name = "cordon";  // below the cgroup2 mount
     std::string bpf_pin_dir = "/sys/fs/bpf/cordon";
     std::string seccomp_dir;  // profiles/seccomp data
+    // Sizes of the BPF maps, when this run is the one that loads the programs.
+    netfilter::NetfilterConfig netfilter;
 };
 
 // Runs the session and returns agent-run's exit status: the agent's own

@@ -31,6 +31,25 @@ void setup_logging(const std::string& level) {
     spdlog::set_default_logger(logger);
 }
 
+// Map sizes, used when this run loads the BPF programs; pinned programs keep theirs.
+void add_map_options(CLI::App& app, cordon::netfilter::NetfilterConfig& config) {
+    app.add_option("--max-sessions", config.max_sessions,
+                   "live sessions the BPF maps hold, when they are created")
+        ->type_name("N")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1u << 20));
+    app.add_option("--max-rules", config.max_rules,
+                   "rules trie entries of all sessions together, when the maps are created")
+        ->type_name("N")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1u << 26));
+    app.add_option("--max-destinations", config.max_destinations,
+                   "per-destination byte counters of all sessions, when the maps are created")
+        ->type_name("N")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1u << 24));
+}
+
 void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& check,
                  std::string& log_level) {
     // Required, but checked after parsing, so that a mistyped option is
@@ -54,6 +73,7 @@ void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& c
     app.add_option("--seccomp-dir", options.seccomp_dir, "seccomp groups and baselines")
         ->type_name("DIR")
         ->envname("CORDON_SECCOMP_DIR");
+    add_map_options(app, options.netfilter);
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
         ->type_name("LEVEL")
         ->capture_default_str()

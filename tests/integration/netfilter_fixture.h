@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
-// The fixture of the network layer's kernel tests: programs attached to a
-// cgroup root of the test's own and pinned under a directory of its own,
-// sessions as map entries, probes (netfilter_probe.h) as forked processes
-// in session cgroups, denials read from each session's ring buffer.
+// The fixture of the netfilter integration tests: programs attached to a
+// cgroup root of the test's own, sessions as map entries, probes (see
+// netfilter_probe.h) as forked processes in session cgroups, denials read
+// back from the session's ring buffer.
 #pragma once
 
 #include <linux/magic.h>
@@ -12,6 +12,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,11 +23,9 @@
 #include "netfilter/netfilter.h"
 #include "netfilter_probe.h"
 
-namespace cordon::netfilter {
+namespace cordon::netfilter::testing {
 
-using cordon::testing::ip;
-using cordon::testing::kProbeComm;
-using cordon::testing::ProbeResult;
+using namespace cordon::testing;
 
 inline Rule rule(const std::string& addr, uint8_t prefix_len, uint16_t first, uint16_t last,
                  uint8_t protocols = CORDON_PROTO_TCP) {
@@ -45,18 +44,21 @@ inline bool ensure_bpffs() {
     return mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") == 0;
 }
 
-class NetfilterTest : public ::testing::Test {
+// Programs attached to a cgroup root of the test's own and pinned under a
+// name of its own; every session and cgroup it made is removed at the end.
+// A derived fixture may set config_ (map sizes) and name_ in its constructor.
+class NetfilterFixture : public ::testing::Test {
   protected:
     void SetUp() override {
         if (geteuid() != 0) GTEST_SKIP() << "needs root to load BPF programs and make cgroups";
         ASSERT_TRUE(ensure_bpffs()) << "cannot mount bpffs at /sys/fs/bpf";
         auto mount = cgroup::find_cgroup2_mount();
         ASSERT_TRUE(mount) << mount.error().message();
-        std::string name = "cordon-test-nf-" + std::to_string(getpid());
+        std::string name = name_ + "-" + std::to_string(getpid());
         root_ = mount.value() + "/" + name;
         pin_dir_ = "/sys/fs/bpf/" + name;
         ASSERT_TRUE(cgroup::ensure_dir(root_));
-        auto nf = Netfilter::open_or_attach(root_, pin_dir_);
+        auto nf = Netfilter::open_or_attach(root_, pin_dir_, config_);
         ASSERT_TRUE(nf) << nf.error().message();
         nf_ = std::move(nf.value());
     }
@@ -87,9 +89,11 @@ class NetfilterTest : public ::testing::Test {
     }
 
     const cgroup::SessionCgroup& make_session(const std::string& name,
-                                              const std::vector<Rule>& rules) {
+                                              const std::vector<Rule>& rules,
+                                              const std::optional<Resolver>& resolver = kNoResolver,
+                                              uint64_t egress_budget = 0) {
         const auto& cg = make_cgroup(name);
-        auto st = nf_->add_session(cg.id(), rules);
+        auto st = nf_->add_session(cg.id(), rules, resolver, egress_budget);
         EXPECT_TRUE(st) << st.error().message();
         return cg;
     }
@@ -149,10 +153,12 @@ class NetfilterTest : public ::testing::Test {
         EXPECT_TRUE(drain(cg.id()).empty());
     }
 
+    std::string name_ = "cordon-test-nf";
+    NetfilterConfig config_;
     std::string root_;
     std::string pin_dir_;
     std::unique_ptr<Netfilter> nf_;
     std::deque<cgroup::SessionCgroup> cgroups_;  // deque: references stay valid
 };
 
-}  // namespace cordon::netfilter
+}  // namespace cordon::netfilter::testing

@@ -21,7 +21,8 @@ namespace {
 
 using namespace cordon::testing;
 
-class NetfilterPathsTest : public NetfilterTest {};
+class NetfilterPathsTest : public testing::NetfilterFixture {};
+using testing::rule;
 
 // A socket bound at host:port in the probe's netns (TCP listening), or -1.
 int bound_socket(const std::string& host, uint16_t port, int type) {

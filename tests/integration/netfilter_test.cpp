@@ -25,11 +25,10 @@
 namespace cordon::netfilter {
 namespace {
 
-using cordon::testing::ip;
-using cordon::testing::kProbeComm;
-using cordon::testing::Listener;
-using cordon::testing::run_probe;
 using namespace cordon::testing;
+
+using NetfilterTest = testing::NetfilterFixture;
+using testing::rule;
 
 TEST_F(NetfilterTest, AllowedTcpConnectSucceeds) {
     const auto& s = make_session("s", {rule("127.0.0.1", 128, 8080, 8080)});
@@ -87,9 +86,9 @@ TEST_F(NetfilterTest, UdpSendtoAndConnect) {
     r = run_probe(s.path(), {}, [] { return udp_sendto("127.0.0.1", 5354); });
     expect_denied(s, r, "sendmsg4", "127.0.0.1", 5354, "udp");
     r = run_probe(s.path(), {}, [] { return udp_sendto("::1", 53); });
-    expect_denied(s, r, "sendmsg6", "::1", 53, "udp");
+    expect_denied(s, r, "sendmsg6", "::1", 53, "udp", "direct-dns");
     r = run_probe(s.path(), {}, [] { return udp_sendto("8.8.8.8", 53); });
-    expect_denied(s, r, "sendmsg4", "8.8.8.8", 53, "udp");
+    expect_denied(s, r, "sendmsg4", "8.8.8.8", 53, "udp", "direct-dns");
     r = run_probe(s.path(), {}, [] { return udp_connect("127.0.0.2", 5353); });
     expect_denied(s, r, "connect4", "127.0.0.2", 5353, "udp");
 }
@@ -156,7 +155,7 @@ TEST_F(NetfilterTest, TooManyPortRangesIsAnErrorNotAnAllow) {
     std::vector<Rule> rules = {rule("127.0.0.0", 96 + 8, 1000, 1000)};
     for (uint16_t i = 1; i <= CORDON_MAX_PORT_RANGES; i++)
         rules.push_back(rule("127.0.0.1", 128, 1000 + 2 * i, 1000 + 2 * i));
-    auto st = nf_->add_session(cg.id(), rules);
+    auto st = nf_->add_session(cg.id(), rules, kNoResolver, 0);
     ASSERT_FALSE(st);
     EXPECT_NE(st.error().message().find("too many port ranges for 127.0.0.1/32"), std::string::npos)
         << st.error().message();
@@ -168,7 +167,7 @@ TEST_F(NetfilterTest, TooManyPortRangesIsAnErrorNotAnAllow) {
     rules.resize(1);
     for (uint16_t i = 1; i <= 2 * CORDON_MAX_PORT_RANGES; i++)
         rules.push_back(rule("127.0.0.1", 128, 1000 + i, 1000 + i));
-    st = nf_->add_session(cg.id(), rules);
+    st = nf_->add_session(cg.id(), rules, kNoResolver, 0);
     EXPECT_TRUE(st) << st.error().message();
 }
 
@@ -293,7 +292,7 @@ TEST_F(NetfilterTest, SecondOpenUsesThePinsAndDetachLetsGo) {
     auto reopened = Netfilter::open_or_attach(root_, pin_dir_);
     ASSERT_TRUE(reopened) << reopened.error().message();
     nf_ = std::move(reopened.value());
-    ASSERT_TRUE(nf_->add_session(s.id(), {rule("127.0.0.1", 128, 80, 80)}));
+    ASSERT_TRUE(nf_->add_session(s.id(), {rule("127.0.0.1", 128, 80, 80)}, kNoResolver, 0));
 }
 
 TEST_F(NetfilterTest, ErrorsNameTheStepAndAHint) {
@@ -886,7 +885,7 @@ TEST_F(NetfilterTest, ConnectionOpenedBeforeAPolicyChangeIsCut) {
             rec->before_change = wait_for(server, POLLIN, 1000) ? recv(server, buf, 8, 0) : 0;
             // What a supervisor does to change a live session's rules.
             if (!nf_->remove_session(id) ||
-                !nf_->add_session(id, {rule("127.0.0.1", 128, 9999, 9999)}))
+                !nf_->add_session(id, {rule("127.0.0.1", 128, 9999, 9999)}, kNoResolver, 0))
                 return kProbeSetupFailed;
             send(client, "b", 1, 0);
             rec->after_change = wait_for(server, POLLIN, 1000) ? recv(server, buf, 8, 0) : 0;
