@@ -5,6 +5,8 @@
 // audit log. Destinations outside loopback are tried only from a network
 // namespace the test makes, with only lo up.
 #include <poll.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include <cstdio>
 
@@ -143,6 +145,90 @@ TEST_F(AgentRunTest, UnixSocketAndPipeAsStdioAreFine) {
     auto r = wait(pid);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(read_all(out_read.get()), "got hello\n") << r.err;
+}
+
+// A Unix socket at `path`, open to every user, that hands each client one
+// TCP socket made here, outside any session, over SCM_RIGHTS: what any
+// process outside Cordon's subtree can do for an agent that reaches it.
+struct SocketDealer {
+    UniqueFd listener;
+    std::thread thread;
+
+    explicit SocketDealer(const std::string& path) {
+        listener.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+        if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+            ::chmod(path.c_str(), 0777) != 0 || ::listen(listener.get(), 1) != 0)
+            return;
+        thread = std::thread([fd = listener.get()] { deal_one(fd); });
+    }
+    ~SocketDealer() {
+        ::shutdown(listener.get(), SHUT_RDWR);
+        if (thread.joinable()) thread.join();
+    }
+
+    static void deal_one(int listener_fd) {
+        UniqueFd client(::accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC));
+        UniqueFd inet(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (!client.valid() || !inet.valid()) return;
+        char byte = 'f';
+        iovec iov{&byte, 1};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        int fd = inet.get();
+        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        (void)::sendmsg(client.get(), &msg, 0);
+    }
+};
+
+// KNOWN HOLE, asserted as it is today (README, known limits): agent-run
+// hands the agent no inet socket of its own accord, but an agent that can
+// connect to a Unix socket of a process outside Cordon's subtree can be
+// sent one, and the kernel runs no cgroup program for it: its connect to a
+// denied address succeeds and its bytes arrive, with no net.deny. The
+// agent's own socket to the same address is refused. Closing this needs a
+// check on the task rather than on the socket's cgroup (a BPF LSM
+// socket_connect/socket_sendmsg program where the host has one). When this
+// test fails, the hole is closed: turn its expectations around.
+TEST_F(AgentRunTest, KnownHoleSocketReceivedOverScmRightsIsNotFiltered) {
+    auto denied = Listener::on("127.0.0.2");
+    auto profile = write_profile({}, {"127.0.0.2:" + std::to_string(denied.port)});
+    std::string path = (dir_ / "dealer.sock").string();
+    SocketDealer dealer(path);
+    ASSERT_TRUE(dealer.thread.joinable()) << "cannot listen on " << path;
+    std::string port = std::to_string(denied.port);
+    std::string script =
+        "import socket,errno\n"
+        "u=socket.socket(socket.AF_UNIX); u.connect('" +
+        path +
+        "')\n"
+        "msg,fds,flags,addr=socket.recv_fds(u,1,1)\n"
+        "for s in [socket.socket(fileno=fds[0]), socket.socket()]:\n"
+        " try: s.connect(('127.0.0.2'," +
+        port +
+        ")); s.sendall(b'leak'); print('ok')\n"
+        " except OSError as e: print(errno.errorcode[e.errno])\n";
+    auto r = run({"--profile", profile, "--", "python3", "-c", script});
+
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "ok\nEPERM\n") << "the received socket is now filtered: the hole is closed";
+    UniqueFd conn(::accept4(denied.fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    ASSERT_TRUE(conn.valid()) << "no connection reached the denied listener";
+    EXPECT_EQ(read_all(conn.get()), "leak");
+    auto denials = events_named(audit_events(), "net.deny");
+    ASSERT_EQ(denials.size(), 1u) << "only the agent's own socket is seen: "
+                                  << read_text(audit_log_);
+    EXPECT_EQ(denials[0]["destination"], "127.0.0.2");
 }
 
 // ---------------------------------------------------------------- io_uring

@@ -624,6 +624,59 @@ TEST_F(NetfilterPathsTest, EveryOtherFormOfAnAddressIsDeniedAndReported) {
     }
 }
 
+// An address whose family is not the socket's: an IPv6 UDP socket sending
+// to a sockaddr_in goes to udp_sendmsg (udpv6_sendmsg), and an IPv4 UDP
+// socket takes AF_UNSPEC as AF_INET (udp_sendmsg). Both reach sendmsg4.
+TEST_F(NetfilterPathsTest, AddressOfAnotherFamilyMeetsTheIpv4Hook) {
+    const auto& s = make_session("s", {rule("127.0.0.1", 128, 8080, 8080, CORDON_PROTO_UDP)});
+    struct Record {
+        int outside[2] = {-1, -1};
+        int inside[2] = {-1, -1};
+        int outside_got = -1;
+        int inside_got = -1;
+    };
+    Shared<Record> rec;
+    ASSERT_TRUE(rec);
+    int server = -1;
+    auto send_both = [](int* results) {
+        SockAddr to = sockaddr_of("127.0.0.2", 8080);
+        int v6 = socket(AF_INET6, SOCK_DGRAM, 0);
+        results[0] = errno_or_zero(sendto(v6, "x", 1, 0, to.get(), to.len));
+        reinterpret_cast<sockaddr_in*>(&to.storage)->sin_family = AF_UNSPEC;
+        int v4 = socket(AF_INET, SOCK_DGRAM, 0);
+        results[1] = errno_or_zero(sendto(v4, "x", 1, 0, to.get(), to.len));
+        close(v6);
+        close(v4);
+    };
+    auto r = run_probe(
+        s.path(), {},
+        [&] {
+            send_both(rec->inside);
+            rec->inside_got = datagrams_waiting(server);
+            return 0;
+        },
+        [&] {
+            server = bound_socket("127.0.0.2", 8080, SOCK_DGRAM);
+            if (server < 0) _exit(kProbeSetupFailed);
+            send_both(rec->outside);
+            rec->outside_got = datagrams_waiting(server);
+        });
+    ASSERT_EQ(r.status, 0);
+    EXPECT_EQ(rec->outside[0], 0) << strerror(rec->outside[0]);
+    EXPECT_EQ(rec->outside[1], 0) << strerror(rec->outside[1]);
+    EXPECT_EQ(rec->outside_got, 2);
+    EXPECT_EQ(rec->inside[0], EPERM);
+    EXPECT_EQ(rec->inside[1], EPERM);
+    EXPECT_EQ(rec->inside_got, 0);
+    auto events = drain(s.id());
+    ASSERT_EQ(events.size(), 2u);
+    for (const auto& d : events) {
+        EXPECT_EQ(d.hook, "sendmsg4");
+        EXPECT_EQ(d.address, ip("127.0.0.2"));
+        EXPECT_EQ(d.port, 8080);
+    }
+}
+
 // The allowed endpoint itself, written both ways, still works: the denials
 // above are about the address, not about the probe.
 TEST_F(NetfilterPathsTest, TheAllowedAddressItselfConnects) {
