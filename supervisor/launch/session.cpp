@@ -250,11 +250,7 @@ class DenialReporter {
     int timer_fd() const { return timer_.get(); }
 
     void report(const netfilter::Denial& d) {
-        if (limiter_.admit(Clock::now())) {
-            audit_.emit("net.deny", s_.subject, denial_fields(d, profile_));
-            return;
-        }
-        if (limiter_.pending() == 1) arm(audit::kSuppressedReportInterval);
+        if (admit()) audit_.emit("net.deny", s_.subject, denial_fields(d, profile_));
     }
 
     // The timer fired: report what was held back since the last report.
@@ -273,6 +269,14 @@ class DenialReporter {
 
   private:
     using Clock = audit::DenialLimiter::Clock;
+
+    // True when the budget lets one more denial through; else it is
+    // counted, and the report timer armed for the first one held back.
+    bool admit() {
+        if (limiter_.admit(Clock::now())) return true;
+        if (limiter_.pending() == 1) arm(audit::kSuppressedReportInterval);
+        return false;
+    }
 
     void arm(std::chrono::seconds after) {
         itimerspec spec{};
