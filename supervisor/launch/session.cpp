@@ -270,11 +270,7 @@ class DenialReporter {
 
     void report_fields(const json& fields) {
         std::lock_guard lock(mu_);
-        if (limiter_.admit(Clock::now())) {
-            audit_.emit("net.deny", subject_, fields);
-            return;
-        }
-        if (limiter_.pending() == 1) arm(audit::kSuppressedReportInterval);
+        if (admit()) audit_.emit("net.deny", subject_, fields);
     }
 
     // The timer fired: report what was held back since the last report.
@@ -297,6 +293,14 @@ class DenialReporter {
 
   private:
     using Clock = audit::DenialLimiter::Clock;
+
+    // True when the budget lets one more denial through; else it is
+    // counted, and the report timer armed for the first one held back.
+    bool admit() {
+        if (limiter_.admit(Clock::now())) return true;
+        if (limiter_.pending() == 1) arm(audit::kSuppressedReportInterval);
+        return false;
+    }
 
     void arm(std::chrono::seconds after) {
         itimerspec spec{};
