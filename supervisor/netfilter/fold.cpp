@@ -78,6 +78,14 @@ Result<rule_value> to_value(const Prefix& prefix, const std::vector<PortSpan>& s
     return value;
 }
 
+// ::ffff:0.0.0.0/96, where IPv4 lives in the trie.
+constexpr unsigned kV4MappedLen = 96;
+const profile::Ip6 kV4MappedBase{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+bool is_v4(const Prefix& p) {
+    return p.second >= kV4MappedLen && masked(p.first, kV4MappedLen) == kV4MappedBase;
+}
+
 }  // namespace
 
 Result<FoldedRules> fold_rules(const std::vector<Rule>& rules) {
@@ -89,6 +97,16 @@ Result<FoldedRules> fold_rules(const std::vector<Rule>& rules) {
             {r.ports.first, r.ports.last, r.protocols});
         lengths.insert(r.prefix_len);
     }
+    // An IPv6 prefix wide enough to cover ::ffff:0:0/96 ([::/0]) must not
+    // open IPv4: a /96 entry stops the lookup of every v4-mapped address
+    // there, with the ports of IPv4 rules only (none unless 0.0.0.0/0 is one).
+    for (const auto& [prefix, spans] : prefixes) {
+        if (prefix.second < kV4MappedLen && masked(kV4MappedBase, prefix.second) == prefix.first) {
+            prefixes.try_emplace({kV4MappedBase, kV4MappedLen});
+            lengths.insert(kV4MappedLen);
+            break;
+        }
+    }
 
     // The covering prefixes of each one are found by masking it to each
     // shorter length in use: O(rules x lengths), not O(rules^2).
@@ -97,6 +115,7 @@ Result<FoldedRules> fold_rules(const std::vector<Rule>& rules) {
         std::vector<PortSpan> spans = own;
         for (unsigned len : lengths) {
             if (len >= prefix.second) break;
+            if (is_v4(prefix) && len < kV4MappedLen) continue;  // IPv6 rules never cover IPv4
             auto shorter = prefixes.find({masked(prefix.first, len), len});
             if (shorter != prefixes.end())
                 spans.insert(spans.end(), shorter->second.begin(), shorter->second.end());

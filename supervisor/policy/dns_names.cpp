@@ -107,11 +107,16 @@ bool prefix_covers(const Ip6& network, uint8_t prefix_len, const Ip6& addr) {
     return true;
 }
 
+bool endpoint_covers(const profile::Endpoint& ep, const Ip6& addr) {
+    // An IPv6 prefix shorter than /96 ([::/0]) never covers IPv4, as in the kernel's rules.
+    bool v4 = starts_with(addr, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff});
+    if (v4 && ep.prefix_len < 96) return false;
+    return ep.hostname.empty() && prefix_covers(ep.address, ep.prefix_len, addr);
+}
+
 bool literal_covers(const EffectivePolicy& policy, const Ip6& addr) {
-    for (const ResolvedEndpoint& resolved : policy.endpoints) {
-        const profile::Endpoint& ep = resolved.endpoint;
-        if (ep.hostname.empty() && prefix_covers(ep.address, ep.prefix_len, addr)) return true;
-    }
+    for (const ResolvedEndpoint& resolved : policy.endpoints)
+        if (endpoint_covers(resolved.endpoint, addr)) return true;
     return false;
 }
 

@@ -79,6 +79,10 @@ std::optional<std::string> special_range(const profile::Ip6& addr);
 // Whether the first prefix_len bits of network and addr agree.
 bool prefix_covers(const profile::Ip6& network, uint8_t prefix_len, const profile::Ip6& addr);
 
+// Whether a literal or CIDR endpoint covers addr, on any port. An IPv6
+// prefix shorter than /96 never covers an IPv4 (v4-mapped) address.
+bool endpoint_covers(const profile::Endpoint& ep, const profile::Ip6& addr);
+
 // Whether a literal or CIDR endpoint of an allowed tool covers addr, on any
 // port: such a range is allowed on purpose, and names may resolve into it.
 bool literal_covers(const EffectivePolicy& policy, const profile::Ip6& addr);

@@ -31,8 +31,8 @@ void match_literal_endpoints(const profile::Profile& profile, const Ip6& addr, u
                              profile::Protocol protocol, BestMatch& best) {
     for (const auto& [name, tool] : profile.tools) {
         for (const profile::Endpoint& ep : tool.endpoints) {
-            if (!ep.hostname.empty() || !port_and_protocol_match(ep, port, protocol)) continue;
-            if (prefix_covers(ep.address, ep.prefix_len, addr)) best.offer(name, ep.prefix_len);
+            if (!port_and_protocol_match(ep, port, protocol)) continue;
+            if (endpoint_covers(ep, addr)) best.offer(name, ep.prefix_len);
         }
     }
 }

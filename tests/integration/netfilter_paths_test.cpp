@@ -297,7 +297,8 @@ int send_echo(int fd, const std::string& host) {
 // the same echo reaches lo, which shows the sniffer would have seen it.
 TEST_F(NetfilterPathsTest, PingSocketIsRefusedAndNoEchoLeaves) {
     const auto& s =
-        make_session("s", {rule("::", 0, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP)});
+        make_session("s", {rule("0.0.0.0", 96, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP),
+                           rule("::", 0, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP)});
     Shared<Ping> out;
     ASSERT_TRUE(out);
     Sniffer sniffer;

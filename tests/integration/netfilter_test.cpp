@@ -186,7 +186,8 @@ TEST_F(NetfilterTest, CgroupWithoutSessionIsDeniedEverything) {
     // programs run for the cgroup the socket was created in, which must be
     // in the subtree; the decision is for the cgroup of the caller.)
     const auto& open =
-        make_session("open", {rule("::", 0, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP)});
+        make_session("open", {rule("0.0.0.0", 96, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP),
+                              rule("::", 0, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP)});
     std::string none_dir = none.path();
     auto carry = [none_dir](int family, int type, const std::string& host, uint16_t port) {
         int fd = socket(family, type, 0);
@@ -558,7 +559,8 @@ TEST_F(NetfilterTest, EgressDropsIpv4SourceRoutes) {
 // socket() in a session.
 TEST_F(NetfilterTest, PingSocketsAreRefused) {
     const auto& s =
-        make_session("s", {rule("::", 0, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP)});
+        make_session("s", {rule("0.0.0.0", 96, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP),
+                           rule("::", 0, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP)});
     struct Ping {
         int family;
         int protocol;
@@ -583,7 +585,8 @@ TEST_F(NetfilterTest, PingSocketsAreRefused) {
 // kernel has them at all (the probe tries each outside the session first).
 TEST_F(NetfilterTest, OnlyTcpAndUdpSocketsAreCreated) {
     const auto& s =
-        make_session("s", {rule("::", 0, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP)});
+        make_session("s", {rule("0.0.0.0", 96, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP),
+                           rule("::", 0, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP)});
     struct Kind {
         const char* what;
         int family;

@@ -392,6 +392,18 @@ TEST(DnsNames, ExactAndWildcardNamesMatchAndOnlyAllowedTools) {
     EXPECT_TRUE(learnable(policy, v4(198, 51, 100, 1)));
 }
 
+TEST(DnsNames, AnIpv6WildcardRangeDoesNotMakeIpv4AddressesLearnable) {
+    json doc = support_doc();
+    doc["tools"]["lookup_order"]["endpoints"] = {"[::/0]:443", "*.cdn.example:443"};
+    Profile p = parse_profile(doc, kNow);
+    EffectivePolicy policy = compute_policy(p, kNow, no_dns());
+    EXPECT_FALSE(learnable(policy, v4(127, 0, 0, 1)));
+    EXPECT_FALSE(learnable(policy, v4(169, 254, 169, 254)));
+    EXPECT_TRUE(learnable(policy, ip("fd00::1")));  // IPv6 private, covered by ::/0
+    EXPECT_EQ(tool_for(p, v4(127, 0, 0, 1), 443, Protocol::tcp), std::nullopt);
+    EXPECT_EQ(tool_for(p, ip("2001:db8::1"), 443, Protocol::tcp), "lookup_order");
+}
+
 TEST(DnsNames, ANameThatResolvesOnlyToLoopbackIsAnError) {
     json doc = support_doc();
     doc["tools"]["lookup_order"]["endpoints"] = {"localhost:18080"};
