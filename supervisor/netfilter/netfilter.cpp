@@ -537,7 +537,7 @@ class PinnedNetfilter final : public Netfilter {
         if (it == installed_.end())
             return plain_error("cannot replace the rules of " + session_name(cgroup_id) +
                                    ": this supervisor did not add it",
-                               "add_session it first");
+                               "only the supervisor that added a session changes its rules");
         Installed& session = it->second;
         if (auto st = upsert_rules(cgroup_id, session.rules, folded.value()); !st) return st;
         // Old and new entries both hold now; the stale ones can go.
@@ -546,6 +546,8 @@ class PinnedNetfilter final : public Netfilter {
         session.policy.rule_count = session.rules.size();
         if (bpf_map_update_elem(fd(kSessions), &cgroup_id, &session.policy, BPF_EXIST) != 0 && st)
             st = map_error(kSessions, "cannot update the rule count of " + session_name(cgroup_id));
+        logger()->debug("session {}: {} rules, {} trie entries after a change", cgroup_id,
+                        rules.size(), session.rules.size());
         return st;
     }
 

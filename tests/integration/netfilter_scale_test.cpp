@@ -267,7 +267,7 @@ TEST_F(NetfilterScaleTest, ReplaceRulesNeverDropsWhatBothSetsAllow) {
         {keep, rule("127.0.0.1", 128, 7000, 7000, CORDON_PROTO_UDP)},  // changes keep's entry
         {keep, rule("127.0.0.0", 104, 9000, 9000, CORDON_PROTO_UDP)},  // folds into keep's
     };
-    constexpr int kChanges = 400;
+    constexpr int kChanges = 4000;
     const auto& s = make_session("s", sets[0]);
     struct Record {
         std::atomic<bool> started{false};
@@ -302,7 +302,7 @@ TEST_F(NetfilterScaleTest, ReplaceRulesNeverDropsWhatBothSetsAllow) {
     changer.join();
     ASSERT_EQ(r.status, 0);
     ASSERT_FALSE(rec->failed) << "replace_rules failed";
-    EXPECT_GT(rec->sends, kChanges) << "the probe sent too little to overlap the changes";
+    EXPECT_GT(rec->sends, kChanges / 10) << "the probe sent too little to overlap the changes";
     EXPECT_EQ(rec->refused, 0) << "sends refused while the rules changed";
     EXPECT_TRUE(drain(s.id()).empty());
     EXPECT_EQ(counters(s).egress_dropped, 0u);
