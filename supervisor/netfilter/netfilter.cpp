@@ -644,9 +644,10 @@ class PinnedNetfilter final : public Netfilter {
         if (err == EEXIST)
             hint = "the session is already installed";
         else if (err == E2BIG || err == ENOSPC)
-            hint = std::string("the ") + m.name + " map is full (" +
-                   std::to_string(sizes_.*m.size) + " entries); end sessions or raise " + m.option +
-                   " (pinned maps keep their size until " + pin_dir_ + " is detached)";
+            hint = std::string("the ") + m.name + " map is full (size " +
+                   std::to_string(sizes_.*m.size) + "); end sessions or raise " + m.option +
+                   " (pinned maps keep their size: remove " + pin_dir_ +
+                   " while no session runs, to load them anew)";
         else
             hint = privilege_hint(err);
         return Error{err, what, hint};
@@ -807,8 +808,8 @@ Result<std::unique_ptr<Netfilter>> open_pinned(const std::string& pin_dir,
         if (!map) return map.error();
         if (map->max_entries != wanted.*m.size)
             logger()->debug(
-                "{}: the pinned {} map holds {} entries, not {}; using the pinned "
-                "size (detach the programs to resize)",
+                "{}: the pinned {} map has room for {}, not {}; using the pinned "
+                "size (remove the pins while no session runs to resize)",
                 pin_dir, m.name, map->max_entries, wanted.*m.size);
         uint32_t& size = sizes.*m.size;
         size = size == 0 ? map->max_entries : std::min(size, map->max_entries);

@@ -113,6 +113,27 @@ TEST_F(AgentRunTest, EgressBudgetFromTheProfileCutsTheAgentsStream) {
     EXPECT_GE(end[0]["egressDropped"].get<uint64_t>(), 1u);
 }
 
+// --max-rules sizes the rules map when agent-run loads the programs; a
+// session that does not fit is refused before anything runs.
+TEST_F(AgentRunTest, SessionThatOverflowsMaxRulesIsRefused) {
+    std::string name = cgroup_name_ + "-tiny";
+    std::string pins = pin_dir_ + "-tiny";
+    auto profile = write_profile({"127.0.0.1:1000", "127.0.0.2:1000"}, {});
+    auto r = run({"--profile", profile, "--cgroup", name, "--bpf-pin-dir", pins, "--max-rules",
+                  "1", "--", "true"});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("to the rules map"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("the rules map is full (size 1)"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("raise --max-rules"), std::string::npos) << r.err;
+    EXPECT_TRUE(events_named(audit_events(), "session.start").empty());
+
+    auto st = netfilter::Netfilter::detach(pins);
+    EXPECT_TRUE(st) << st.error().message();
+    std::string root = cgroup_root_.substr(0, cgroup_root_.rfind('/')) + "/" + name;
+    (void)cgroup::cleanup_orphans(root);
+    EXPECT_EQ(::rmdir(root.c_str()), 0) << root << " left behind: " << strerror(errno);
+}
+
 TEST_F(AgentRunTest, DeniedIpv6AndV4MappedAndUdpFailWithEperm) {
     auto allowed = Listener::on("127.0.0.1");
     auto v6 = Listener::on("::1");

@@ -548,7 +548,7 @@ TEST_F(TinyMapsTest, TooManyRulesIsAnErrorNamingTheMapNotAnAllow) {
     ASSERT_FALSE(st);
     const std::string message = st.error().message();
     EXPECT_NE(message.find("to the rules map"), std::string::npos) << message;
-    EXPECT_NE(message.find("rules map is full (4 entries)"), std::string::npos) << message;
+    EXPECT_NE(message.find("rules map is full (size 4)"), std::string::npos) << message;
     EXPECT_NE(message.find("raise --max-rules"), std::string::npos) << message;
     EXPECT_EQ(count_entries("rules"), 0u);
     EXPECT_EQ(count_entries("sessions"), 0u);
