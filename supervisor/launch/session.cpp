@@ -13,6 +13,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <initializer_list>
 #include <iostream>
 #include <optional>
 #include <set>
@@ -20,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include "audit/audit.h"
+#include "audit/rate_limit.h"
 #include "cgroup/cgroup.h"
 #include "creds/creds.h"
 #include "launch/identity.h"
@@ -68,7 +70,7 @@ std::string new_session_id() {
 // unless the profile's session.passEnvironment names it, so a launcher's
 // AWS_SECRET_ACCESS_KEY or GITHUB_TOKEN never reaches the agent by accident.
 bool passes_by_default(const std::string& name) {
-    static const std::set<std::string> kNames{"PATH", "TERM", "COLORTERM", "NO_COLOR",
+    static const std::set<std::string> kNames{"PATH", "TERM",     "COLORTERM", "NO_COLOR",
                                               "LANG", "LANGUAGE", "TZ"};
     return kNames.count(name) || name.rfind("LC_", 0) == 0;
 }
@@ -101,8 +103,11 @@ std::vector<std::string> agent_environment(const profile::Profile& profile,
 // The label a session cgroup carries, so that a later reaper can say
 // whose session it was.
 std::string session_label(const audit::Subject& s, pid_t supervisor) {
-    return json{{"agentId", s.agent_id}, {"agentType", s.agent_type}, {"version", s.version},
-                {"session", s.session}, {"supervisorPid", supervisor}}
+    return json{{"agentId", s.agent_id},
+                {"agentType", s.agent_type},
+                {"version", s.version},
+                {"session", s.session},
+                {"supervisorPid", supervisor}}
         .dump();
 }
 
@@ -204,9 +209,8 @@ Result<UniqueFd> deadline_timer(SysTime deadline) {
 }
 
 json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) {
-    json f{{"pid", d.pid},      {"comm", d.comm},         {"destination", nullptr},
-           {"port", nullptr},   {"protocol", d.protocol}, {"hook", d.hook},
-           {"reason", d.reason}, {"tool", nullptr}};
+    json f{{"pid", d.pid},           {"comm", d.comm}, {"destination", nullptr}, {"port", nullptr},
+           {"protocol", d.protocol}, {"hook", d.hook}, {"reason", d.reason},     {"tool", nullptr}};
     // Refused at socket() or setsockopt(): there is no destination yet.
     if (d.hook == "sock_create" || d.hook == "setsockopt") return f;
     f["destination"] = profile::format_ip(d.address);
@@ -222,6 +226,67 @@ json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) 
     return f;
 }
 
+// Turns the session's denials into net.deny events within its budget
+// (audit::DenialLimiter). What the budget holds back is reported as
+// net.deny.suppressed with a count: kSuppressedReportInterval after the
+// first denial held back, again while the flood lasts, and at the end.
+class DenialReporter {
+  public:
+    DenialReporter(const Session& s, const profile::Profile& profile, audit::AuditLog& audit,
+                   UniqueFd timer)
+        : s_(s),
+          profile_(profile),
+          audit_(audit),
+          timer_(std::move(timer)),
+          limiter_(audit::kDenialBurst, audit::kDenialsPerSecond, Clock::now()) {}
+
+    static Result<DenialReporter> create(const Session& s, const profile::Profile& profile,
+                                         audit::AuditLog& audit) {
+        UniqueFd fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+        if (!fd.valid()) return errno_error("cannot create a timerfd for suppressed denials");
+        return DenialReporter(s, profile, audit, std::move(fd));
+    }
+
+    int timer_fd() const { return timer_.get(); }
+
+    void report(const netfilter::Denial& d) {
+        if (limiter_.admit(Clock::now())) {
+            audit_.emit("net.deny", s_.subject, denial_fields(d, profile_));
+            return;
+        }
+        if (limiter_.pending() == 1) arm(audit::kSuppressedReportInterval);
+    }
+
+    // The timer fired: report what was held back since the last report.
+    void on_timer() {
+        uint64_t expirations;
+        (void)!::read(timer_.get(), &expirations, sizeof expirations);
+        flush();
+    }
+
+    void flush() {
+        if (uint64_t n = limiter_.take_suppressed())
+            audit_.emit("net.deny.suppressed", s_.subject, {{"count", n}});
+    }
+
+    uint64_t total_suppressed() const { return limiter_.total_suppressed(); }
+
+  private:
+    using Clock = audit::DenialLimiter::Clock;
+
+    void arm(std::chrono::seconds after) {
+        itimerspec spec{};
+        spec.it_value.tv_sec = after.count();
+        if (::timerfd_settime(timer_.get(), 0, &spec, nullptr) != 0)
+            log()->error("cannot arm the suppressed-denials timer: {}", std::strerror(errno));
+    }
+
+    const Session& s_;
+    const profile::Profile& profile_;
+    audit::AuditLog& audit_;
+    UniqueFd timer_;
+    audit::DenialLimiter limiter_;
+};
 // Top destinations of session.end, by bytes sent.
 constexpr size_t kEndDestinations = 16;
 
@@ -263,33 +328,39 @@ struct Ending {
     bool deadline = false;
 };
 
-Result<Ending> supervise(Session& s, const Child& child, const profile::Profile& profile,
-                         SysTime deadline, audit::AuditLog& audit, netfilter::DenialStream* denials,
-                         int signal_fd) {
-    auto timer = deadline_timer(deadline);
-    if (!timer) return timer.error();
+Result<UniqueFd> epoll_on(std::initializer_list<int> fds) {
     UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
     if (!ep.valid()) return errno_error("cannot create an epoll instance");
-    int fds[] = {child.pidfd.get(), signal_fd, timer->get(), denials ? denials->fd() : -1};
     for (int fd : fds) {
         if (fd < 0) continue;
         epoll_event ev{EPOLLIN, {.fd = fd}};
         if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
             return errno_error("cannot watch the session's descriptors");
     }
-    auto report = [&](const netfilter::Denial& d) {
-        audit.emit("net.deny", s.subject, denial_fields(d, profile));
-    };
+    return ep;
+}
+
+Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit::AuditLog& audit,
+                         netfilter::DenialStream* denials, DenialReporter& reporter,
+                         int signal_fd) {
+    auto timer = deadline_timer(deadline);
+    if (!timer) return timer.error();
+    auto ep = epoll_on({child.pidfd.get(), signal_fd, timer->get(), reporter.timer_fd(),
+                        denials ? denials->fd() : -1});
+    if (!ep) return ep.error();
+    auto report = [&](const netfilter::Denial& d) { reporter.report(d); };
     Ending ending;
     for (;;) {
-        epoll_event events[4];
-        int n = ::epoll_wait(ep.get(), events, 4, -1);
+        epoll_event events[5];
+        int n = ::epoll_wait(ep->get(), events, 5, -1);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return errno_error("epoll_wait failed");
         for (int i = 0; i < n; ++i) {
             int fd = events[i].data.fd;
             if (denials && fd == denials->fd()) {
                 (void)denials->drain(report);
+            } else if (fd == reporter.timer_fd()) {
+                reporter.on_timer();
             } else if (fd == signal_fd) {
                 signalfd_siginfo si{};
                 while (::read(signal_fd, &si, sizeof si) == sizeof si)
@@ -304,6 +375,7 @@ Result<Ending> supervise(Session& s, const Child& child, const profile::Profile&
                 if (!status) return status.error();
                 ending.wait_status = *status;
                 if (denials) (void)denials->drain(report);
+                reporter.flush();
                 return ending;
             }
         }
@@ -321,6 +393,9 @@ struct Plan {
 };
 
 Result<Plan> plan_session(const SessionOptions& options) {
+    // The agent inherits stdio: none of it may be a socket the filter cannot see.
+    if (auto st = refuse_inet_stdio(); !st) return st.error();
+
     Plan plan;
     try {
         auto now = now_seconds();
@@ -418,6 +493,8 @@ int run_session(const SessionOptions& options) {
     s.policy_installed = true;
     auto denials = s.nf->watch(s.cgroup->id());
     if (!denials) return fail(denials.error());
+    auto reporter = DenialReporter::create(s, profile, **audit);
+    if (!reporter) return fail(reporter.error());
 
     // 4. The agent, contained from its first instruction.
     auto signals = forwarded_signals();
@@ -443,7 +520,8 @@ int run_session(const SessionOptions& options) {
     (*audit)->emit("session.start", s.subject, start);
 
     // 5. Until the agent exits or the deadline passes.
-    auto ending = supervise(s, *child, profile, deadline, **audit, denials->get(), signals->get());
+    auto ending =
+        supervise(s, *child, deadline, **audit, denials->get(), *reporter, signals->get());
     if (!ending) {
         (void)s.cgroup->kill_all();
         return fail(ending.error());
@@ -453,6 +531,7 @@ int run_session(const SessionOptions& options) {
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
     auto end = end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit");
     end.update(traffic_fields(*s.nf, s.cgroup->id(), policy.egress_budget));
+    end["denialsSuppressed"] = reporter->total_suppressed();
     (*audit)->emit("session.end", s.subject, end);
     return ending->deadline ? kExitDeadline : exit_status_of(ending->wait_status);
 }

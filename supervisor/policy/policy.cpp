@@ -34,24 +34,48 @@ std::optional<DenyReason> deny_reason(const Profile& profile, const std::string&
     return std::nullopt;
 }
 
+std::string endpoint_path(const std::string& tool, size_t index) {
+    return "tools." + tool + ".endpoints[" + std::to_string(index) + "]";
+}
+
+// A literal or CIDR as written; a hostname resolved now (its addresses are
+// filtered later, once every literal is known); a wildcard waits for DNS.
 ResolvedEndpoint resolve_endpoint(const profile::Tool& tool, size_t index,
                                   const Resolver& resolve) {
     const Endpoint& ep = tool.endpoints[index];
-    ResolvedEndpoint resolved{tool.name, ep, {}};
+    ResolvedEndpoint resolved{tool.name, ep, {}, {}};
     if (ep.hostname.empty()) {
         resolved.addresses.push_back(ep.address);
         return resolved;
     }
-    std::string path = "tools." + tool.name + ".endpoints[" + std::to_string(index) + "]";
+    if (profile::is_wildcard(ep)) return resolved;
     Result<std::vector<Ip6>> addresses = resolve(ep.hostname);
     if (!addresses) {
-        throw ProfileError(path, addresses.error().message());
+        throw ProfileError(endpoint_path(tool.name, index), addresses.error().message());
     }
     if (addresses->empty()) {
-        throw ProfileError(path, "\"" + ep.hostname + "\" resolved to no address");
+        throw ProfileError(endpoint_path(tool.name, index),
+                           "\"" + ep.hostname + "\" resolved to no address");
     }
     resolved.addresses = std::move(addresses.value());
     return resolved;
+}
+
+// Keeps a hostname's learnable addresses, as the session's resolver would.
+void drop_unlearnable(const EffectivePolicy& policy, ResolvedEndpoint& resolved,
+                      const std::string& path) {
+    std::vector<Ip6> kept;
+    for (const Ip6& addr : resolved.addresses)
+        (learnable(policy, addr) ? kept : resolved.not_learned).push_back(addr);
+    if (kept.empty() && !resolved.not_learned.empty()) {
+        const Ip6& first = resolved.not_learned.front();
+        throw ProfileError(path, "\"" + resolved.endpoint.hostname +
+                                     "\" resolves only to addresses Cordon does not learn (" +
+                                     profile::format_ip(first) + " is " + *special_range(first) +
+                                     "); write the address or its range as an endpoint to "
+                                     "allow it");
+    }
+    resolved.addresses = std::move(kept);
 }
 
 void add_rules(const ResolvedEndpoint& resolved, std::vector<netfilter::Rule>& rules) {
@@ -84,6 +108,7 @@ const char* to_string(DenyReason reason) {
 EffectivePolicy compute_policy(const Profile& profile, TimePoint now, const Resolver& resolve) {
     EffectivePolicy policy;
     std::set<std::string> credentials;
+    std::vector<std::string> paths;  // of policy.endpoints, for errors
     for (const auto& [name, tool] : profile.tools) {
         if (std::optional<DenyReason> reason = deny_reason(profile, name)) {
             policy.denied_tools.push_back({name, *reason});
@@ -92,10 +117,17 @@ EffectivePolicy compute_policy(const Profile& profile, TimePoint now, const Reso
         policy.allowed_tools.push_back(name);
         for (size_t i = 0; i < tool.endpoints.size(); ++i) {
             policy.endpoints.push_back(resolve_endpoint(tool, i, resolve));
-            add_rules(policy.endpoints.back(), policy.rules);
+            paths.push_back(endpoint_path(name, i));
+            if (!tool.endpoints[i].hostname.empty())
+                policy.dns_names.push_back({name, tool.endpoints[i]});
         }
         credentials.insert(tool.credentials.begin(), tool.credentials.end());
     }
+    // Names last: whether a name may resolve into a range depends on every literal.
+    for (size_t i = 0; i < policy.endpoints.size(); ++i)
+        if (!policy.endpoints[i].endpoint.hostname.empty())
+            drop_unlearnable(policy, policy.endpoints[i], paths[i]);
+    for (const ResolvedEndpoint& resolved : policy.endpoints) add_rules(resolved, policy.rules);
     policy.credentials.assign(credentials.begin(), credentials.end());
     policy.deadline = deadline_of(profile, now);
     policy.egress_budget = profile.egress_budget.value_or(0);

@@ -43,7 +43,18 @@ struct DeniedTool {
 struct ResolvedEndpoint {
     std::string tool;
     profile::Endpoint endpoint;
-    std::vector<profile::Ip6> addresses;  // /128 each for a hostname
+    std::vector<profile::Ip6> addresses;  // /128 each for a hostname; none for a wildcard
+    // A hostname's addresses that were not learned: non-public (see special_range)
+    // and covered by no literal or CIDR endpoint.
+    std::vector<profile::Ip6> not_learned;
+};
+
+// A name the session's resolver answers for: a hostname or "*.suffix"
+// endpoint of an allowed tool. Addresses learned from its answers are
+// allowed for the endpoint's ports and protocol.
+struct DnsName {
+    std::string tool;
+    profile::Endpoint endpoint;
 };
 
 struct EffectivePolicy {
@@ -51,10 +62,34 @@ struct EffectivePolicy {
     std::vector<DeniedTool> denied_tools;     // sorted by name
     std::vector<ResolvedEndpoint> endpoints;  // of allowed tools only
     std::vector<netfilter::Rule> rules;       // of allowed tools only, unfolded
+    std::vector<DnsName> dns_names;           // hostname endpoints of allowed tools
     std::vector<std::string> credentials;     // needed by allowed tools, sorted, distinct
     profile::TimePoint deadline;              // min(expiresAt, now + maxDuration)
     uint64_t egress_budget = 0;               // session.egressBudget in bytes; 0: none
 };
+
+// The kind of non-public range addr is in: "unspecified", "loopback",
+// "private", "shared" (100.64.0.0/10), "link-local", "cloud-metadata",
+// "multicast", "reserved"; nullopt for a public address. v4-mapped, NAT64
+// (64:ff9b::/96) and 6to4 (2002::/16) addresses are judged by the IPv4
+// address they embed. A DNS answer's non-public addresses are not learned,
+// so that a name cannot be rebound onto the host or its private network.
+std::optional<std::string> special_range(const profile::Ip6& addr);
+
+// Whether the first prefix_len bits of network and addr agree.
+bool prefix_covers(const profile::Ip6& network, uint8_t prefix_len, const profile::Ip6& addr);
+
+// Whether a literal or CIDR endpoint of an allowed tool covers addr, on any
+// port: such a range is allowed on purpose, and names may resolve into it.
+bool literal_covers(const EffectivePolicy& policy, const profile::Ip6& addr);
+
+// Whether addr, from an answer for a name, may enter the allowlist.
+bool learnable(const EffectivePolicy& policy, const profile::Ip6& addr);
+
+// The allowed names matching qname ("api.example.com", lowercase, no
+// trailing dot): exact names, and "*.example.com" for any name below
+// example.com (not example.com itself).
+std::vector<const DnsName*> match_name(const EffectivePolicy& policy, const std::string& qname);
 
 // Resolves a hostname to its addresses (IPv4 v4-mapped). Injectable so that
 // unit tests need no DNS.

@@ -42,7 +42,14 @@ json endpoint_json(const ResolvedEndpoint& resolved) {
              {"protocol", ep.protocol == profile::Protocol::udp ? "udp" : "tcp"},
              {"ports", format_ports(ep.ports)},
              {"addresses", addresses}};
-    if (!ep.hostname.empty()) out["hostname"] = ep.hostname;
+    if (!ep.hostname.empty()) {
+        out["hostname"] = ep.hostname;
+        json not_learned = json::array();
+        for (const Ip6& addr : resolved.not_learned)
+            not_learned.push_back(
+                {{"address", profile::format_ip(addr)}, {"range", *special_range(addr)}});
+        out["notLearned"] = not_learned;
+    }
     return out;
 }
 

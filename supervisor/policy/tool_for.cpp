@@ -10,14 +10,6 @@ namespace {
 
 using profile::Ip6;
 
-bool prefix_covers(const Ip6& network, uint8_t prefix_len, const Ip6& addr) {
-    for (size_t bit = 0; bit < prefix_len; ++bit) {
-        uint8_t mask = 0x80 >> (bit % 8);
-        if ((network[bit / 8] & mask) != (addr[bit / 8] & mask)) return false;
-    }
-    return true;
-}
-
 bool port_and_protocol_match(const profile::Endpoint& ep, uint16_t port,
                              profile::Protocol protocol) {
     return ep.protocol == protocol && ep.ports.first <= port && port <= ep.ports.last;

@@ -118,6 +118,12 @@ bool is_dns_name(const std::string& name) {
     return !all_digits(label);
 }
 
+std::string lowercase(std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return text;
+}
+
 // Host bits set under the prefix ("10.1.2.3/8") are refused rather than
 // masked: the writer most likely meant something else, and the message
 // names the network they probably wanted, written as they wrote it.
@@ -144,10 +150,19 @@ void parse_host(const std::string& spec, const HostPort& hp, Endpoint& ep) {
     if (slash == std::string::npos) {
         if (literal) return;
         if (hp.bracketed) bad_endpoint(spec, "\"" + addr + "\" is not an IPv6 address");
-        if (!is_dns_name(addr)) {
+        // "*.example.com": every name below example.com, learned from DNS answers only.
+        bool wildcard = addr.rfind("*.", 0) == 0;
+        std::string name = wildcard ? addr.substr(2) : addr;
+        if (addr.find('*') != std::string::npos &&
+            (!wildcard || !is_dns_name(name) || name.find('.') == std::string::npos)) {
+            bad_endpoint(spec, "\"" + addr +
+                                   "\" is not a wildcard name (expected \"*.\" before a name of "
+                                   "two labels or more, such as *.example.com)");
+        }
+        if (!is_dns_name(name)) {
             bad_endpoint(spec, "\"" + addr + "\" is neither an IPv4 address nor a DNS name");
         }
-        ep.hostname = addr;
+        ep.hostname = lowercase(addr);
         return;
     }
     if (!literal) bad_endpoint(spec, "\"" + addr + "\" before the prefix is not an address");
@@ -172,6 +187,10 @@ Endpoint parse_endpoint(const std::string& spec) {
     ep.ports = parse_ports(spec, hp.ports);
     parse_host(spec, hp, ep);
     return ep;
+}
+
+bool is_wildcard(const Endpoint& endpoint) {
+    return endpoint.hostname.rfind("*.", 0) == 0;
 }
 
 std::string format_ip(const Ip6& addr) {

@@ -294,6 +294,36 @@ constexpr std::array<Field<SyscallPolicy>, 3> kSyscallFields{{
      }},
 }};
 
+// DNS ------------------------------------------------------------------------
+
+std::chrono::seconds read_ttl(const json& value, const std::string& path) {
+    const std::string& text = read_string(value, path, "a duration string such as \"30s\"");
+    try {
+        return parse_duration(text);
+    } catch (const std::invalid_argument& e) {
+        throw ProfileError(path, e.what());
+    }
+}
+
+constexpr std::array<Field<DnsPolicy>, 2> kDnsFields{{
+    {"minTtl", false, "a duration such as \"5s\"",
+     [](const json& v, const std::string& p, DnsPolicy& out) { out.min_ttl = read_ttl(v, p); }},
+    {"maxTtl", false, "a duration such as \"1h\"",
+     [](const json& v, const std::string& p, DnsPolicy& out) {
+         out.max_ttl = read_ttl(v, p);
+         if (out.max_ttl.count() <= 0)
+             throw ProfileError(p, "is zero (expected a positive duration)");
+     }},
+}};
+
+void read_dns(const json& value, const std::string& path, Profile& out) {
+    read_object<DnsPolicy>(value, path, kDnsFields, out.dns);
+    if (out.dns.min_ttl > out.dns.max_ttl) {
+        throw ProfileError(join_path(path, "minTtl"),
+                           "is longer than maxTtl (make minTtl at most maxTtl)");
+    }
+}
+
 // The document ---------------------------------------------------------------
 
 void read_api_version(const json& value, const std::string& path, Profile& out) {
@@ -305,7 +335,7 @@ void read_api_version(const json& value, const std::string& path, Profile& out) 
     out.api_version = version;
 }
 
-constexpr std::array<Field<Profile>, 9> kProfileFields{{
+constexpr std::array<Field<Profile>, 10> kProfileFields{{
     {"apiVersion", true, "\"cordon/v1\"", read_api_version},
     {"identity", true, "an identity object with agentId, agentType, version, expiresAt",
      [](const json& v, const std::string& p, Profile& out) {
@@ -339,6 +369,7 @@ constexpr std::array<Field<Profile>, 9> kProfileFields{{
      [](const json& v, const std::string& p, Profile& out) {
          read_object<SyscallPolicy>(v, p, kSyscallFields, out.syscalls);
      }},
+    {"dns", false, "a dns object such as {\"minTtl\": \"5s\", \"maxTtl\": \"1h\"}", read_dns},
 }};
 
 // Cross-object checks ----------------------------------------------------------

@@ -36,7 +36,9 @@ struct PortRange {
 struct Endpoint {
     std::string spec;  // as written, for messages
     Protocol protocol = Protocol::tcp;
-    std::string hostname;      // set for a DNS name; address/prefix unused then
+    // Set for a DNS name, lowercase: "api.example.com", or "*.example.com" for every
+    // name below example.com; address and prefix are unused then.
+    std::string hostname;
     Ip6 address{};             // for a literal or CIDR
     uint8_t prefix_len = 128;  // over the 128-bit form: IPv4 /N is 96+N
     PortRange ports;
@@ -76,6 +78,13 @@ struct SyscallPolicy {
     std::vector<std::string> deny;   // syscalls or @groups refused with EPERM
 };
 
+// dns: how long an address learned from a DNS answer stays allowed. The
+// record's TTL, raised to min_ttl and cut to max_ttl.
+struct DnsPolicy {
+    std::chrono::seconds min_ttl{5};
+    std::chrono::seconds max_ttl{3600};
+};
+
 struct Profile {
     std::string api_version;  // "cordon/v1"
     Identity identity;
@@ -94,6 +103,7 @@ struct Profile {
     std::map<std::string, Tool> tools;
     std::map<std::string, Credential> credentials;
     SyscallPolicy syscalls;
+    DnsPolicy dns;
 };
 
 // A profile that cannot be used. path is where in the document
@@ -134,6 +144,9 @@ std::string format_rfc3339(TimePoint t);
 
 // "[tcp://|udp://]HOST:PORT[-PORT]". Throws std::invalid_argument.
 Endpoint parse_endpoint(const std::string& spec);
+
+// A "*.example.com" endpoint: matched against DNS queries, never resolved ahead.
+bool is_wildcard(const Endpoint& endpoint);
 
 // "::ffff:127.0.0.1" -> "127.0.0.1"; other IPv6 in RFC 5952 form.
 std::string format_ip(const Ip6& addr);

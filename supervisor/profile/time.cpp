@@ -67,7 +67,8 @@ void check_offset(const std::string& normal, const std::string& text, const std:
                  std::isdigit((unsigned char)off[2]) && off[3] == ':' &&
                  std::isdigit((unsigned char)off[4]) && std::isdigit((unsigned char)off[5]);
     if (shape && (std::stoi(off.substr(1, 2)) <= 23 && std::stoi(off.substr(4, 2)) <= 59)) return;
-    throw std::invalid_argument("\"" + text + "\" has no valid UTC offset (Z or +hh:mm)" + expected);
+    throw std::invalid_argument("\"" + text + "\" has no valid UTC offset (Z or +hh:mm)" +
+                                expected);
 }
 
 }  // namespace

@@ -198,9 +198,11 @@ class AgentRunTest : public ::testing::Test {
         return path;
     }
 
-    // Starts agent-run; returns its pid. Output goes to files in dir_.
+    // Starts agent-run (behind wrapper_, when set); returns its pid. Output
+    // goes to files in dir_, stdio_ descriptors replace those that are set.
     pid_t start(const std::vector<std::string>& args) {
-        std::vector<std::string> full = {CORDON_AGENT_RUN};
+        std::vector<std::string> full = wrapper_;
+        full.push_back(CORDON_AGENT_RUN);
         full.insert(full.end(), args.begin(), args.end());
         std::vector<char*> argv;
         for (auto& a : full) argv.push_back(a.data());
@@ -218,11 +220,14 @@ class AgentRunTest : public ::testing::Test {
 
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
+        std::string out = (dir_ / "stdout").string(), err = (dir_ / "stderr").string();
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&actions, 1, (dir_ / "stdout").c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_addopen(&actions, 2, (dir_ / "stderr").c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                         0644);
+        posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                         0644);
+        for (int fd = 0; fd < 3; ++fd)
+            if (stdio_[fd] >= 0) posix_spawn_file_actions_adddup2(&actions, stdio_[fd], fd);
         pid_t pid = -1;
         int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
         posix_spawn_file_actions_destroy(&actions);
@@ -278,6 +283,11 @@ class AgentRunTest : public ::testing::Test {
     fs::path dir_;
     fs::path audit_log_;
     std::vector<std::string> extra_env_;
+    // A command agent-run is started through (argv[0] a full path), e.g.
+    // one that enters a network namespace first.
+    std::vector<std::string> wrapper_;
+    // Descriptors to give agent-run as stdin, stdout, stderr; -1: the default.
+    int stdio_[3] = {-1, -1, -1};
 };
 
 // A python3 one-liner that connects (TCP) or sends (UDP) and prints

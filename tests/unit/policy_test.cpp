@@ -219,7 +219,7 @@ TEST(Policy, CheckJsonIsTheWholeDecision) {
                        {"endpoint": "127.0.0.1:18080", "protocol": "tcp", "ports": "18080",
                         "addresses": ["127.0.0.1"]},
                        {"endpoint": "orders.example:8443", "protocol": "tcp", "ports": "8443",
-                        "hostname": "orders.example",
+                        "hostname": "orders.example", "notLearned": [],
                         "addresses": ["192.0.2.9", "2001:db8::9"]}]}],
         "denied": [{"name": "bulk_message", "reason": "denied", "risk": "high"},
                    {"name": "delete_account", "reason": "denied", "risk": "high"},
@@ -322,12 +322,94 @@ TEST(Examples, SupportAgentIsTheDemo) {
 TEST(Examples, ResearchAgentParsesAndResolves) {
     std::string dir = std::string(CORDON_SOURCE_DIR) + "/profiles/examples/";
     Profile p = profile::load_profile(dir + "research-agent.json", kNow);
-    FakeResolver dns{{{"localhost", {v4(127, 0, 0, 1), ip("::1")}}}, {}};
+    FakeResolver dns;
     EffectivePolicy policy = compute_policy(p, kNow, dns.resolver());
-    EXPECT_EQ(dns.asked, std::vector<std::string>{"localhost"});
+    EXPECT_TRUE(dns.asked.empty());  // a wildcard waits for the agent's queries
     EXPECT_EQ(policy.allowed_tools,
               (std::vector<std::string>{"fetch_dataset", "metrics", "search"}));
-    EXPECT_EQ(policy.rules.size(), 6u);
+    EXPECT_EQ(policy.rules.size(), 5u);
+    ASSERT_EQ(policy.dns_names.size(), 1u);
+    EXPECT_EQ(policy.dns_names[0].endpoint.hostname, "*.search.example");
+    EXPECT_EQ(p.dns.min_ttl, std::chrono::seconds(10));
+}
+
+TEST(SpecialRange, NamesEveryNonPublicRangeInEveryForm) {
+    const std::vector<std::pair<std::string, std::string>> cases{
+        {"0.0.0.0", "unspecified"},
+        {"10.1.2.3", "private"},
+        {"100.64.0.1", "shared"},
+        {"127.0.0.2", "loopback"},
+        {"169.254.169.254", "cloud-metadata"},
+        {"169.254.1.1", "link-local"},
+        {"172.31.0.1", "private"},
+        {"192.168.1.1", "private"},
+        {"224.0.0.1", "multicast"},
+        {"255.255.255.255", "reserved"},
+        {"::", "unspecified"},
+        {"::1", "loopback"},
+        {"fd00:ec2::254", "cloud-metadata"},
+        {"fd12::1", "private"},
+        {"fe80::1", "link-local"},
+        {"ff02::1", "multicast"},
+        {"::ffff:127.0.0.1", "loopback"},
+        {"64:ff9b::a01:203", "private"},
+        {"64:ff9b::7f00:1", "loopback"},
+        {"2002:a9fe:a9fe::", "cloud-metadata"},
+        {"2002:7f00:1::", "loopback"},
+    };
+    for (const auto& [text, kind] : cases) {
+        EXPECT_EQ(special_range(ip(text)).value_or("public"), kind) << text;
+    }
+    for (const std::string text : {"8.8.8.8", "198.51.100.7", "2001:db8::1", "64:ff9b::808:808",
+                                   "2002:808:808::", "::ffff:1.1.1.1"}) {
+        EXPECT_FALSE(special_range(ip(text))) << text;
+    }
+}
+
+TEST(DnsNames, ExactAndWildcardNamesMatchAndOnlyAllowedTools) {
+    json doc = support_doc();
+    doc["tools"]["lookup_order"]["endpoints"] = {"orders.example:443", "*.cdn.example:443",
+                                                 "10.20.0.0/16:8443"};
+    doc["tools"]["bulk_message"]["endpoints"] = {"bulk.example:443"};
+    Profile p = parse_profile(doc, kNow);
+    FakeResolver dns{{{"orders.example", {v4(192, 0, 2, 9), v4(10, 20, 1, 1), v4(127, 0, 0, 1)}}},
+                     {}};
+    EffectivePolicy policy = compute_policy(p, kNow, dns.resolver());
+    ASSERT_EQ(match_name(policy, "orders.example").size(), 1u);
+    EXPECT_EQ(match_name(policy, "orders.example")[0]->tool, "lookup_order");
+    EXPECT_EQ(match_name(policy, "a.b.cdn.example").size(), 1u);
+    EXPECT_TRUE(match_name(policy, "cdn.example").empty());
+    EXPECT_TRUE(match_name(policy, "xcdn.example").empty());
+    EXPECT_TRUE(match_name(policy, "bulk.example").empty());  // a denied tool's name
+    EXPECT_TRUE(match_name(policy, "sub.orders.example").empty());
+    // Loopback is dropped; 10.20.1.1 stays because a CIDR endpoint covers it.
+    const ResolvedEndpoint& orders = policy.endpoints[0];
+    EXPECT_EQ(orders.addresses, (std::vector<Ip6>{v4(192, 0, 2, 9), v4(10, 20, 1, 1)}));
+    EXPECT_EQ(orders.not_learned, std::vector<Ip6>{v4(127, 0, 0, 1)});
+    EXPECT_TRUE(learnable(policy, v4(10, 20, 9, 9)));
+    EXPECT_FALSE(learnable(policy, v4(10, 21, 0, 1)));
+    EXPECT_FALSE(learnable(policy, ip("::ffff:169.254.169.254")));
+    EXPECT_TRUE(learnable(policy, v4(198, 51, 100, 1)));
+}
+
+TEST(DnsNames, ANameThatResolvesOnlyToLoopbackIsAnError) {
+    json doc = support_doc();
+    doc["tools"]["lookup_order"]["endpoints"] = {"localhost:18080"};
+    Profile p = parse_profile(doc, kNow);
+    FakeResolver dns{{{"localhost", {v4(127, 0, 0, 1), ip("::1")}}}, {}};
+    try {
+        compute_policy(p, kNow, dns.resolver());
+        ADD_FAILURE() << "no error";
+    } catch (const ProfileError& e) {
+        EXPECT_EQ(e.path(), "tools.lookup_order.endpoints[0]");
+        EXPECT_EQ(e.reason(),
+                  "\"localhost\" resolves only to addresses Cordon does not learn (127.0.0.1 is "
+                  "loopback); write the address or its range as an endpoint to allow it");
+    }
+    doc["tools"]["lookup_order"]["endpoints"].push_back("127.0.0.0/8:18080");
+    Profile allowed = parse_profile(doc, kNow);
+    EffectivePolicy policy = compute_policy(allowed, kNow, dns.resolver());
+    EXPECT_EQ(policy.endpoints[0].addresses, std::vector<Ip6>{v4(127, 0, 0, 1)});
 }
 
 TEST(SystemResolve, NumericHostsNeedNoDns) {

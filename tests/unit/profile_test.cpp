@@ -180,6 +180,25 @@ TEST(Endpoint, DnsNames) {
     EXPECT_EQ(ep.protocol, Protocol::udp);
 }
 
+TEST(Endpoint, WildcardNamesAreLowercaseAndNeedTwoLabels) {
+    Endpoint ep = parse_endpoint("*.Search.Example:443");
+    EXPECT_EQ(ep.hostname, "*.search.example");
+    EXPECT_TRUE(is_wildcard(ep));
+    EXPECT_FALSE(is_wildcard(parse_endpoint("search.example:443")));
+    const std::string why =
+        "is not a wildcard name (expected \"*.\" before a name of two labels or more, such as "
+        "*.example.com)";
+    for (const std::string host : {"*.com", "*example.com", "a.*.example.com", "*.-x.example"}) {
+        try {
+            parse_endpoint(host + ":443");
+            ADD_FAILURE() << "accepted " << host;
+        } catch (const std::invalid_argument& e) {
+            EXPECT_EQ(std::string(e.what()),
+                      "\"" + host + ":443\" is not an endpoint: \"" + host + "\" " + why);
+        }
+    }
+}
+
 void expect_bad_endpoint(const std::string& spec, const std::string& why) {
     try {
         parse_endpoint(spec);
@@ -375,14 +394,32 @@ TEST(Profile, CredentialFromEnvironment) {
 TEST(ProfileErrors, RootMustBeAnObject) {
     expect_error(json::array(), "",
                  "expected an object with keys apiVersion, identity, session, allowedTools, "
-                 "deniedTools, approvalRequired, tools, credentials, syscalls, got array");
+                 "deniedTools, approvalRequired, tools, credentials, syscalls, dns, got array");
+}
+
+TEST(Profile, DnsTtlsHaveDefaultsAndBounds) {
+    Profile defaults = parse_profile(base_profile(), kNow);
+    EXPECT_EQ(defaults.dns.min_ttl, std::chrono::seconds(5));
+    EXPECT_EQ(defaults.dns.max_ttl, std::chrono::seconds(3600));
+    Profile set =
+        parse_profile(with(base_profile(), "/dns", {{"minTtl", "0s"}, {"maxTtl", "2m"}}), kNow);
+    EXPECT_EQ(set.dns.min_ttl, std::chrono::seconds(0));
+    EXPECT_EQ(set.dns.max_ttl, std::chrono::seconds(120));
+    expect_error(with(base_profile(), "/dns", {{"minTtl", "10m"}, {"maxTtl", "1m"}}), "dns.minTtl",
+                 "is longer than maxTtl (make minTtl at most maxTtl)");
+    expect_error(with(base_profile(), "/dns", {{"maxTtl", "0s"}}), "dns.maxTtl",
+                 "is zero (expected a positive duration)");
+    expect_error(with(base_profile(), "/dns", {{"ttl", "1m"}}), "dns.ttl",
+                 "unknown key (expected one of: minTtl, maxTtl)");
+    expect_error(with(base_profile(), "/dns", {{"minTtl", 5}}), "dns.minTtl",
+                 "expected a duration string such as \"30s\", got number");
 }
 
 TEST(ProfileErrors, UnknownKeysAnywhere) {
     const std::string top =
         "unknown key (expected one of: apiVersion, identity, session, "
         "allowedTools, deniedTools, approvalRequired, tools, credentials, "
-        "syscalls)";
+        "syscalls, dns)";
     expect_error(with(base_profile(), "/limits", {{"pids", 1}}), "limits", top);
     expect_error(with(base_profile(), "/identity/name", "x"), "identity.name",
                  "unknown key (expected one of: agentId, agentType, version, expiresAt)");
