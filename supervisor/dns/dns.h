@@ -40,6 +40,10 @@ Result<std::vector<Upstream>> parse_upstreams(const std::string& spec);
 // The nameservers of a resolv.conf(5) file, port 53.
 Result<std::vector<Upstream>> system_upstreams(const std::string& resolv_conf = "/etc/resolv.conf");
 
+// Resolves a name's A and AAAA records through the upstreams: the policy's
+// start-time resolution when --dns-upstream names the resolvers to trust.
+policy::Resolver upstream_resolver(std::vector<Upstream> upstreams);
+
 // The addresses learned from answers, each with the endpoint it was learned
 // for and when it expires.
 class LearnedSet {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 
 namespace cordon::dns::detail {
 namespace {
@@ -27,10 +28,15 @@ struct FreeDeleter {
     void operator()(void* p) const { std::free(p); }
 };
 
+// The owner name as written, without the root's trailing dot.
 std::string owner_text(const ldns_rr* rr) {
     std::unique_ptr<char, FreeDeleter> text(ldns_rdf2str(ldns_rr_owner(rr)));
     std::string name = text ? text.get() : "";
     if (!name.empty() && name.back() == '.') name.pop_back();
+    return name;
+}
+
+std::string lowercase(std::string name) {
     std::transform(name.begin(), name.end(), name.begin(),
                    [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return name;
@@ -63,6 +69,23 @@ Result<Resolver> resolver_for(const Upstream& upstream) {
 
 }  // namespace
 
+// The address an A or AAAA record carries, v4-mapped for A.
+std::optional<profile::Ip6> record_address(const ldns_rr* rr) {
+    ldns_rdf* rdf = ldns_rr_rdf(rr, 0);
+    if (!rdf) return std::nullopt;
+    profile::Ip6 out{};
+    if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_A && ldns_rdf_size(rdf) == 4) {
+        out[10] = out[11] = 0xff;
+        std::memcpy(&out[12], ldns_rdf_data(rdf), 4);
+        return out;
+    }
+    if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_AAAA && ldns_rdf_size(rdf) == 16) {
+        std::memcpy(out.data(), ldns_rdf_data(rdf), 16);
+        return out;
+    }
+    return std::nullopt;
+}
+
 std::optional<Packet> parse_query(const uint8_t* data, size_t len) {
     ldns_pkt* raw = nullptr;
     if (ldns_wire2pkt(&raw, data, len) != LDNS_STATUS_OK) return std::nullopt;
@@ -76,7 +99,8 @@ std::optional<Question> question_of(const ldns_pkt* query) {
         return std::nullopt;
     const ldns_rr* q = ldns_rr_list_rr(ldns_pkt_question(query), 0);
     if (!q || ldns_rr_get_class(q) != LDNS_RR_CLASS_IN) return std::nullopt;
-    return Question{owner_text(q), ldns_rr_get_type(q), type_text(ldns_rr_get_type(q))};
+    std::string name = owner_text(q);
+    return Question{lowercase(name), name, ldns_rr_get_type(q), type_text(ldns_rr_get_type(q))};
 }
 
 Packet reply_to(const ldns_pkt* query, ldns_pkt_rcode rcode) {
@@ -113,7 +137,7 @@ Result<Packet> ask_upstream(const std::vector<Upstream>& upstreams, const std::s
                             ldns_rr_type type) {
     Rdf qname(ldns_dname_new_frm_str(name.c_str()));
     if (!qname) return plain_error("\"" + name + "\" is not a DNS name");
-    std::string failures;
+    std::string failures = upstreams.empty() ? "none is configured" : "";
     for (const Upstream& upstream : upstreams) {
         auto res = resolver_for(upstream);
         if (!res) return res.error();

@@ -36,7 +36,8 @@ using RrList = std::unique_ptr<ldns_rr_list, RrListDeleter>;
 
 // The one question of a query, class IN.
 struct Question {
-    std::string name;  // lowercase, no trailing dot
+    std::string name;     // lowercase, no trailing dot: what policy matches
+    std::string as_sent;  // the case the client used (case can carry data too)
     ldns_rr_type type;
     std::string type_name;  // "A", "TXT", "TYPE65"
 };
@@ -53,6 +54,9 @@ Packet reply_to(const ldns_pkt* query, ldns_pkt_rcode rcode);
 // The reply's wire form; when it exceeds `limit` bytes (UDP), the records
 // are left out and TC is set, so that the client asks again over TCP.
 std::vector<uint8_t> to_wire(ldns_pkt* reply, size_t limit);
+
+// The address an A or AAAA record carries, v4-mapped for A.
+std::optional<profile::Ip6> record_address(const ldns_rr* rr);
 
 // Asks the upstreams in turn for name and type, recursion desired.
 Result<Packet> ask_upstream(const std::vector<Upstream>& upstreams, const std::string& name,

@@ -120,23 +120,6 @@ bool write_all(int fd, const uint8_t* buf, size_t len) {
     return true;
 }
 
-// The address an A or AAAA record carries, v4-mapped for A.
-std::optional<profile::Ip6> record_address(const ldns_rr* rr) {
-    ldns_rdf* rdf = ldns_rr_rdf(rr, 0);
-    if (!rdf) return std::nullopt;
-    profile::Ip6 out{};
-    if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_A && ldns_rdf_size(rdf) == 4) {
-        out[10] = out[11] = 0xff;
-        std::memcpy(&out[12], ldns_rdf_data(rdf), 4);
-        return out;
-    }
-    if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_AAAA && ldns_rdf_size(rdf) == 16) {
-        std::memcpy(out.data(), ldns_rdf_data(rdf), 16);
-        return out;
-    }
-    return std::nullopt;
-}
-
 class ResponderImpl final : public Responder {
   public:
     ResponderImpl(ResponderConfig config, ResponderHooks hooks, Sockets sockets, UniqueFd stop)
@@ -265,8 +248,8 @@ void ResponderImpl::refuse(const detail::Question& q, const char* transport) {
                               {"hook", "dns"},
                               {"reason", "name-not-allowed"},
                               {"tool", nullptr},
-                              {"name", audit_name(q.name)},
-                              {"nameLength", q.name.size()},
+                              {"name", audit_name(q.as_sent)},
+                              {"nameLength", q.as_sent.size()},
                               {"queryType", q.type_name}});
 }
 
@@ -290,7 +273,7 @@ std::vector<uint8_t> ResponderImpl::forward(const ldns_pkt* query, const detail:
         const ldns_rr* rr = ldns_rr_list_rr(records, i);
         auto ttl = std::clamp<std::chrono::seconds>(std::chrono::seconds(ldns_rr_ttl(rr)),
                                                     config_.ttl.min_ttl, config_.ttl.max_ttl);
-        auto addr = record_address(rr);
+        auto addr = detail::record_address(rr);
         bool cname = ldns_rr_get_type(rr) == LDNS_RR_TYPE_CNAME;
         if (!addr && !cname) continue;  // DNAME, RRSIG, ...: nothing the agent needs
         if (addr && !policy::learnable(*config_.policy, *addr)) {
@@ -340,7 +323,6 @@ void ResponderImpl::expire_learned() {
 
 Result<std::unique_ptr<Responder>> Responder::start(ResponderConfig config, ResponderHooks hooks) {
     if (!config.policy) return plain_error("the session resolver needs the session's policy");
-    if (config.upstreams.empty()) return plain_error("the session resolver has no upstream");
     auto sockets = bind_free_address(config.address_hint);
     if (!sockets) return sockets.error();
     UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));

@@ -2,6 +2,7 @@
 // Where allowed queries go: --dns-upstream, else the host's resolv.conf.
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 #include <sstream>
@@ -76,6 +77,23 @@ Result<std::vector<Upstream>> system_upstreams(const std::string& resolv_conf) {
     if (out.empty())
         return plain_error(resolv_conf + " names no nameserver", "give --dns-upstream ADDRESS");
     return out;
+}
+
+policy::Resolver upstream_resolver(std::vector<Upstream> upstreams) {
+    return [upstreams](const std::string& name) -> Result<std::vector<profile::Ip6>> {
+        std::vector<profile::Ip6> out;
+        for (ldns_rr_type type : {LDNS_RR_TYPE_A, LDNS_RR_TYPE_AAAA}) {
+            auto answer = detail::ask_upstream(upstreams, name, type);
+            if (!answer) return answer.error();
+            const ldns_rr_list* records = ldns_pkt_answer(answer->get());
+            for (size_t i = 0; i < ldns_rr_list_rr_count(records); ++i)
+                if (auto addr = detail::record_address(ldns_rr_list_rr(records, i)))
+                    out.push_back(*addr);
+        }
+        std::sort(out.begin(), out.end());
+        out.erase(std::unique(out.begin(), out.end()), out.end());
+        return out;
+    };
 }
 
 }  // namespace cordon::dns

@@ -23,6 +23,9 @@ struct SessionOptions {
     std::string seccomp_dir;  // profiles/seccomp data
     // Sizes of the BPF maps, when this run is the one that loads the programs.
     netfilter::NetfilterConfig netfilter;
+    // Where the session's resolver forwards allowed queries: "ADDR[:PORT],...";
+    // "" for the nameservers of the host's /etc/resolv.conf.
+    std::string dns_upstream;
 };
 
 // Runs the session and returns agent-run's exit status: the agent's own

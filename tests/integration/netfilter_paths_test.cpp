@@ -544,7 +544,13 @@ const AddressCase kAddressCases[] = {
     {"NAT64 of 127.0.0.2", "64:ff9b::7f00:2", "64:ff9b::7f00:2", 8080, "connect6", "sendmsg6"},
     {"NAT64 of the allowed 127.0.0.1", "64:ff9b::7f00:1", "64:ff9b::7f00:1", 8080, "connect6",
      "sendmsg6"},
+    {"local-use NAT64 of 127.0.0.2 (RFC 8215)", "64:ff9b:1::7f00:2", "64:ff9b:1::7f00:2", 8080,
+     "connect6", "sendmsg6"},
     {"6to4 of 127.0.0.2", "2002:7f00:2::1", "2002:7f00:2::1", 8080, "connect6", "sendmsg6"},
+    {"IPv4-compatible 127.0.0.2 (deprecated)", "::7f00:2", "::7f00:2", 8080, "connect6",
+     "sendmsg6"},
+    {"IPv4-translated 127.0.0.2 (SIIT)", "::ffff:0:7f00:2", "::ffff:0:7f00:2", 8080, "connect6",
+     "sendmsg6"},
     {"cloud metadata", "169.254.169.254", "169.254.169.254", 80, "connect4", "sendmsg4"},
     {"cloud metadata, IPv6", "fd00:ec2::254", "fd00:ec2::254", 80, "connect6", "sendmsg6"},
     {"TEST-NET-1", "192.0.2.1", "192.0.2.1", 8080, "connect4", "sendmsg4"},
@@ -616,6 +622,59 @@ TEST_F(NetfilterPathsTest, EveryOtherFormOfAnAddressIsDeniedAndReported) {
             EXPECT_EQ(events[i].reason, "no-rule");
             EXPECT_EQ(events[i].pid, static_cast<uint32_t>(r.pid));
         }
+    }
+}
+
+// An address whose family is not the socket's: an IPv6 UDP socket sending
+// to a sockaddr_in goes to udp_sendmsg (udpv6_sendmsg), and an IPv4 UDP
+// socket takes AF_UNSPEC as AF_INET (udp_sendmsg). Both reach sendmsg4.
+TEST_F(NetfilterPathsTest, AddressOfAnotherFamilyMeetsTheIpv4Hook) {
+    const auto& s = make_session("s", {rule("127.0.0.1", 128, 8080, 8080, CORDON_PROTO_UDP)});
+    struct Record {
+        int outside[2] = {-1, -1};
+        int inside[2] = {-1, -1};
+        int outside_got = -1;
+        int inside_got = -1;
+    };
+    Shared<Record> rec;
+    ASSERT_TRUE(rec);
+    int server = -1;
+    auto send_both = [](int* results) {
+        SockAddr to = sockaddr_of("127.0.0.2", 8080);
+        int v6 = socket(AF_INET6, SOCK_DGRAM, 0);
+        results[0] = errno_or_zero(sendto(v6, "x", 1, 0, to.get(), to.len));
+        reinterpret_cast<sockaddr_in*>(&to.storage)->sin_family = AF_UNSPEC;
+        int v4 = socket(AF_INET, SOCK_DGRAM, 0);
+        results[1] = errno_or_zero(sendto(v4, "x", 1, 0, to.get(), to.len));
+        close(v6);
+        close(v4);
+    };
+    auto r = run_probe(
+        s.path(), {},
+        [&] {
+            send_both(rec->inside);
+            rec->inside_got = datagrams_waiting(server);
+            return 0;
+        },
+        [&] {
+            server = bound_socket("127.0.0.2", 8080, SOCK_DGRAM);
+            if (server < 0) _exit(kProbeSetupFailed);
+            send_both(rec->outside);
+            rec->outside_got = datagrams_waiting(server);
+        });
+    ASSERT_EQ(r.status, 0);
+    EXPECT_EQ(rec->outside[0], 0) << strerror(rec->outside[0]);
+    EXPECT_EQ(rec->outside[1], 0) << strerror(rec->outside[1]);
+    EXPECT_EQ(rec->outside_got, 2);
+    EXPECT_EQ(rec->inside[0], EPERM);
+    EXPECT_EQ(rec->inside[1], EPERM);
+    EXPECT_EQ(rec->inside_got, 0);
+    auto events = drain(s.id());
+    ASSERT_EQ(events.size(), 2u);
+    for (const auto& d : events) {
+        EXPECT_EQ(d.hook, "sendmsg4");
+        EXPECT_EQ(d.address, ip("127.0.0.2"));
+        EXPECT_EQ(d.port, 8080);
     }
 }
 
