@@ -31,7 +31,8 @@
  *                       destination, and enforces its byte budget.
  *
  * A decision is two lookups keyed by a cgroup id: the session, then the
- * longest prefix covering the destination. Addresses are IPv6 with IPv4
+ * longest prefix covering the destination (egress adds the session's
+ * counters and its destination's). Addresses are IPv6 with IPv4
  * v4-mapped, so ::ffff:a.b.c.d meets the IPv4 rules. Returning 0 denies:
  * the caller's system call fails with EPERM, or the packet is dropped.
  * Each denial is reported to the session's own ring buffer.
@@ -127,7 +128,11 @@ struct {
 	__type(value, struct destination_counters);
 } destinations SEC(".maps");
 
-/* Allowed prefixes and their ports, every session in one trie. Full: add_session fails. */
+/*
+ * Allowed prefixes and their ports, every session in one trie. Full:
+ * add_session or replace_rules fails (replace_rules needs room for the old
+ * and the new entries at once, since it adds before it deletes).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, CORDON_MAX_RULES);

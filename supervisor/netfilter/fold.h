@@ -31,6 +31,7 @@ rule_key trie_key(uint64_t cgroup_id, const Prefix& prefix);
 // "10.0.0.0/8", "fd00::/8": IPv4 for v4-mapped prefixes of at least /96.
 std::string format_prefix(const profile::Ip6& addr, unsigned prefix_len);
 
+// True when both entries allow the same ports (their bytes are equal: values are zeroed first).
 bool same_value(const rule_value& a, const rule_value& b);
 
 }  // namespace cordon::netfilter::detail

@@ -537,7 +537,7 @@ class PinnedNetfilter final : public Netfilter {
         if (it == installed_.end())
             return plain_error("cannot replace the rules of " + session_name(cgroup_id) +
                                    ": this supervisor did not add it",
-                               "add_session it first");
+                               "only the supervisor that added a session changes its rules");
         Installed& session = it->second;
         if (auto st = upsert_rules(cgroup_id, session.rules, folded.value()); !st) return st;
         // Old and new entries both hold now; the stale ones can go.
@@ -546,6 +546,8 @@ class PinnedNetfilter final : public Netfilter {
         session.policy.rule_count = session.rules.size();
         if (bpf_map_update_elem(fd(kSessions), &cgroup_id, &session.policy, BPF_EXIST) != 0 && st)
             st = map_error(kSessions, "cannot update the rule count of " + session_name(cgroup_id));
+        logger()->debug("session {}: {} rules, {} trie entries after a change", cgroup_id,
+                        rules.size(), session.rules.size());
         return st;
     }
 
@@ -642,9 +644,10 @@ class PinnedNetfilter final : public Netfilter {
         if (err == EEXIST)
             hint = "the session is already installed";
         else if (err == E2BIG || err == ENOSPC)
-            hint = std::string("the ") + m.name + " map is full (" +
-                   std::to_string(sizes_.*m.size) + " entries); end sessions or raise " + m.option +
-                   " (pinned maps keep their size until " + pin_dir_ + " is detached)";
+            hint = std::string("the ") + m.name + " map is full (size " +
+                   std::to_string(sizes_.*m.size) + "); end sessions or raise " + m.option +
+                   " (pinned maps keep their size: remove " + pin_dir_ +
+                   " while no session runs, to load them anew)";
         else
             hint = privilege_hint(err);
         return Error{err, what, hint};
@@ -805,8 +808,8 @@ Result<std::unique_ptr<Netfilter>> open_pinned(const std::string& pin_dir,
         if (!map) return map.error();
         if (map->max_entries != wanted.*m.size)
             logger()->debug(
-                "{}: the pinned {} map holds {} entries, not {}; using the pinned "
-                "size (detach the programs to resize)",
+                "{}: the pinned {} map has room for {}, not {}; using the pinned "
+                "size (remove the pins while no session runs to resize)",
                 pin_dir, m.name, map->max_entries, wanted.*m.size);
         uint32_t& size = sizes.*m.size;
         size = size == 0 ? map->max_entries : std::min(size, map->max_entries);

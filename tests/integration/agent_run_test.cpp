@@ -49,8 +49,89 @@ TEST_F(AgentRunTest, AllowedConnectSucceedsAndDeniedFailsWithEperm) {
     EXPECT_EQ(end[0]["reason"], "exit");
     EXPECT_EQ(end[0]["egressDropped"], 0);
     EXPECT_EQ(end[0]["denialsLost"], 0);
+    // The allowed connect's handshake and close, all to one destination.
+    EXPECT_GT(end[0]["bytesSent"].get<uint64_t>(), 0u);
+    EXPECT_GE(end[0]["packetsSent"].get<uint64_t>(), 2u);
+    EXPECT_EQ(end[0]["unattributedBytes"], 0);
+    EXPECT_EQ(end[0]["budgetBytes"], nullptr);
+    EXPECT_EQ(end[0]["budgetExceeded"], false);
+    ASSERT_EQ(end[0]["destinations"].size(), 1u) << end[0].dump();
+    const auto& dest = end[0]["destinations"][0];
+    EXPECT_EQ(dest["destination"], "127.0.0.1");
+    EXPECT_EQ(dest["port"], allowed.port);
+    EXPECT_EQ(dest["protocol"], "tcp");
+    EXPECT_EQ(dest["bytes"], end[0]["bytesSent"]);
+    EXPECT_EQ(dest["packets"], end[0]["packetsSent"]);
     EXPECT_EQ(leftover_cgroups(), 0u);
     EXPECT_EQ(leftover_sessions(), 0u);
+}
+
+// session.egressBudget reaches the kernel: the agent's stream to an allowed
+// listener stops after the budget, and the audit log says so.
+TEST_F(AgentRunTest, EgressBudgetFromTheProfileCutsTheAgentsStream) {
+    auto allowed = Listener::on("127.0.0.1");
+    ASSERT_NE(allowed.port, 0);
+    auto profile = write_profile({"127.0.0.1:" + std::to_string(allowed.port)}, {}, "5m",
+                                 {{"session", {{"egressBudget", "64K"}}}});
+    std::string script = "import socket,time\n"
+                         "s=socket.create_connection(('127.0.0.1'," +
+                         std::to_string(allowed.port) +
+                         "))\n"
+                         "s.setblocking(False)\n"
+                         "sent=0\n"
+                         "end=time.time()+2\n"
+                         "while sent<1048576 and time.time()<end:\n"
+                         " try: sent+=s.send(b'x'*65536)\n"
+                         " except BlockingIOError: time.sleep(0.01)\n"
+                         "print('done')";
+
+    auto r = run({"--profile", profile, "--", "python3", "-c", script});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "done\n");
+    UniqueFd conn(::accept4(allowed.fd.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    ASSERT_TRUE(conn.valid()) << "the agent never connected";
+    size_t received = 0;
+    char buf[65536];
+    for (ssize_t n; (n = ::recv(conn.get(), buf, sizeof buf, 0)) > 0;) received += n;
+    EXPECT_GT(received, 0u);
+    EXPECT_LT(received, 1048576u);
+
+    auto events = audit_events();
+    auto denials = events_named(events, "net.deny");
+    ASSERT_GE(denials.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(denials[0]["hook"], "egress");
+    EXPECT_EQ(denials[0]["reason"], "budget");
+    EXPECT_EQ(denials[0]["destination"], "127.0.0.1");
+    EXPECT_EQ(denials[0]["port"], allowed.port);
+    EXPECT_EQ(denials[0]["drops"], 1);
+    EXPECT_EQ(denials[0]["tool"], "allowed_tool");
+    auto end = events_named(events, "session.end");
+    ASSERT_EQ(end.size(), 1u);
+    EXPECT_EQ(end[0]["budgetBytes"], 65536);
+    EXPECT_EQ(end[0]["budgetExceeded"], true);
+    EXPECT_GE(end[0]["bytesSent"].get<uint64_t>(), 65536u);
+    EXPECT_GE(end[0]["egressDropped"].get<uint64_t>(), 1u);
+}
+
+// --max-rules sizes the rules map when agent-run loads the programs; a
+// session that does not fit is refused before anything runs.
+TEST_F(AgentRunTest, SessionThatOverflowsMaxRulesIsRefused) {
+    std::string name = cgroup_name_ + "-tiny";
+    std::string pins = pin_dir_ + "-tiny";
+    auto profile = write_profile({"127.0.0.1:1000", "127.0.0.2:1000"}, {});
+    auto r = run({"--profile", profile, "--cgroup", name, "--bpf-pin-dir", pins, "--max-rules",
+                  "1", "--", "true"});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("to the rules map"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("the rules map is full (size 1)"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("raise --max-rules"), std::string::npos) << r.err;
+    EXPECT_TRUE(events_named(audit_events(), "session.start").empty());
+
+    auto st = netfilter::Netfilter::detach(pins);
+    EXPECT_TRUE(st) << st.error().message();
+    std::string root = cgroup_root_.substr(0, cgroup_root_.rfind('/')) + "/" + name;
+    (void)cgroup::cleanup_orphans(root);
+    EXPECT_EQ(::rmdir(root.c_str()), 0) << root << " left behind: " << strerror(errno);
 }
 
 TEST_F(AgentRunTest, DeniedIpv6AndV4MappedAndUdpFailWithEperm) {

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+// Folding of rules into rules trie entries (supervisor/netfilter/fold.h):
+// each entry must carry the ports of every shorter prefix covering it,
+// since an LPM lookup returns only the longest match.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+
+#include <cstring>
+
+#include "netfilter/fold.h"
+
+namespace cordon::netfilter::detail {
+namespace {
+
+profile::Ip6 v4(const char* text) {
+    profile::Ip6 out{};
+    out[10] = out[11] = 0xff;
+    inet_pton(AF_INET, text, &out[12]);
+    return out;
+}
+
+Rule rule(const char* addr, unsigned v4_prefix, uint16_t first, uint16_t last,
+          uint8_t protocols = CORDON_PROTO_TCP) {
+    return {v4(addr), static_cast<uint8_t>(96 + v4_prefix), {first, last}, protocols};
+}
+
+// The entry's ranges as "first-last/protocols" strings, in slot order.
+std::vector<std::string> ranges(const rule_value& v) {
+    std::vector<std::string> out;
+    for (uint32_t i = 0; i < v.count; i++)
+        out.push_back(std::to_string(v.port_first[i]) + "-" + std::to_string(v.port_last[i]) + "/" +
+                      std::to_string(v.protocols[i]));
+    return out;
+}
+
+TEST(FoldRules, LongerPrefixesCarryTheirCoveringPrefixesPorts) {
+    auto folded = fold_rules({rule("10.0.0.0", 8, 443, 443), rule("10.1.0.0", 16, 8080, 8080),
+                              rule("10.1.2.3", 32, 22, 22), rule("192.168.0.0", 16, 80, 80)});
+    ASSERT_TRUE(folded) << folded.error().message();
+    ASSERT_EQ(folded->size(), 4u);
+    EXPECT_EQ(ranges(folded->at({v4("10.0.0.0"), 104})), std::vector<std::string>{"443-443/1"});
+    EXPECT_EQ(ranges(folded->at({v4("10.1.0.0"), 112})),
+              (std::vector<std::string>{"443-443/1", "8080-8080/1"}));
+    EXPECT_EQ(ranges(folded->at({v4("10.1.2.3"), 128})),
+              (std::vector<std::string>{"22-22/1", "443-443/1", "8080-8080/1"}));
+    EXPECT_EQ(ranges(folded->at({v4("192.168.0.0"), 112})), std::vector<std::string>{"80-80/1"});
+}
+
+TEST(FoldRules, HostBitsAreMaskedAndDuplicatesJoin) {
+    auto folded = fold_rules({rule("10.9.9.9", 8, 443, 443, CORDON_PROTO_TCP),
+                              rule("10.0.0.0", 8, 443, 443, CORDON_PROTO_UDP),
+                              rule("10.0.0.0", 8, 444, 450, CORDON_PROTO_TCP)});
+    ASSERT_TRUE(folded);
+    ASSERT_EQ(folded->size(), 1u);
+    // TCP 443 and 444-450 merge; UDP keeps 443 alone.
+    EXPECT_EQ(ranges(folded->begin()->second),
+              (std::vector<std::string>{"443-443/2", "443-450/1"}));
+}
+
+TEST(FoldRules, TooManyRangesAndInvalidRulesAreErrors) {
+    std::vector<Rule> rules;
+    for (uint16_t i = 0; i <= CORDON_MAX_PORT_RANGES; i++)
+        rules.push_back(rule("10.0.0.1", 32, 1000 + 2 * i, 1000 + 2 * i));
+    auto folded = fold_rules(rules);
+    ASSERT_FALSE(folded);
+    EXPECT_EQ(folded.error().message(),
+              "too many port ranges for 10.0.0.1/32: 9 with those of the prefixes covering it "
+              "(at most 8 per address; merge ranges or split the endpoints)");
+
+    auto bad = fold_rules({rule("10.0.0.1", 32, 90, 80)});
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error().message(),
+              "invalid rule for 10.0.0.1/32 (prefix length at most 128, first port <= last, tcp "
+              "or udp)");
+}
+
+TEST(FoldRules, TenThousandHostsUnderOnePrefixEachGetItsPorts) {
+    std::vector<Rule> rules = {rule("10.0.0.0", 8, 443, 443)};
+    for (int k = 0; k < 10000; k++) {
+        std::string host = "10.1." + std::to_string(k / 256) + "." + std::to_string(k % 256);
+        rules.push_back(rule(host.c_str(), 32, 8000, 8000));
+    }
+    auto folded = fold_rules(rules);
+    ASSERT_TRUE(folded);
+    EXPECT_EQ(folded->size(), 10001u);
+    EXPECT_EQ(ranges(folded->at({v4("10.1.39.15"), 128})),
+              (std::vector<std::string>{"443-443/1", "8000-8000/1"}));
+}
+
+TEST(TrieKey, CountsTheCgroupIdInThePrefix) {
+    rule_key key = trie_key(42, {v4("10.0.0.0"), 104});
+    EXPECT_EQ(key.prefixlen, 64u + 104);
+    EXPECT_EQ(key.cgroup_id, 42u);
+    EXPECT_EQ(format_prefix(v4("10.0.0.0"), 104), "10.0.0.0/8");
+    EXPECT_EQ(std::memcmp(key.addr, v4("10.0.0.0").data(), 16), 0);
+}
+
+}  // namespace
+}  // namespace cordon::netfilter::detail
