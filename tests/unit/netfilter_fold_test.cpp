@@ -25,6 +25,17 @@ Rule rule(const char* addr, unsigned v4_prefix, uint16_t first, uint16_t last,
     return {v4(addr), static_cast<uint8_t>(96 + v4_prefix), {first, last}, protocols};
 }
 
+profile::Ip6 ip6(const char* text) {
+    profile::Ip6 out{};
+    inet_pton(AF_INET6, text, out.data());
+    return out;
+}
+
+Rule rule6(const char* addr, uint8_t prefix, uint16_t first, uint16_t last,
+           uint8_t protocols = CORDON_PROTO_TCP) {
+    return {ip6(addr), prefix, {first, last}, protocols};
+}
+
 // The entry's ranges as "first-last/protocols" strings, in slot order.
 std::vector<std::string> ranges(const rule_value& v) {
     std::vector<std::string> out;
@@ -86,6 +97,33 @@ TEST(FoldRules, TenThousandHostsUnderOnePrefixEachGetItsPorts) {
     EXPECT_EQ(folded->size(), 10001u);
     EXPECT_EQ(ranges(folded->at({v4("10.1.39.15"), 128})),
               (std::vector<std::string>{"443-443/1", "8000-8000/1"}));
+}
+
+TEST(FoldRules, AnIpv6PrefixCoveringTheV4MappedRangeNeverOpensIpv4) {
+    auto folded = fold_rules({rule6("::", 0, 443, 443), rule("127.0.0.1", 32, 8080, 8080)});
+    ASSERT_TRUE(folded.ok()) << folded.error().message();
+    // A stop entry for ::ffff:0:0/96 with no ports: v4-mapped lookups end there.
+    ASSERT_TRUE(folded->count({v4("0.0.0.0"), 96}));
+    EXPECT_EQ(folded->at({v4("0.0.0.0"), 96}).count, 0u);
+    // The IPv4 host keeps its own port and not the IPv6 rule's.
+    const rule_value& host = folded->at({v4("127.0.0.1"), 128});
+    ASSERT_EQ(host.count, 1u);
+    EXPECT_EQ(host.port_first[0], 8080);
+    EXPECT_EQ(folded->at({ip6("::"), 0}).port_first[0], 443);
+}
+
+TEST(FoldRules, ZeroZeroSlashZeroIsTheIpv4WildcardAndStaysOpen) {
+    auto folded = fold_rules({rule6("::", 0, 443, 443), rule("0.0.0.0", 0, 80, 80)});
+    ASSERT_TRUE(folded.ok()) << folded.error().message();
+    const rule_value& any4 = folded->at({v4("0.0.0.0"), 96});
+    ASSERT_EQ(any4.count, 1u);
+    EXPECT_EQ(any4.port_first[0], 80);
+}
+
+TEST(FoldRules, NarrowIpv6PrefixesNeedNoStopEntry) {
+    auto folded = fold_rules({rule6("fd00::", 8, 443, 443)});
+    ASSERT_TRUE(folded.ok());
+    EXPECT_EQ(folded->size(), 1u);
 }
 
 TEST(TrieKey, CountsTheCgroupIdInThePrefix) {
