@@ -560,58 +560,64 @@ int run_session(const SessionOptions& options) {
 
     auto audit = audit::AuditLog::open(options.audit_log);
     if (!audit) return fail(audit.error());
+    // From here a failure is also on the record: a session that could not
+    // start (a full map, a missing kernel feature) is an audited decision.
+    std::string id = new_session_id();
+    audit::Subject subject{profile.identity.agent_id, profile.identity.agent_type,
+                           profile.identity.version, id};
+    auto refuse = [&](const Error& e) {
+        (*audit)->emit("session.error", subject, {{"error", e.message()}});
+        return fail(e);
+    };
 
     // 2. Cordon's root cgroup and the BPF programs attached to it, shared by
     // every session; then whatever a crashed supervisor left behind.
     auto mount = cgroup::find_cgroup2_mount();
-    if (!mount) return fail(mount.error());
+    if (!mount) return refuse(mount.error());
     std::string root = *mount + "/" + options.cgroup_name;
-    if (auto st = cgroup::ensure_dir(root); !st) return fail(st.error());
+    if (auto st = cgroup::ensure_dir(root); !st) return refuse(st.error());
     auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir, options.netfilter);
-    if (!nf) return fail(nf.error());
+    if (!nf) return refuse(nf.error());
     reap_leftovers(root, **nf, **audit);
 
     // 3. The session: its cgroup, then its policy in the maps, before any
     // process can run in it. The reporter outlives the session, whose
     // resolver reports to it until the session is torn down.
-    std::string id = new_session_id();
-    audit::Subject subject{profile.identity.agent_id, profile.identity.agent_type,
-                           profile.identity.version, id};
     auto reporter = DenialReporter::create(subject, profile, **audit);
-    if (!reporter) return fail(reporter.error());
+    if (!reporter) return refuse(reporter.error());
     Session s;
     s.id = id;
     s.subject = subject;
     s.nf = std::move(*nf);
     auto cg = cgroup::SessionCgroup::create(root, s.id, session_label(s.subject, ::getpid()));
-    if (!cg) return fail(cg.error());
+    if (!cg) return refuse(cg.error());
     s.cgroup = std::move(*cg);
 
     // Its resolver before its policy entry, which names the resolver as the
     // session's only way to port 53. Signals are blocked first, so that the
     // resolver's thread inherits the mask and they reach the signalfd only.
     auto signals = forwarded_signals();
-    if (!signals) return fail(signals.error());
+    if (!signals) return refuse(signals.error());
     auto resolver = start_resolver(s, *plan, **audit, **reporter);
-    if (!resolver) return fail(resolver.error());
+    if (!resolver) return refuse(resolver.error());
     s.resolver = std::move(*resolver);
     netfilter::Resolver dns_server{s.resolver->address(), 53};
     if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules, dns_server, policy.egress_budget);
         !st)
-        return fail(st.error());
+        return refuse(st.error());
     s.policy_installed = true;
     auto denials = s.nf->watch(s.cgroup->id());
-    if (!denials) return fail(denials.error());
+    if (!denials) return refuse(denials.error());
 
     // 4. The agent, contained from its first instruction.
     auto mounts = agent_mounts(s);
-    if (!mounts) return fail(mounts.error());
+    if (!mounts) return refuse(mounts.error());
     SpawnSpec spec{options.command,    agent_environment(profile, deliveries, identity, s.id),
                    s.cgroup->dir_fd(), &plan->filter,
                    &identity,          &*mounts};
     auto child = spawn(spec);
     if (!child) {
-        log()->error("{}", child.error().message());
+        (void)refuse(child.error());
         if (!is_exec_failure(child.error())) return kExitFailure;
         return child.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;
     }
@@ -630,7 +636,7 @@ int run_session(const SessionOptions& options) {
         supervise(s, *child, deadline, **audit, denials->get(), **reporter, signals->get());
     if (!ending) {
         (void)s.cgroup->kill_all();
-        return fail(ending.error());
+        return refuse(ending.error());
     }
 
     // 6. The session ends with its agent: nothing it started outlives it,

@@ -73,17 +73,18 @@ TEST_F(AgentRunTest, EgressBudgetFromTheProfileCutsTheAgentsStream) {
     ASSERT_NE(allowed.port, 0);
     auto profile = write_profile({"127.0.0.1:" + std::to_string(allowed.port)}, {}, "5m",
                                  {{"session", {{"egressBudget", "64K"}}}});
-    std::string script = "import socket,time\n"
-                         "s=socket.create_connection(('127.0.0.1'," +
-                         std::to_string(allowed.port) +
-                         "))\n"
-                         "s.setblocking(False)\n"
-                         "sent=0\n"
-                         "end=time.time()+2\n"
-                         "while sent<1048576 and time.time()<end:\n"
-                         " try: sent+=s.send(b'x'*65536)\n"
-                         " except BlockingIOError: time.sleep(0.01)\n"
-                         "print('done')";
+    std::string script =
+        "import socket,time\n"
+        "s=socket.create_connection(('127.0.0.1'," +
+        std::to_string(allowed.port) +
+        "))\n"
+        "s.setblocking(False)\n"
+        "sent=0\n"
+        "end=time.time()+2\n"
+        "while sent<1048576 and time.time()<end:\n"
+        " try: sent+=s.send(b'x'*65536)\n"
+        " except BlockingIOError: time.sleep(0.01)\n"
+        "print('done')";
 
     auto r = run({"--profile", profile, "--", "python3", "-c", script});
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -119,13 +120,20 @@ TEST_F(AgentRunTest, SessionThatOverflowsMaxRulesIsRefused) {
     std::string name = cgroup_name_ + "-tiny";
     std::string pins = pin_dir_ + "-tiny";
     auto profile = write_profile({"127.0.0.1:1000", "127.0.0.2:1000"}, {});
-    auto r = run({"--profile", profile, "--cgroup", name, "--bpf-pin-dir", pins, "--max-rules",
-                  "1", "--", "true"});
+    auto r = run({"--profile", profile, "--cgroup", name, "--bpf-pin-dir", pins, "--max-rules", "1",
+                  "--", "true"});
     EXPECT_EQ(r.exit_code, 125);
     EXPECT_NE(r.err.find("to the rules map"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("the rules map is full (size 1)"), std::string::npos) << r.err;
     EXPECT_NE(r.err.find("raise --max-rules"), std::string::npos) << r.err;
     EXPECT_TRUE(events_named(audit_events(), "session.start").empty());
+    // The refusal is on the record, not only on agent-run's stderr.
+    auto errors = events_named(audit_events(), "session.error");
+    ASSERT_EQ(errors.size(), 1u) << read_text(audit_log_);
+    EXPECT_NE(errors[0]["error"].get<std::string>().find("the rules map is full (size 1)"),
+              std::string::npos)
+        << errors[0].dump();
+    EXPECT_EQ(errors[0]["agentId"], "test-agent");
 
     auto st = netfilter::Netfilter::detach(pins);
     EXPECT_TRUE(st) << st.error().message();
@@ -319,8 +327,8 @@ TEST_F(AgentRunTest, StaticCredentialReachesTheAgentOnly) {
 TEST_F(AgentRunTest, EnvironmentIsAnAllowlist) {
     extra_env_.push_back("CORDON_TEST_LAUNCHER_SECRET=do-not-pass");
     extra_env_.push_back("CORDON_TEST_PASSED=passed");
-    auto profile = write_profile({}, {}, "5m",
-                                 {{"session", {{"passEnvironment", {"CORDON_TEST_PASSED"}}}}});
+    auto profile =
+        write_profile({}, {}, "5m", {{"session", {{"passEnvironment", {"CORDON_TEST_PASSED"}}}}});
     auto r = run({"--profile", profile, "--", "sh", "-c",
                   "echo \"${CORDON_TEST_LAUNCHER_SECRET-unset}|$CORDON_TEST_PASSED|"
                   "${PATH:+path}|$CORDON_AGENT_ID|${CORDON_SESSION_ID:+session}\""});
@@ -354,7 +362,8 @@ TEST_F(AgentRunTest, CheckFailsWhereTheLaunchWould) {
     json missing_file = {
         {"tools", {{"allowed_tool", {{"credentials", {"tok"}}}}}},
         {"credentials",
-         {{"tok", {{"source", {{"file", (dir_ / "absent").string()}}}, {"deliver", {{"env", "TOK"}}}}}}}};
+         {{"tok",
+           {{"source", {{"file", (dir_ / "absent").string()}}}, {"deliver", {{"env", "TOK"}}}}}}}};
     auto profile = write_profile({}, {}, "5m", missing_file);
     auto r = run({"--check", "--profile", profile});
     EXPECT_EQ(r.exit_code, 125);
@@ -379,6 +388,10 @@ TEST_F(AgentRunTest, MissingCommandExits127) {
     auto r = run({"--profile", profile, "--", "/nonexistent/agent"});
     EXPECT_EQ(r.exit_code, 127);
     EXPECT_NE(r.err.find("/nonexistent/agent"), std::string::npos) << r.err;
+    auto errors = events_named(audit_events(), "session.error");
+    ASSERT_EQ(errors.size(), 1u) << read_text(audit_log_);
+    EXPECT_NE(errors[0]["error"].get<std::string>().find("/nonexistent/agent"), std::string::npos);
+    EXPECT_TRUE(events_named(audit_events(), "session.start").empty());
     EXPECT_EQ(leftover_cgroups(), 0u);
 }
 
