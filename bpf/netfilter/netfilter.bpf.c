@@ -19,6 +19,15 @@
  *                       other extension headers on every packet of a
  *                       socket (IP_OPTIONS, IPV6_RTHDR, ...), so that the
  *                       usual way to try it fails at once with EPERM
+ *   cgroup/connect_unix and cgroup/sendmsg_unix (kernel 6.7 and later;
+ *                       the loader switches them off where the kernel
+ *                       lacks them) refuse every AF_UNIX connect() and
+ *                       addressed send: host services on Unix sockets
+ *                       (D-Bus, systemd-resolved, container engines) are a
+ *                       way out that no inet rule sees, and one that passes
+ *                       descriptors can hand the agent an inet socket made
+ *                       outside the subtree, which nothing here filters.
+ *                       socketpair() and inherited pipes are unaffected.
  *   cgroup_skb/egress   the backstop: every IP packet a session socket
  *                       sends must be plain TCP or UDP to an address and
  *                       port the rules allow, or it is dropped. It covers
@@ -357,6 +366,54 @@ SEC("cgroup/sendmsg6")
 int cordon_sendmsg6(struct bpf_sock_addr *ctx)
 {
 	return decide6(ctx, CORDON_HOOK_SENDMSG6);
+}
+
+/*
+ * libbpf before 1.3 knows no section name for the Unix hooks: both are
+ * declared as connect4 programs, and the loader sets their real attach
+ * types (BPF_CGROUP_UNIX_CONNECT, BPF_CGROUP_UNIX_SENDMSG) before load.
+ * The body reads no field of the context, so it verifies under either.
+ */
+/*
+ * glibc tries nscd's socket at every name and user lookup, so Unix denials
+ * are common and mostly harmless: each is counted, and only the 1st, 2nd,
+ * 4th, ... is reported, with the count so far in drops.
+ */
+static __always_inline int deny_unix(__u32 hook)
+{
+	static const __u8 none[16];
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	struct session_counters *count;
+	struct net_event *e;
+	__u64 denied;
+
+	count = bpf_map_lookup_elem(&counters, &cgroup_id);
+	if (!count)
+		return VERDICT_DENY; /* no session: nobody to tell */
+	__sync_fetch_and_add(&count->unix_denied, 1);
+	denied = count->unix_denied;
+	if (denied & (denied - 1))
+		return VERDICT_DENY;
+	e = new_event(cgroup_id, count, hook, CORDON_DENY_UNIX_SOCKET, 1 /* AF_UNIX */, none, 0, 0);
+	if (!e)
+		return VERDICT_DENY;
+	e->pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->drops = denied;
+	bpf_ringbuf_submit(e, 0);
+	return VERDICT_DENY;
+}
+
+SEC("cgroup/connect4")
+int cordon_unix_conn(struct bpf_sock_addr *ctx)
+{
+	return deny_unix(CORDON_HOOK_UNIX_CONNECT);
+}
+
+SEC("cgroup/connect4")
+int cordon_unix_send(struct bpf_sock_addr *ctx)
+{
+	return deny_unix(CORDON_HOOK_UNIX_SENDMSG);
 }
 
 /* ---------------------------------------------------------------- sock_create, setsockopt */

@@ -51,6 +51,8 @@ enum cordon_hook {
 	CORDON_HOOK_SOCK_CREATE = 5,
 	CORDON_HOOK_EGRESS = 6,	    /* a packet leaving a session socket */
 	CORDON_HOOK_SETSOCKOPT = 7, /* a socket option refused */
+	CORDON_HOOK_UNIX_CONNECT = 8, /* connect() of an AF_UNIX socket */
+	CORDON_HOOK_UNIX_SENDMSG = 9, /* sendto()/sendmsg() with an AF_UNIX address */
 };
 
 /* Why, in net_event.reason. */
@@ -63,6 +65,7 @@ enum cordon_reason {
 	CORDON_DENY_PROTOCOL = 6,    /* a packet whose TCP or UDP header cannot be read */
 	CORDON_DENY_DIRECT_DNS = 7,  /* port 53 or 853 anywhere but the session's resolver */
 	CORDON_DENY_BUDGET = 8,	     /* egress: the session's byte budget is spent */
+	CORDON_DENY_UNIX_SOCKET = 9, /* a Unix socket address: a way out no inet rule sees */
 };
 
 /* Bits of session_policy.flags. */
@@ -95,7 +98,7 @@ struct session_counters {
 	__u64 packets_sent;	    /* packets egress allowed (GSO segments counted one by one) */
 	__u64 unattributed_bytes;   /* of bytes_sent, those the destinations map had no room for */
 	__u64 unattributed_packets; /* of packets_sent, the same */
-	__u64 reserved;
+	__u64 unix_denied;	    /* AF_UNIX connects and addressed sends refused */
 };
 
 /* Key of the destinations map: one session's traffic to one address and port. */

@@ -226,6 +226,12 @@ json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) 
     json f{{"pid", d.pid},           {"comm", d.comm}, {"destination", nullptr}, {"port", nullptr},
            {"protocol", d.protocol}, {"hook", d.hook}, {"reason", d.reason},     {"tool", nullptr}};
     // Refused at socket() or setsockopt(): there is no destination yet.
+    // Refused at connect() or sendmsg() of a Unix socket: no inet destination,
+    // and only some are reported (1st, 2nd, 4th, ...), with the count so far.
+    if (d.hook == "connect_unix" || d.hook == "sendmsg_unix") {
+        f["attempts"] = d.drops;
+        return f;
+    }
     if (d.hook == "sock_create" || d.hook == "setsockopt") return f;
     f["destination"] = profile::format_ip(d.address);
     f["port"] = d.port;
@@ -333,6 +339,7 @@ json traffic_fields(const netfilter::Netfilter& nf, uint64_t cgroup_id, uint64_t
     f["bytesSent"] = counters->bytes_sent;
     f["packetsSent"] = counters->packets_sent;
     f["unattributedBytes"] = counters->unattributed_bytes;
+    f["unixDenied"] = counters->unix_denied;
     f["budgetBytes"] = budget ? json(budget) : json(nullptr);
     f["budgetExceeded"] = counters->budget_dropped > 0;
     json top = json::array();

@@ -28,6 +28,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <utility>
 
 #include "bpf/netfilter/netfilter.h"
@@ -51,6 +52,7 @@ static_assert(offsetof(session_counters, bytes_sent) == 24);
 static_assert(offsetof(session_counters, packets_sent) == 32);
 static_assert(offsetof(session_counters, unattributed_bytes) == 40);
 static_assert(offsetof(session_counters, unattributed_packets) == 48);
+static_assert(offsetof(session_counters, unix_denied) == 56);
 static_assert(sizeof(destination_key) == 32);
 static_assert(offsetof(destination_key, addr) == 8);
 static_assert(offsetof(destination_key, port) == 24);
@@ -139,17 +141,61 @@ using RingBuffer = std::unique_ptr<ring_buffer, RingBufferDeleter>;
 using Progs = decltype(netfilter_bpf::progs);
 using Maps = decltype(netfilter_bpf::maps);
 
+// The Unix socket hooks' attach types (linux/bpf.h of 6.7; the build's
+// headers may be older). Fixed by the kernel's ABI.
+constexpr auto kUnixConnect = static_cast<bpf_attach_type>(49);  // BPF_CGROUP_UNIX_CONNECT
+constexpr auto kUnixSendmsg = static_cast<bpf_attach_type>(50);  // BPF_CGROUP_UNIX_SENDMSG
+
 struct ProgramPin {
     const char* name;  // pin file name and the hook's name in messages
     bpf_program* Progs::*program;
+    // Set for a program whose section name does not say its attach type;
+    // such a program is also optional: off on kernels that lack the hook.
+    std::optional<bpf_attach_type> attach_type = std::nullopt;
 };
 
-constexpr ProgramPin kPrograms[] = {
-    {"connect4", &Progs::cordon_connect4},       {"connect6", &Progs::cordon_connect6},
-    {"sendmsg4", &Progs::cordon_sendmsg4},       {"sendmsg6", &Progs::cordon_sendmsg6},
-    {"sock_create", &Progs::cordon_sock_create}, {"setsockopt", &Progs::cordon_sockopt},
+const ProgramPin kPrograms[] = {
+    {"connect4", &Progs::cordon_connect4},
+    {"connect6", &Progs::cordon_connect6},
+    {"sendmsg4", &Progs::cordon_sendmsg4},
+    {"sendmsg6", &Progs::cordon_sendmsg6},
+    {"sock_create", &Progs::cordon_sock_create},
+    {"setsockopt", &Progs::cordon_sockopt},
     {"egress", &Progs::cordon_egress},
+    {"connect_unix", &Progs::cordon_unix_conn, kUnixConnect},
+    {"sendmsg_unix", &Progs::cordon_unix_send, kUnixSendmsg},
 };
+
+// Whether the kernel takes a sock_addr program for attach type: loads the
+// smallest one ("return 1"), as systemd and libbpf probe features.
+bool sock_addr_hook_supported(bpf_attach_type type) {
+    const bpf_insn insns[] = {
+        {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 1},
+        {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+    };
+    LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = type);
+    int fd = bpf_prog_load(BPF_PROG_TYPE_CGROUP_SOCK_ADDR, "cordon_probe", "GPL", insns, 2, &opts);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
+}
+
+// Sets the attach types the section names cannot carry and switches off
+// the programs this kernel cannot run; returns what is off, for the log.
+std::vector<std::string> select_programs(netfilter_bpf* skel) {
+    std::vector<std::string> off;
+    for (const auto& p : kPrograms) {
+        if (!p.attach_type) continue;
+        bpf_program* prog = skel->progs.*p.program;
+        if (sock_addr_hook_supported(*p.attach_type)) {
+            bpf_program__set_expected_attach_type(prog, *p.attach_type);
+        } else {
+            bpf_program__set_autoload(prog, false);
+            off.push_back(p.name);
+        }
+    }
+    return off;
+}
 
 // Each pinned map, the shape it must have (pins left by an older,
 // incompatible build are refused rather than misread), the setting that
@@ -297,18 +343,26 @@ Status load_attach_pin(const std::string& cgroup_dir, const std::string& pin_dir
     if (!skel) return errno_error("cannot open the netfilter BPF object");
     skel->rodata->report_denials = true;
     if (auto st = size_maps(skel.get(), config); !st) return st;
+    for (const auto& name : select_programs(skel.get()))
+        logger()->warn(
+            "this kernel has no {} hook (it needs Linux 6.7): Unix sockets are not "
+            "filtered",
+            name);
 
     if (int err = netfilter_bpf__load(skel.get()); err != 0)
         return neg_errno_error(err, "cannot load the netfilter BPF programs", privilege_hint(-err));
 
     std::vector<Link> links;
+    std::vector<const char*> names;
     for (const auto& p : kPrograms) {
         bpf_program* prog = skel->progs.*p.program;
+        if (!bpf_program__autoload(prog)) continue;
         Link link(bpf_program__attach_cgroup(prog, cgroup.get()));
         if (!link)
             return errno_error(std::string("cannot attach ") + p.name + " to " + cgroup_dir,
                                privilege_hint(errno));
         links.push_back(std::move(link));
+        names.push_back(p.name);
     }
 
     if (auto st = make_dir(pin_dir + "/maps"); !st) return st;
@@ -320,7 +374,7 @@ Status load_attach_pin(const std::string& cgroup_dir, const std::string& pin_dir
     }
     // Links last: once the first is pinned, enforcement outlives us.
     for (size_t i = 0; i < links.size(); i++) {
-        std::string path = link_pin(pin_dir, kPrograms[i].name);
+        std::string path = link_pin(pin_dir, names[i]);
         if (int err = bpf_link__pin(links[i].get(), path.c_str()); err != 0)
             return neg_errno_error(err, "cannot pin " + path);
     }
@@ -367,6 +421,10 @@ const char* hook_name(uint32_t hook) {
             return "egress";
         case CORDON_HOOK_SETSOCKOPT:
             return "setsockopt";
+        case CORDON_HOOK_UNIX_CONNECT:
+            return "connect_unix";
+        case CORDON_HOOK_UNIX_SENDMSG:
+            return "sendmsg_unix";
         default:
             return "unknown";
     }
@@ -390,6 +448,8 @@ const char* reason_name(uint32_t reason) {
             return "direct-dns";
         case CORDON_DENY_BUDGET:
             return "budget";
+        case CORDON_DENY_UNIX_SOCKET:
+            return "unix-socket";
         default:
             return "unknown";
     }
@@ -593,7 +653,8 @@ class PinnedNetfilter final : public Netfilter {
                                .bytes_sent = c.bytes_sent,
                                .packets_sent = c.packets_sent,
                                .unattributed_bytes = c.unattributed_bytes,
-                               .unattributed_packets = c.unattributed_packets};
+                               .unattributed_packets = c.unattributed_packets,
+                               .unix_denied = c.unix_denied};
     }
 
     Result<std::vector<DestinationCounters>> destinations(uint64_t cgroup_id) const override {

@@ -57,6 +57,7 @@ struct SessionCounters {
     // Of bytes_sent and packets_sent, those the destinations map had no room for.
     uint64_t unattributed_bytes = 0;
     uint64_t unattributed_packets = 0;
+    uint64_t unix_denied = 0;  // AF_UNIX connects and addressed sends refused
 };
 
 // What one session sent to one destination (allowed packets only).
