@@ -115,8 +115,9 @@ audit::Subject subject_of_label(const std::string& label) {
 
 // Removes what crashed supervisors left: session cgroups nobody holds (each
 // reported as session.reaped) and policy entries whose cgroup is gone.
-void reap_leftovers(const std::string& root, netfilter::Netfilter& nf, audit::AuditLog& audit) {
-    for (const auto& orphan : cgroup::cleanup_orphans(root)) {
+void reap_leftovers(const std::string& root, const cgroup::OwnerLocks& locks,
+                    netfilter::Netfilter& nf, audit::AuditLog& audit) {
+    for (const auto& orphan : cgroup::cleanup_orphans(root, locks)) {
         (void)nf.remove_session(orphan.id);
         audit.emit("session.reaped", subject_of_label(orphan.label),
                    {{"reason", "supervisor-gone"}, {"cgroupId", orphan.id}});
@@ -362,7 +363,11 @@ int run_session(const SessionOptions& options) {
     if (auto st = cgroup::ensure_dir(root); !st) return fail(st.error());
     auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir);
     if (!nf) return fail(nf.error());
-    reap_leftovers(root, **nf, **audit);
+    // Who owns which session: lock files no agent can open (see OwnerLocks).
+    auto locks =
+        cgroup::OwnerLocks::open(cgroup::owner_lock_dir(options.run_dir, options.cgroup_name));
+    if (!locks) return fail(locks.error());
+    reap_leftovers(root, *locks, **nf, **audit);
 
     // 3. The session: its cgroup, then its policy in the maps, before any
     // process can run in it.
@@ -371,7 +376,8 @@ int run_session(const SessionOptions& options) {
     s.subject = {profile.identity.agent_id, profile.identity.agent_type, profile.identity.version,
                  s.id};
     s.nf = std::move(*nf);
-    auto cg = cgroup::SessionCgroup::create(root, s.id, session_label(s.subject, ::getpid()));
+    auto cg =
+        cgroup::SessionCgroup::create(root, s.id, session_label(s.subject, ::getpid()), &*locks);
     if (!cg) return fail(cg.error());
     s.cgroup = std::move(*cg);
     if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules); !st) return fail(st.error());

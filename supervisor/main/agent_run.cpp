@@ -51,6 +51,10 @@ void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& c
         ->type_name("DIR")
         ->capture_default_str()
         ->envname("CORDON_BPF_PIN_DIR");
+    app.add_option("--run-dir", options.run_dir, "root-only directory of the session lock files")
+        ->type_name("DIR")
+        ->capture_default_str()
+        ->envname("CORDON_RUN_DIR");
     app.add_option("--seccomp-dir", options.seccomp_dir, "seccomp groups and baselines")
         ->type_name("DIR")
         ->envname("CORDON_SECCOMP_DIR");

@@ -140,20 +140,28 @@ class AgentRunTest : public ::testing::Test {
     static inline std::string cgroup_name_;
     static inline std::string pin_dir_;
     static inline std::string cgroup_root_;
+    static inline std::string run_dir_;  // agent-run's --run-dir: its lock directories
 
     static void SetUpTestSuite() {
         cgroup_name_ = "cordon-test-ar-" + std::to_string(::getpid());
         pin_dir_ = "/sys/fs/bpf/cordon-test-ar-" + std::to_string(::getpid());
+        run_dir_ = "/run/cordon-test-ar-" + std::to_string(::getpid());
         if (auto mount = cgroup::find_cgroup2_mount()) cgroup_root_ = *mount + "/" + cgroup_name_;
     }
 
     static void TearDownTestSuite() {
         (void)netfilter::Netfilter::detach(pin_dir_);
         if (!cgroup_root_.empty()) {
-            (void)cgroup::cleanup_orphans(cgroup_root_);
+            if (auto locks = cgroup::OwnerLocks::open(lock_dir()))
+                (void)cgroup::cleanup_orphans(cgroup_root_, *locks);
             ::rmdir(cgroup_root_.c_str());
         }
+        std::error_code ignored;
+        fs::remove_all(run_dir_, ignored);
     }
+
+    // Where agent-run keeps the lock files of the test root's sessions.
+    static std::string lock_dir() { return cgroup::owner_lock_dir(run_dir_, cgroup_name_); }
 
     void SetUp() override {
         if (::geteuid() != 0)
@@ -210,6 +218,7 @@ class AgentRunTest : public ::testing::Test {
         for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
         env_strings.push_back("CORDON_CGROUP=" + cgroup_name_);
         env_strings.push_back("CORDON_BPF_PIN_DIR=" + pin_dir_);
+        env_strings.push_back("CORDON_RUN_DIR=" + run_dir_);
         env_strings.push_back("CORDON_AUDIT_LOG=" + audit_log_.string());
         for (auto& e : extra_env_) env_strings.push_back(e);
         std::vector<char*> envp;
