@@ -180,11 +180,26 @@ std::string default_seccomp_dir(const std::string& configured) {
     return std::string(CORDON_SOURCE_DIR) + "/profiles/seccomp";
 }
 
-// Blocks the signals agent-run forwards and returns a signalfd for them.
+// Signals that would end or stop agent-run and leave its agent running
+// past the deadline: SIGPIPE when stderr or the audit pipe closes (writes
+// then fail with EPIPE, and go on), and the terminal stop signals (the agent
+// is in a session of its own; a stopped agent-run would never kill it).
+Status ignore_signals() {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    for (int sig : {SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU})
+        if (::sigaction(sig, &ignore, nullptr) != 0)
+            return errno_error(std::string("cannot ignore SIG") + ::sigabbrev_np(sig));
+    return ok_status();
+}
+
+// Blocks the signals agent-run forwards and returns a signalfd for them:
+// those a caller stops, reloads or resizes a program with.
 Result<UniqueFd> forwarded_signals() {
     sigset_t set;
     sigemptyset(&set);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH})
+        sigaddset(&set, sig);
     if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return errno_error("cannot block signals");
     UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!fd.valid()) return errno_error("cannot create a signalfd");
@@ -342,6 +357,7 @@ int run_session(const SessionOptions& options) {
     if (::geteuid() != 0)
         return fail(plain_error("agent-run standalone must run as root",
                                 "it creates cgroups and attaches BPF programs; use sudo"));
+    if (auto st = ignore_signals(); !st) return fail(st.error());
 
     // 1. Profile, policy, filter, identity, credentials: refuse before
     // touching the kernel.

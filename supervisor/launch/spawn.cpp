@@ -53,6 +53,11 @@ struct ChildFailure {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Ignored signals stay ignored across execve: the agent starts with
+    // every disposition at its default, whatever agent-run ignores.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < _NSIG; ++sig) (void)::sigaction(sig, &dfl, nullptr);
 
     // Its own session: no controlling terminal to push input into
     // (TIOCSTI), and the caller's terminal signals reach it only through

@@ -112,5 +112,11 @@ int main(int argc, char** argv) {
         return kExitFailure;
     }
     options.command = std::move(command);
-    return cordon::launch::run_session(options);
+    try {
+        return cordon::launch::run_session(options);
+    } catch (const std::exception& e) {
+        // Unwound: the session's cgroup, and every process in it, is gone.
+        spdlog::error("internal error: {} (the session was killed; please report this)", e.what());
+        return kExitFailure;
+    }
 }

@@ -230,10 +230,18 @@ class AgentRunTest : public ::testing::Test {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
         posix_spawn_file_actions_addopen(&actions, 1, (dir_ / "stdout").c_str(),
                                          O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        posix_spawn_file_actions_addopen(&actions, 2, (dir_ / "stderr").c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (stderr_fd_ >= 0)
+            posix_spawn_file_actions_adddup2(&actions, stderr_fd_, 2);
+        else
+            posix_spawn_file_actions_addopen(&actions, 2, (dir_ / "stderr").c_str(),
+                                             O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawnattr_t attr;
+        posix_spawnattr_init(&attr);
+        // A process group of its own is never orphaned: stop signals apply to it.
+        if (own_process_group_) posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
         pid_t pid = -1;
-        int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+        int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+        posix_spawnattr_destroy(&attr);
         posix_spawn_file_actions_destroy(&actions);
         EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
         return pid;
@@ -287,6 +295,8 @@ class AgentRunTest : public ::testing::Test {
     fs::path dir_;
     fs::path audit_log_;
     std::vector<std::string> extra_env_;
+    int stderr_fd_ = -1;              // agent-run's stderr when set; else the file dir_/stderr
+    bool own_process_group_ = false;  // start agent-run in a process group of its own
 };
 
 // A python3 one-liner that connects (TCP) or sends (UDP) and prints

@@ -99,5 +99,96 @@ TEST_F(AgentRunTest, SessionLockFilesAreInADirectoryOnlyRootCanOpen) {
     EXPECT_EQ(leftover_cgroups(), 0u);
 }
 
+// As in `(agent-run ... 2>&1 >/dev/null) | head -1`: the reader of
+// agent-run's stderr, where its audit events go, reads a line and leaves.
+// agent-run must not die of SIGPIPE: the agent is still killed at its deadline.
+TEST_F(AgentRunTest, ClosedStderrPipeDoesNotSaveTheAgentFromItsDeadline) {
+    auto profile = write_profile({}, {}, "2s");
+    auto pidfile = dir_ / "agent.pid";
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    UniqueFd reader(p[0]), writer(p[1]);
+    stderr_fd_ = writer.get();
+    pid_t pid = start({"--audit-log", "-", "--profile", profile, "--", "sh", "-c",
+                       "echo $$ > " + pidfile.string() + "; exec sleep 300"});
+    writer.reset();
+    std::string line;
+    char c = 0;
+    while (::read(reader.get(), &c, 1) == 1 && c != '\n') line += c;
+    reader.reset();
+
+    auto r = wait(pid, std::chrono::seconds(15));
+
+    EXPECT_FALSE(line.empty()) << "agent-run wrote nothing to stderr";
+    EXPECT_EQ(r.exit_code, 124) << "141 is death by SIGPIPE";
+    ASSERT_TRUE(wait_for_file(pidfile));
+    pid_t agent = std::stoi(read_text(pidfile));
+    EXPECT_FALSE(process_alive(agent)) << "agent " << agent << " outlived its deadline";
+    EXPECT_EQ(leftover_cgroups(), 0u);
+    if (process_alive(agent)) ::kill(agent, SIGKILL);
+}
+
+// Waits until the audit log reports the session started.
+void wait_for_start(const fs::path& audit_log) {
+    for (int i = 0; i < 300 && events_named(read_events(audit_log), "session.start").empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+}
+
+TEST_F(AgentRunTest, ForwardsSigquitSigusr1Sigusr2) {
+    auto profile = write_profile({}, {});
+    for (int sig : {SIGQUIT, SIGUSR1, SIGUSR2}) {
+        pid_t pid = start({"--profile", profile, "--", "sleep", "60"});
+        wait_for_start(audit_log_);
+        ::kill(pid, sig);
+        auto r = wait(pid);
+        EXPECT_EQ(r.exit_code, 128 + sig) << "signal " << sig << ": " << r.err;
+        // The agent died of it and agent-run reported it: agent-run did not die instead.
+        auto end = events_named(audit_events(), "session.end");
+        ASSERT_EQ(end.size(), 1u) << "signal " << sig << ": " << read_text(audit_log_);
+        EXPECT_EQ(end[0]["signal"], std::string("SIG") + ::sigabbrev_np(sig));
+        fs::remove(audit_log_);
+    }
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+TEST_F(AgentRunTest, ForwardsSigwinch) {
+    auto profile = write_profile({}, {});
+    auto ready = dir_ / "ready";
+    pid_t pid =
+        start({"--profile", profile, "--", "sh", "-c",
+               "trap 'exit 9' WINCH; touch " + ready.string() + "; while :; do sleep 0.1; done"});
+    ASSERT_TRUE(wait_for_file(ready)) << read_text(dir_ / "stderr");
+    ::kill(pid, SIGWINCH);
+    auto r = wait(pid);
+    EXPECT_EQ(r.exit_code, 9) << r.err;
+}
+
+// A stopped agent-run would never fire the deadline.
+TEST_F(AgentRunTest, StopSignalsDoNotFreezeTheDeadline) {
+    own_process_group_ = true;
+    auto profile = write_profile({}, {}, "2s");
+    pid_t pid = start({"--profile", profile, "--", "sleep", "300"});
+    wait_for_start(audit_log_);
+    for (int sig : {SIGTSTP, SIGTTIN, SIGTTOU}) ::kill(pid, sig);
+    auto r = wait(pid, std::chrono::seconds(15));
+    EXPECT_EQ(r.exit_code, 124) << r.err;
+    auto end = events_named(audit_events(), "session.end");
+    ASSERT_EQ(end.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(end[0]["reason"], "deadline");
+}
+
+// What agent-run ignores (SIGPIPE, the stop signals), the agent does not
+// inherit. Only the standard signals are checked: glibc's posix_spawn, which
+// starts agent-run here, leaves its own internal signals (32, 33) ignored,
+// and glibc does not let a program change those.
+TEST_F(AgentRunTest, AgentInheritsNoIgnoredSignal) {
+    auto profile = write_profile({}, {});
+    auto r =
+        run({"--profile", profile, "--", "sed", "-n", "s/^SigIgn:\\t//p", "/proc/self/status"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    uint64_t ignored = std::stoull(r.out, nullptr, 16);
+    EXPECT_EQ(ignored & ((1ULL << 31) - 1), 0u) << "SigIgn " << r.out;
+}
+
 }  // namespace
 }  // namespace cordon::testing
