@@ -190,5 +190,67 @@ TEST_F(AgentRunTest, AgentInheritsNoIgnoredSignal) {
     EXPECT_EQ(ignored & ((1ULL << 31) - 1), 0u) << "SigIgn " << r.out;
 }
 
+// The audit log is the record to trust: agent-run writes it only where
+// nobody else could have, and never through a symbolic link.
+TEST_F(AgentRunTest, AuditLogThroughASymlinkIsRefused) {
+    auto profile = write_profile({}, {});
+    auto target = dir_ / "elsewhere.jsonl";
+    fs::create_symlink(target, audit_log_);
+    auto r = run({"--profile", profile, "--", "true"});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("cannot open audit log " + audit_log_.string()), std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("symbolic link"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(target)) << "agent-run followed the link";
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+TEST_F(AgentRunTest, AuditLogOthersCanWriteIsRefused) {
+    auto profile = write_profile({}, {});
+    for (auto mode : {0620, 0602, 0666}) {
+        write_text(audit_log_, "");
+        ASSERT_EQ(::chmod(audit_log_.c_str(), mode), 0);
+        auto r = run({"--profile", profile, "--", "true"});
+        EXPECT_EQ(r.exit_code, 125) << std::oct << mode;
+        EXPECT_NE(r.err.find("is writable by group or others"), std::string::npos) << r.err;
+        EXPECT_NE(r.err.find("chmod 0600 " + audit_log_.string()), std::string::npos) << r.err;
+        EXPECT_EQ(read_text(audit_log_), "") << "agent-run wrote to it";
+    }
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+TEST_F(AgentRunTest, AuditLogOfAnotherUserIsRefused) {
+    auto profile = write_profile({}, {});
+    const passwd* agent = ::getpwnam("cordon-agent");
+    if (!agent) agent = ::getpwnam("nobody");
+    ASSERT_NE(agent, nullptr);
+    write_text(audit_log_, "");
+    ASSERT_EQ(::chmod(audit_log_.c_str(), 0600), 0);
+    ASSERT_EQ(::chown(audit_log_.c_str(), agent->pw_uid, agent->pw_gid), 0);
+    auto r = run({"--profile", profile, "--", "true"});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("is owned by uid " + std::to_string(agent->pw_uid)), std::string::npos)
+        << r.err;
+    EXPECT_EQ(read_text(audit_log_), "");
+}
+
+TEST_F(AgentRunTest, FreshAuditLogIsMode0600WhateverTheUmask) {
+    auto profile = write_profile({}, {});
+    mode_t old = ::umask(0);
+    auto r = run({"--profile", profile, "--", "true"});
+    ::umask(old);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    struct stat st {};
+    ASSERT_EQ(::stat(audit_log_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    EXPECT_EQ(st.st_uid, 0u);
+    EXPECT_EQ(events_named(audit_events(), "session.end").size(), 1u);
+
+    // A log that passes the checks is appended to.
+    r = run({"--profile", profile, "--", "true"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(events_named(audit_events(), "session.end").size(), 2u);
+}
+
 }  // namespace
 }  // namespace cordon::testing
