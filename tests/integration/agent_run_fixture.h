@@ -215,7 +215,14 @@ class AgentRunTest : public ::testing::Test {
         argv.push_back(nullptr);
 
         std::vector<std::string> env_strings;
-        for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+        auto overridden = [&](const std::string& entry) {
+            std::string name = entry.substr(0, entry.find('=') + 1);
+            for (const auto& e : extra_env_)
+                if (e.rfind(name, 0) == 0) return true;
+            return false;
+        };
+        for (char** e = environ; *e; ++e)
+            if (!overridden(*e)) env_strings.emplace_back(*e);
         env_strings.push_back("CORDON_CGROUP=" + cgroup_name_);
         env_strings.push_back("CORDON_BPF_PIN_DIR=" + pin_dir_);
         env_strings.push_back("CORDON_RUN_DIR=" + run_dir_);
@@ -294,7 +301,7 @@ class AgentRunTest : public ::testing::Test {
 
     fs::path dir_;
     fs::path audit_log_;
-    std::vector<std::string> extra_env_;
+    std::vector<std::string> extra_env_;  // NAME=value, replacing the test's own NAME
     int stderr_fd_ = -1;              // agent-run's stderr when set; else the file dir_/stderr
     bool own_process_group_ = false;  // start agent-run in a process group of its own
 };

@@ -252,5 +252,58 @@ TEST_F(AgentRunTest, FreshAuditLogIsMode0600WhateverTheUmask) {
     EXPECT_EQ(events_named(audit_events(), "session.end").size(), 2u);
 }
 
+// A command the agent's account cannot run: the message says as whom.
+TEST_F(AgentRunTest, UnexecutableCommandNamesTheAgentAccount) {
+    auto profile = write_profile({}, {});
+    auto hidden = dir_ / "root-only";
+    fs::create_directory(hidden);
+    ASSERT_EQ(::chmod(hidden.c_str(), 0700), 0);
+    auto script = hidden / "x.sh";
+    write_text(script, "#!/bin/sh\necho ran\n");
+    ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
+    const passwd* agent = ::getpwnam("cordon-agent");
+    if (!agent) agent = ::getpwnam("nobody");
+    ASSERT_NE(agent, nullptr);
+
+    auto r = run({"--profile", profile, "--", script.string()});
+
+    EXPECT_EQ(r.exit_code, 126) << r.err;
+    EXPECT_EQ(r.out, "");
+    std::string expected = "cannot execute " + script.string() + " as " + agent->pw_name +
+                           " (uid " + std::to_string(agent->pw_uid) + "): Permission denied (";
+    EXPECT_NE(r.err.find(expected), std::string::npos) << r.err;
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+// 127 for a command found nowhere on PATH, even where a PATH directory is
+// closed to the agent; 126 for one found but not executable.
+TEST_F(AgentRunTest, CommandSearchOnPathTellsMissingFromUnexecutable) {
+    auto profile = write_profile({}, {});
+    auto closed = dir_ / "closed";
+    auto bin = dir_ / "bin";
+    fs::create_directory(closed);
+    fs::create_directory(bin);
+    ASSERT_EQ(::chmod(closed.c_str(), 0700), 0);
+    ASSERT_EQ(::chmod(bin.c_str(), 0755), 0);
+    write_text(bin / "cordon-noexec", "#!/bin/sh\necho ran\n");
+    ASSERT_EQ(::chmod((bin / "cordon-noexec").c_str(), 0644), 0);
+    extra_env_.push_back("PATH=" + closed.string() + ":" + bin.string() + ":/usr/bin:/bin");
+
+    auto r = run({"--profile", profile, "--", "no-such-command-cordon"});
+    EXPECT_EQ(r.exit_code, 127) << r.err;
+    EXPECT_NE(r.err.find("cannot execute no-such-command-cordon as "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("No such file or directory"), std::string::npos) << r.err;
+
+    r = run({"--profile", profile, "--", "cordon-noexec"});
+    EXPECT_EQ(r.exit_code, 126) << r.err;
+    EXPECT_NE(r.err.find("cannot execute cordon-noexec as "), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("Permission denied"), std::string::npos) << r.err;
+    EXPECT_EQ(r.out, "");
+
+    r = run({"--profile", profile, "--", "sh", "-c", "echo found"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "found\n");
+}
+
 }  // namespace
 }  // namespace cordon::testing
