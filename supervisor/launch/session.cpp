@@ -292,6 +292,12 @@ Result<Ending> supervise(Session& s, const Child& child, const profile::Profile&
     }
 }
 
+// Capabilities do not guard what root owns: Cordon's own files among them.
+constexpr const char* kRootAgentWarning =
+    "the agent runs as root (session.user): without capabilities, but it owns what root "
+    "owns, so it can leave its cgroup, unpin the BPF links that filter its network and kill "
+    "agent-run; use an unprivileged account";
+
 // What a session will be, worked out before anything is created: a
 // profile that fails here starts nothing, and --check fails the same way.
 struct Plan {
@@ -322,8 +328,7 @@ Result<Plan> plan_session(const SessionOptions& options) {
     auto identity = resolve_identity(plan.profile.user, ::getuid());
     if (!identity) return identity.error();
     plan.identity = std::move(*identity);
-    if (plan.identity.root())
-        log()->warn("the agent runs as root (session.user says so), without capabilities");
+    if (plan.identity.root()) log()->warn("{}", kRootAgentWarning);
     auto deliveries = creds::load_static(plan.profile, plan.policy.credentials);
     if (!deliveries) return deliveries.error();
     plan.deliveries = std::move(*deliveries);
@@ -341,9 +346,7 @@ int check_profile(const SessionOptions& options) {
     auto out = policy::to_json(plan->policy, plan->profile);
     out["runAs"] = {{"user", plan->identity.name}, {"uid", plan->identity.uid}};
     out["seccompInstructions"] = plan->filter.size();
-    if (plan->identity.root())
-        out["warnings"].push_back("the agent runs as root (session.user); it holds no "
-                                  "capability, but files owned by root are its to change");
+    if (plan->identity.root()) out["warnings"].push_back(kRootAgentWarning);
     std::cout << out.dump(2) << "\n";
     return 0;
 }
