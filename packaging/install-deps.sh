@@ -15,13 +15,13 @@ build=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev
   libseccomp-dev libcurl4-openssl-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev
-  libcli11-dev libhowardhinnant-date-dev uuid-dev
+  libcli11-dev libhowardhinnant-date-dev uuid-dev libldns-dev
   linux-libc-dev
 )
 runtime_and_tests=(
-  libgtest-dev googletest
+  libgtest-dev googletest liburing-dev
   python3 python3-jsonschema
-  curl iproute2 procps ca-certificates
+  curl iproute2 procps ca-certificates dnsmasq-base
 )
 
 apt-get update -qq

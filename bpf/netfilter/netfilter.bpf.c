@@ -26,13 +26,20 @@
  *                       hop of a source-routed packet (a routing header
  *                       by cmsg), replies of connections accepted from
  *                       peers no rule allows, and connections opened
- *                       before a policy change.
+ *                       before a policy change. It also counts what
+ *                       each session sends, per session and per
+ *                       destination, and enforces its byte budget.
  *
  * A decision is two lookups keyed by a cgroup id: the session, then the
  * longest prefix covering the destination. Addresses are IPv6 with IPv4
  * v4-mapped, so ::ffff:a.b.c.d meets the IPv4 rules. Returning 0 denies:
  * the caller's system call fails with EPERM, or the packet is dropped.
  * Each denial is reported to the session's own ring buffer.
+ *
+ * DNS is the supervisor's: in every hook, a destination port 53 or 853
+ * (TCP or UDP) is allowed only to the session's own resolver address and
+ * port, before the rules are consulted, so no rule (not even ::/0 on every
+ * port) opens a channel to another resolver. The resolver needs no rule.
  *
  * The kernel runs these programs for the cgroup a socket was created in
  * (sk_cgrp_data). The socket hooks decide for the cgroup of the caller,
@@ -63,6 +70,7 @@
 #define SOL_IP 0
 #define SOL_IPV6 41
 #define IP_OFFSET 0x1fff /* fragment offset bits of iphdr.frag_off */
+#define EEXIST 17
 
 /*
  * The smallest page size: a setsockopt program sees at most one page of
@@ -80,13 +88,44 @@
  */
 const volatile bool report_denials = true;
 
-/* Session policy by cgroup id. No entry: the cgroup gets no network. Full: add_session fails. */
+/*
+ * Session policy by cgroup id. No entry: the cgroup gets no network. Full:
+ * add_session fails. Not preallocated, so that an entry user space
+ * replaces stays intact for a program still reading it (RCU).
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, CORDON_MAX_SESSIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, __u64);
 	__type(value, struct session_policy);
 } sessions SEC(".maps");
+
+/*
+ * Each session's counters by cgroup id, created before its policy entry
+ * and removed after it; sized like sessions. Missing while the policy
+ * entry exists (never, unless someone else edits the maps): egress drops.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CORDON_MAX_SESSIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct session_counters);
+} counters SEC(".maps");
+
+/*
+ * Bytes and packets per session and destination, created by egress on a
+ * destination's first allowed packet. Full: the packet is decided as
+ * usual and counted as unattributed in the session's counters.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CORDON_MAX_DESTINATIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct destination_key);
+	__type(value, struct destination_counters);
+} destinations SEC(".maps");
 
 /* Allowed prefixes and their ports, every session in one trie. Full: add_session fails. */
 struct {
@@ -102,7 +141,7 @@ struct {
  * supervisor reads only its session's events. User space creates the
  * inner ring buffers; this one is the template they must match. Outer
  * map full: add_session fails. A ring buffer full: the event is lost and
- * counted in session_policy.events_lost; the denial stands.
+ * counted in session_counters.events_lost; the denial stands.
  */
 struct events_ringbuf {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -148,21 +187,48 @@ static __always_inline bool ports_allow(const struct rule_value *rule, __u16 por
 	return false;
 }
 
-/*
- * The one match every hook makes: does the session's longest prefix
- * covering key->addr allow port over protocol? key->addr is filled in.
- */
+/* Does the session's longest prefix covering key->addr allow port over protocol? */
 static __always_inline bool rules_allow(__u64 cgroup_id, struct rule_key *key, __u16 port,
 					__u8 protocol)
 {
 	struct rule_value *rule;
 
-	if (!protocol)
-		return false;
 	key->prefixlen = 64 + 128;
 	key->cgroup_id = cgroup_id;
 	rule = bpf_map_lookup_elem(&rules, key);
 	return rule && ports_allow(rule, port, protocol);
+}
+
+static __always_inline bool is_resolver(const struct session_policy *session, const __u8 *addr,
+					__u16 port)
+{
+	__u64 want[2], got[2];
+
+	if (!(session->flags & CORDON_SESSION_RESOLVER) || port != session->resolver_port)
+		return false;
+	__builtin_memcpy(want, session->resolver_addr, sizeof(want));
+	__builtin_memcpy(got, addr, sizeof(got));
+	return want[0] == got[0] && want[1] == got[1];
+}
+
+/*
+ * The one match every hook makes, on a destination whose key->addr is
+ * filled in: 0 to allow, else the reason to deny. The session's resolver
+ * first, then the DNS ports nobody else may serve, then the rules.
+ */
+static __always_inline __u32 check_destination(__u64 cgroup_id,
+					       const struct session_policy *session,
+					       struct rule_key *key, __u16 port, __u8 protocol)
+{
+	if (!protocol)
+		return CORDON_DENY_NO_RULE;
+	if (is_resolver(session, key->addr, port))
+		return 0;
+	if (port == CORDON_DNS_PORT || port == CORDON_DOT_PORT)
+		return CORDON_DENY_DIRECT_DNS;
+	if (rules_allow(cgroup_id, key, port, protocol))
+		return 0;
+	return CORDON_DENY_NO_RULE;
 }
 
 /* ---------------------------------------------------------------- events */
@@ -172,7 +238,7 @@ static __always_inline bool rules_allow(__u64 cgroup_id, struct rule_key *key, _
  * or NULL: reporting off, no ring buffer (no session: nobody to tell), or
  * the ring buffer full (counted in events_lost).
  */
-static __always_inline struct net_event *new_event(__u64 cgroup_id, struct session_policy *session,
+static __always_inline struct net_event *new_event(__u64 cgroup_id, struct session_counters *count,
 						   __u32 hook, __u32 reason, __u32 family,
 						   const __u8 *addr, __u16 port, __u8 protocol)
 {
@@ -186,8 +252,8 @@ static __always_inline struct net_event *new_event(__u64 cgroup_id, struct sessi
 		return NULL;
 	e = bpf_ringbuf_reserve(ringbuf, sizeof(*e), 0);
 	if (!e) {
-		if (session)
-			__sync_fetch_and_add(&session->events_lost, 1);
+		if (count)
+			__sync_fetch_and_add(&count->events_lost, 1);
 		return NULL;
 	}
 	e->cgroup_id = cgroup_id;
@@ -202,13 +268,14 @@ static __always_inline struct net_event *new_event(__u64 cgroup_id, struct sessi
 }
 
 /* Reports a denial of a system call, made by the current task. */
-static __always_inline void report(__u64 cgroup_id, struct session_policy *session, __u32 hook,
-				   __u32 reason, __u32 family, const __u8 *addr, __u16 port,
-				   __u8 protocol)
+static __always_inline void report(__u64 cgroup_id, __u32 hook, __u32 reason, __u32 family,
+				   const __u8 *addr, __u16 port, __u8 protocol)
 {
+	struct session_counters *count;
 	struct net_event *e;
 
-	e = new_event(cgroup_id, session, hook, reason, family, addr, port, protocol);
+	count = bpf_map_lookup_elem(&counters, &cgroup_id);
+	e = new_event(cgroup_id, count, hook, reason, family, addr, port, protocol);
 	if (!e)
 		return;
 	e->pid = bpf_get_current_pid_tgid() >> 32;
@@ -228,14 +295,13 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, struct rule_key *ke
 	__u32 reason;
 
 	session = bpf_map_lookup_elem(&sessions, &cgroup_id);
-	if (!session) {
+	if (!session)
 		reason = CORDON_DENY_NO_SESSION;
-	} else {
-		if (rules_allow(cgroup_id, key, port, protocol))
-			return VERDICT_ALLOW;
-		reason = CORDON_DENY_NO_RULE;
-	}
-	report(cgroup_id, session, hook, reason, ctx->family, key->addr, port, protocol);
+	else
+		reason = check_destination(cgroup_id, session, key, port, protocol);
+	if (!reason)
+		return VERDICT_ALLOW;
+	report(cgroup_id, hook, reason, ctx->family, key->addr, port, protocol);
 	return VERDICT_DENY;
 }
 
@@ -308,7 +374,7 @@ int cordon_sock_create(struct bpf_sock *ctx)
 		reason = CORDON_DENY_SOCKET_TYPE;
 	else
 		return VERDICT_ALLOW;
-	report(cgroup_id, session, CORDON_HOOK_SOCK_CREATE, reason, ctx->family, no_addr, 0,
+	report(cgroup_id, CORDON_HOOK_SOCK_CREATE, reason, ctx->family, no_addr, 0,
 	       proto_bit(ctx->type, ctx->protocol));
 	return VERDICT_DENY;
 }
@@ -336,7 +402,6 @@ int cordon_sockopt(struct bpf_sockopt *ctx)
 {
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	struct bpf_sock *sk = ctx->sk;
-	struct session_policy *session;
 	__u32 family;
 
 	/* Anything else goes to the kernel as the caller passed it. */
@@ -347,9 +412,8 @@ int cordon_sockopt(struct bpf_sockopt *ctx)
 	family = sk->family;
 	if ((family != AF_INET && family != AF_INET6) || !adds_ip_options(ctx->level, ctx->optname))
 		return VERDICT_ALLOW;
-	session = bpf_map_lookup_elem(&sessions, &cgroup_id);
-	report(cgroup_id, session, CORDON_HOOK_SETSOCKOPT, CORDON_DENY_IP_OPTIONS, family, no_addr,
-	       0, proto_bit(sk->type, sk->protocol));
+	report(cgroup_id, CORDON_HOOK_SETSOCKOPT, CORDON_DENY_IP_OPTIONS, family, no_addr, 0,
+	       proto_bit(sk->type, sk->protocol));
 	return VERDICT_DENY;
 }
 
@@ -447,22 +511,28 @@ static __always_inline __u32 parse_packet(struct __sk_buff *skb, struct packet *
 /*
  * Counts a drop and reports it when the count is a power of two (1, 2,
  * 4, 8, ...): a stream the rules cut keeps retransmitting, and one event
- * per packet would fill the ring buffer with copies. The exact count is
- * in session_policy.egress_dropped and in each event's drops. The add is
- * atomic; the read after it is not (a fetching add needs 5.12), so two
+ * per packet would fill the ring buffer with copies. Budget drops have a
+ * count of their own, so that the first is always reported. The exact
+ * counts are in session_counters and in each event's drops. The adds are
+ * atomic; the read after them is not (a fetching add needs 5.12), so two
  * CPUs dropping at once may report one power twice or skip it.
  */
-static __always_inline void count_drop(__u64 cgroup_id, struct session_policy *session,
+static __always_inline void count_drop(__u64 cgroup_id, struct session_counters *count,
 				       __u32 reason, const struct packet *pkt)
 {
 	struct net_event *e;
 	__u64 drops;
 
-	__sync_fetch_and_add(&session->egress_dropped, 1);
-	drops = session->egress_dropped;
+	__sync_fetch_and_add(&count->egress_dropped, 1);
+	if (reason == CORDON_DENY_BUDGET) {
+		__sync_fetch_and_add(&count->budget_dropped, 1);
+		drops = count->budget_dropped;
+	} else {
+		drops = count->egress_dropped;
+	}
 	if (drops & (drops - 1))
 		return;
-	e = new_event(cgroup_id, session, CORDON_HOOK_EGRESS, reason, pkt->family, pkt->key.addr,
+	e = new_event(cgroup_id, count, CORDON_HOOK_EGRESS, reason, pkt->family, pkt->key.addr,
 		      pkt->port, pkt->protocol);
 	if (!e)
 		return;
@@ -472,24 +542,84 @@ static __always_inline void count_drop(__u64 cgroup_id, struct session_policy *s
 	bpf_ringbuf_submit(e, 0);
 }
 
+/*
+ * Spent once the bytes sent reach the budget. Checked before the packet
+ * is counted, without a lock: CPUs sending at once may each let one more
+ * packet through, so the overshoot is at most a packet per CPU.
+ */
+static __always_inline bool budget_spent(const struct session_policy *session,
+					 const struct session_counters *count)
+{
+	return session->egress_budget && count->bytes_sent >= session->egress_budget;
+}
+
+/*
+ * Counts an allowed packet for its session and its destination. skb->len
+ * is the IP packet (cgroup_skb data starts at the network header); a GSO
+ * packet counts as its segments but its headers once. A destination the
+ * map has no room for is counted as unattributed; the packet still goes.
+ */
+static __always_inline void count_sent(__u64 cgroup_id, struct session_counters *count,
+				       const struct packet *pkt, struct __sk_buff *skb)
+{
+	struct destination_counters *dest, first;
+	struct destination_key key = {};
+	__u64 bytes = skb->len;
+	__u64 packets = skb->gso_segs > 1 ? skb->gso_segs : 1;
+	long err;
+
+	__sync_fetch_and_add(&count->bytes_sent, bytes);
+	__sync_fetch_and_add(&count->packets_sent, packets);
+
+	key.cgroup_id = cgroup_id;
+	__builtin_memcpy(key.addr, pkt->key.addr, sizeof(key.addr));
+	key.port = pkt->port;
+	key.protocol = pkt->protocol;
+	dest = bpf_map_lookup_elem(&destinations, &key);
+	if (!dest) {
+		first.bytes = bytes;
+		first.packets = packets;
+		err = bpf_map_update_elem(&destinations, &key, &first, BPF_NOEXIST);
+		if (!err)
+			return;
+		/* Another CPU created it first: add to theirs. */
+		if (err == -EEXIST)
+			dest = bpf_map_lookup_elem(&destinations, &key);
+	}
+	if (!dest) {
+		__sync_fetch_and_add(&count->unattributed_bytes, bytes);
+		__sync_fetch_and_add(&count->unattributed_packets, packets);
+		return;
+	}
+	__sync_fetch_and_add(&dest->bytes, bytes);
+	__sync_fetch_and_add(&dest->packets, packets);
+}
+
 SEC("cgroup_skb/egress")
 int cordon_egress(struct __sk_buff *skb)
 {
 	__u64 cgroup_id = bpf_skb_cgroup_id(skb);
 	struct session_policy *session;
+	struct session_counters *count;
 	struct packet pkt = {};
 	__u32 reason;
 
 	session = bpf_map_lookup_elem(&sessions, &cgroup_id);
 	if (!session)
 		return VERDICT_DENY; /* no session, no ring buffer: nobody to tell */
+	count = bpf_map_lookup_elem(&counters, &cgroup_id);
+	if (!count)
+		return VERDICT_DENY;
 	reason = parse_packet(skb, &pkt);
+	if (!reason)
+		reason = check_destination(cgroup_id, session, &pkt.key, pkt.port, pkt.protocol);
+	if (!reason && budget_spent(session, count))
+		reason = CORDON_DENY_BUDGET;
 	if (!reason) {
-		if (rules_allow(cgroup_id, &pkt.key, pkt.port, pkt.protocol))
-			return VERDICT_ALLOW;
-		reason = CORDON_DENY_NO_RULE;
+		count_sent(cgroup_id, count, &pkt, skb);
+		return VERDICT_ALLOW;
 	}
-	count_drop(cgroup_id, session, reason, &pkt);
+	count_drop(cgroup_id, count, reason, &pkt);
 	return VERDICT_DENY;
 }
 

@@ -14,9 +14,22 @@
 /* Port ranges one rules trie entry holds after folding. */
 #define CORDON_MAX_PORT_RANGES 8
 
-/* Map sizes. A full map denies: add_session fails, nothing starts. */
+/*
+ * Default map sizes; the loader may set others before load (NetfilterConfig).
+ * A full sessions or rules map denies: add_session or replace_rules fails.
+ * A full destinations map only loses attribution: the packet is decided as
+ * usual and counted in session_counters.unattributed_*.
+ */
 #define CORDON_MAX_SESSIONS 4096
 #define CORDON_MAX_RULES (1 << 20)
+#define CORDON_MAX_DESTINATIONS 65536
+
+/*
+ * Destination ports that carry DNS (53) and DNS over TLS (853). A session
+ * reaches them only at its own resolver, whatever its rules say.
+ */
+#define CORDON_DNS_PORT 53
+#define CORDON_DOT_PORT 853
 
 /*
  * Bytes of each session's ring buffer (a power of two, a multiple of the
@@ -48,14 +61,56 @@ enum cordon_reason {
 	CORDON_DENY_SOCKET_TYPE = 4, /* neither TCP nor UDP: ping, UDP-Lite, SCTP, MPTCP */
 	CORDON_DENY_IP_OPTIONS = 5,  /* IPv4 options or IPv6 extension headers (source routes) */
 	CORDON_DENY_PROTOCOL = 6,    /* a packet whose TCP or UDP header cannot be read */
+	CORDON_DENY_DIRECT_DNS = 7,  /* port 53 or 853 anywhere but the session's resolver */
+	CORDON_DENY_BUDGET = 8,	     /* egress: the session's byte budget is spent */
 };
 
-/* Value of the sessions map, keyed by cgroup id (__u64). */
+/* Bits of session_policy.flags. */
+#define CORDON_SESSION_RESOLVER 1 /* resolver_addr and resolver_port are set */
+
+/*
+ * Value of the sessions map, keyed by cgroup id (__u64): what user space
+ * decides for the session. User space rewrites it (replace_rules updates
+ * rule_count), so nothing the programs count lives here.
+ */
 struct session_policy {
-	__u32 flags; /* reserved, 0 */
-	__u32 rule_count;
-	__u64 events_lost;    /* denials not reported: the ring buffer was full */
-	__u64 egress_dropped; /* packets the egress program dropped */
+	__u32 flags;		/* CORDON_SESSION_* bits */
+	__u32 rule_count;	/* rules trie entries of the session */
+	__u64 egress_budget;	/* bytes the session may send; 0: no budget */
+	__u8 resolver_addr[16]; /* IPv6 or v4-mapped, network order */
+	__u16 resolver_port;	/* host order */
+	__u16 reserved[3];
+};
+
+/*
+ * Value of the counters map, keyed by cgroup id: what the programs count
+ * for a session, with atomic adds. Written by user space only once, zeroed,
+ * before the session's policy entry exists.
+ */
+struct session_counters {
+	__u64 events_lost;	    /* denials not reported: the ring buffer was full */
+	__u64 egress_dropped;	    /* packets the egress program dropped, budget ones included */
+	__u64 budget_dropped;	    /* of those, dropped because the budget was spent */
+	__u64 bytes_sent;	    /* IP bytes of the packets egress allowed */
+	__u64 packets_sent;	    /* packets egress allowed (GSO segments counted one by one) */
+	__u64 unattributed_bytes;   /* of bytes_sent, those the destinations map had no room for */
+	__u64 unattributed_packets; /* of packets_sent, the same */
+	__u64 reserved;
+};
+
+/* Key of the destinations map: one session's traffic to one address and port. */
+struct destination_key {
+	__u64 cgroup_id;
+	__u8 addr[16]; /* IPv6 or v4-mapped, network order */
+	__u16 port;    /* host order */
+	__u8 protocol; /* CORDON_PROTO_TCP or CORDON_PROTO_UDP */
+	__u8 reserved[5];
+};
+
+/* Value of the destinations map. */
+struct destination_counters {
+	__u64 bytes;
+	__u64 packets;
 };
 
 /*
@@ -97,7 +152,11 @@ struct net_event {
 	__u8 family;   /* AF_INET or AF_INET6 of the socket (egress: of the packet) */
 	__u8 addr[16]; /* IPv6 or v4-mapped */
 	char comm[16];
-	__u64 drops; /* egress: the session's drops so far, this one included; else 0 */
+	/*
+	 * egress: the session's drops so far, this one included (for reason
+	 * budget: its budget drops so far); else 0
+	 */
+	__u64 drops;
 };
 
 #endif /* CORDON_BPF_NETFILTER_H */

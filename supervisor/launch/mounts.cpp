@@ -5,6 +5,8 @@
 #include <sys/mount.h>
 
 #include <cerrno>
+#include <filesystem>
+#include <set>
 
 namespace cordon::launch {
 namespace {
@@ -30,6 +32,34 @@ int apply_step(const MountStep& step) {
 }
 
 }  // namespace
+
+Result<MountPlan> dns_view(const std::string& resolv_conf) {
+    namespace fs = std::filesystem;
+    // Ubuntu links /etc/resolv.conf into /run/systemd/resolve; a bind mount
+    // follows the link, so the file it names is the one to cover.
+    std::error_code ec;
+    fs::path host = fs::canonical("/etc/resolv.conf", ec);
+    if (ec || !fs::is_regular_file(host))
+        return plain_error("cannot lay the session's resolv.conf over /etc/resolv.conf: " +
+                               (ec ? ec.message() : std::string("not a regular file")),
+                           "create /etc/resolv.conf on this host");
+    MountPlan plan;
+    plan.steps.push_back({MountStep::Kind::bind_file_ro, resolv_conf, host.string(), {}});
+    static const char* const kResolvingSockets[] = {
+        "/run/systemd/resolve/io.systemd.Resolve",
+        "/run/systemd/resolve/io.systemd.Resolve.Monitor",
+        "/run/nscd/socket",
+        "/var/run/nscd/socket",
+        "/run/dbus/system_bus_socket",
+    };
+    std::set<fs::path> covered;  // /var/run is often /run
+    for (const char* path : kResolvingSockets) {
+        fs::path real = fs::canonical(path, ec);
+        if (!ec && fs::is_socket(real) && covered.insert(real).second)
+            plan.steps.push_back({MountStep::Kind::bind_file_ro, "/dev/null", real.string(), {}});
+    }
+    return plan;
+}
 
 int apply(const MountPlan& plan, int* failed_step) {
     *failed_step = -1;

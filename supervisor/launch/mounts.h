@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "cordon/result.h"
+
 namespace cordon::launch {
 
 struct MountStep {
@@ -24,6 +26,14 @@ struct MountStep {
 struct MountPlan {
     std::vector<MountStep> steps;  // applied in order
 };
+
+// Names resolve only through the session's resolver: resolv_conf (a file
+// the supervisor wrote) over the host's /etc/resolv.conf (or the file it
+// links to), and /dev/null over the sockets of host services that resolve
+// names for any client: systemd-resolved's varlink socket, nscd, and the
+// D-Bus system bus (org.freedesktop.resolve1). Only paths that exist on
+// this host are planned. Fails when the host has no resolv.conf to cover.
+Result<MountPlan> dns_view(const std::string& resolv_conf);
 
 // In the child: unshare(CLONE_NEWNS), make every mount a slave of the host's
 // (so nothing done here propagates back), then each step. Returns 0 or

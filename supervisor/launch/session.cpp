@@ -13,15 +13,20 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <initializer_list>
 #include <iostream>
+#include <mutex>
 #include <optional>
 #include <set>
 
 #include <spdlog/spdlog.h>
 
 #include "audit/audit.h"
+#include "audit/rate_limit.h"
 #include "cgroup/cgroup.h"
 #include "creds/creds.h"
+#include "dns/dns.h"
 #include "launch/identity.h"
 #include "launch/spawn.h"
 #include "netfilter/netfilter.h"
@@ -42,6 +47,9 @@ std::shared_ptr<spdlog::logger> log() {
 }
 
 using SysTime = std::chrono::system_clock::time_point;
+
+// Root-only state of standalone sessions: the files laid over each agent's view.
+constexpr const char* kRunDir = "/run/cordon";
 
 // The earlier of expiresAt and start + maxDuration, to the nanosecond (the
 // policy's deadline is to the second, for display).
@@ -68,7 +76,7 @@ std::string new_session_id() {
 // unless the profile's session.passEnvironment names it, so a launcher's
 // AWS_SECRET_ACCESS_KEY or GITHUB_TOKEN never reaches the agent by accident.
 bool passes_by_default(const std::string& name) {
-    static const std::set<std::string> kNames{"PATH", "TERM", "COLORTERM", "NO_COLOR",
+    static const std::set<std::string> kNames{"PATH", "TERM",     "COLORTERM", "NO_COLOR",
                                               "LANG", "LANGUAGE", "TZ"};
     return kNames.count(name) || name.rfind("LC_", 0) == 0;
 }
@@ -101,8 +109,11 @@ std::vector<std::string> agent_environment(const profile::Profile& profile,
 // The label a session cgroup carries, so that a later reaper can say
 // whose session it was.
 std::string session_label(const audit::Subject& s, pid_t supervisor) {
-    return json{{"agentId", s.agent_id}, {"agentType", s.agent_type}, {"version", s.version},
-                {"session", s.session}, {"supervisorPid", supervisor}}
+    return json{{"agentId", s.agent_id},
+                {"agentType", s.agent_type},
+                {"version", s.version},
+                {"session", s.session},
+                {"supervisorPid", supervisor}}
         .dump();
 }
 
@@ -163,8 +174,16 @@ struct Session {
     std::unique_ptr<netfilter::Netfilter> nf;
     std::optional<cgroup::SessionCgroup> cgroup;
     bool policy_installed = false;
+    std::unique_ptr<dns::Responder> resolver;
+    std::string files_dir;  // resolv.conf and other files laid over the agent's view
 
     ~Session() {
+        // The resolver first: it changes the session's rules until it stops.
+        resolver.reset();
+        if (!files_dir.empty()) {
+            std::error_code ec;
+            std::filesystem::remove_all(files_dir, ec);
+        }
         if (cgroup) {
             auto st = cgroup->destroy();
             if (!st) log()->error("{}", st.error().message());
@@ -220,9 +239,8 @@ Result<UniqueFd> deadline_timer(SysTime deadline) {
 }
 
 json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) {
-    json f{{"pid", d.pid},      {"comm", d.comm},         {"destination", nullptr},
-           {"port", nullptr},   {"protocol", d.protocol}, {"hook", d.hook},
-           {"reason", d.reason}, {"tool", nullptr}};
+    json f{{"pid", d.pid},           {"comm", d.comm}, {"destination", nullptr}, {"port", nullptr},
+           {"protocol", d.protocol}, {"hook", d.hook}, {"reason", d.reason},     {"tool", nullptr}};
     // Refused at socket() or setsockopt(): there is no destination yet.
     if (d.hook == "sock_create" || d.hook == "setsockopt") return f;
     f["destination"] = profile::format_ip(d.address);
@@ -238,6 +256,116 @@ json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) 
     return f;
 }
 
+// Turns the session's denials into net.deny events within its budget
+// (audit::DenialLimiter). What the budget holds back is reported as
+// net.deny.suppressed with a count: kSuppressedReportInterval after the
+// first denial held back, again while the flood lasts, and at the end.
+// The kernel's denials come from the supervise loop, the resolver's from its
+// own thread: both go through report_fields, under one lock.
+class DenialReporter {
+  public:
+    DenialReporter(audit::Subject subject, const profile::Profile& profile, audit::AuditLog& audit,
+                   UniqueFd timer)
+        : subject_(std::move(subject)),
+          profile_(profile),
+          audit_(audit),
+          timer_(std::move(timer)),
+          limiter_(audit::kDenialBurst, audit::kDenialsPerSecond, Clock::now()) {}
+
+    static Result<std::unique_ptr<DenialReporter>> create(const audit::Subject& subject,
+                                                          const profile::Profile& profile,
+                                                          audit::AuditLog& audit) {
+        UniqueFd fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+        if (!fd.valid()) return errno_error("cannot create a timerfd for suppressed denials");
+        return std::make_unique<DenialReporter>(subject, profile, audit, std::move(fd));
+    }
+
+    int timer_fd() const { return timer_.get(); }
+
+    void report(const netfilter::Denial& d) { report_fields(denial_fields(d, profile_)); }
+
+    void report_fields(const json& fields) {
+        std::lock_guard lock(mu_);
+        if (admit()) audit_.emit("net.deny", subject_, fields);
+    }
+
+    // The timer fired: report what was held back since the last report.
+    void on_timer() {
+        uint64_t expirations;
+        (void)!::read(timer_.get(), &expirations, sizeof expirations);
+        flush();
+    }
+
+    void flush() {
+        std::lock_guard lock(mu_);
+        if (uint64_t n = limiter_.take_suppressed())
+            audit_.emit("net.deny.suppressed", subject_, {{"count", n}});
+    }
+
+    uint64_t total_suppressed() const {
+        std::lock_guard lock(mu_);
+        return limiter_.total_suppressed();
+    }
+
+  private:
+    using Clock = audit::DenialLimiter::Clock;
+
+    // True when the budget lets one more denial through; else it is
+    // counted, and the report timer armed for the first one held back.
+    bool admit() {
+        if (limiter_.admit(Clock::now())) return true;
+        if (limiter_.pending() == 1) arm(audit::kSuppressedReportInterval);
+        return false;
+    }
+
+    void arm(std::chrono::seconds after) {
+        itimerspec spec{};
+        spec.it_value.tv_sec = after.count();
+        if (::timerfd_settime(timer_.get(), 0, &spec, nullptr) != 0)
+            log()->error("cannot arm the suppressed-denials timer: {}", std::strerror(errno));
+    }
+
+    audit::Subject subject_;
+    const profile::Profile& profile_;
+    mutable std::mutex mu_;
+    audit::AuditLog& audit_;
+    UniqueFd timer_;
+    audit::DenialLimiter limiter_;
+};
+// Top destinations of session.end, by bytes sent.
+constexpr size_t kEndDestinations = 16;
+
+// What the session sent, for session.end: totals, the top destinations and
+// the byte budget (null when none) with whether it cut anything.
+json traffic_fields(const netfilter::Netfilter& nf, uint64_t cgroup_id, uint64_t budget) {
+    json f;
+    auto counters = nf.counters(cgroup_id);
+    if (!counters) {
+        log()->warn("{}", counters.error().message());
+        return f;
+    }
+    f["egressDropped"] = counters->egress_dropped;
+    f["denialsLost"] = counters->events_lost;
+    f["bytesSent"] = counters->bytes_sent;
+    f["packetsSent"] = counters->packets_sent;
+    f["unattributedBytes"] = counters->unattributed_bytes;
+    f["budgetBytes"] = budget ? json(budget) : json(nullptr);
+    f["budgetExceeded"] = counters->budget_dropped > 0;
+    json top = json::array();
+    if (auto dests = nf.destinations(cgroup_id)) {
+        for (size_t i = 0; i < dests->size() && i < kEndDestinations; i++) {
+            const auto& d = (*dests)[i];
+            top.push_back({{"destination", profile::format_ip(d.address)},
+                           {"port", d.port},
+                           {"protocol", d.protocol},
+                           {"bytes", d.bytes},
+                           {"packets", d.packets}});
+        }
+    }
+    f["destinations"] = top;
+    return f;
+}
+
 // Waits for the agent, forwarding signals, reporting denials and killing
 // the session at its deadline. Returns the agent's wait status and why it ended.
 struct Ending {
@@ -245,33 +373,39 @@ struct Ending {
     bool deadline = false;
 };
 
-Result<Ending> supervise(Session& s, const Child& child, const profile::Profile& profile,
-                         SysTime deadline, audit::AuditLog& audit,
-                         netfilter::DenialStream* denials, int signal_fd) {
-    auto timer = deadline_timer(deadline);
-    if (!timer) return timer.error();
+Result<UniqueFd> epoll_on(std::initializer_list<int> fds) {
     UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
     if (!ep.valid()) return errno_error("cannot create an epoll instance");
-    int fds[] = {child.pidfd.get(), signal_fd, timer->get(), denials ? denials->fd() : -1};
     for (int fd : fds) {
         if (fd < 0) continue;
         epoll_event ev{EPOLLIN, {.fd = fd}};
         if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
             return errno_error("cannot watch the session's descriptors");
     }
-    auto report = [&](const netfilter::Denial& d) {
-        audit.emit("net.deny", s.subject, denial_fields(d, profile));
-    };
+    return ep;
+}
+
+Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit::AuditLog& audit,
+                         netfilter::DenialStream* denials, DenialReporter& reporter,
+                         int signal_fd) {
+    auto timer = deadline_timer(deadline);
+    if (!timer) return timer.error();
+    auto ep = epoll_on({child.pidfd.get(), signal_fd, timer->get(), reporter.timer_fd(),
+                        denials ? denials->fd() : -1});
+    if (!ep) return ep.error();
+    auto report = [&](const netfilter::Denial& d) { reporter.report(d); };
     Ending ending;
     for (;;) {
-        epoll_event events[4];
-        int n = ::epoll_wait(ep.get(), events, 4, -1);
+        epoll_event events[5];
+        int n = ::epoll_wait(ep->get(), events, 5, -1);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return errno_error("epoll_wait failed");
         for (int i = 0; i < n; ++i) {
             int fd = events[i].data.fd;
             if (denials && fd == denials->fd()) {
                 (void)denials->drain(report);
+            } else if (fd == reporter.timer_fd()) {
+                reporter.on_timer();
             } else if (fd == signal_fd) {
                 signalfd_siginfo si{};
                 while (::read(signal_fd, &si, sizeof si) == sizeof si)
@@ -286,6 +420,7 @@ Result<Ending> supervise(Session& s, const Child& child, const profile::Profile&
                 if (!status) return status.error();
                 ending.wait_status = *status;
                 if (denials) (void)denials->drain(report);
+                reporter.flush();
                 return ending;
             }
         }
@@ -306,14 +441,39 @@ struct Plan {
     seccomp::Program filter;
     Identity identity;
     std::vector<creds::Delivery> deliveries;
+    std::vector<dns::Upstream> upstreams;  // empty when no allowed tool has a name
 };
 
+// The host's resolvers unless --dns-upstream names others; they matter only
+// when some allowed tool is reached by name.
+Result<std::vector<dns::Upstream>> plan_upstreams(const SessionOptions& options,
+                                                  const policy::EffectivePolicy& policy) {
+    if (!options.dns_upstream.empty()) return dns::parse_upstreams(options.dns_upstream);
+    if (policy.dns_names.empty()) return std::vector<dns::Upstream>{};
+    return dns::system_upstreams();
+}
+
+// Names resolved when the session starts go to the same resolvers as the
+// agent's later queries.
+policy::Resolver start_resolver_for(const SessionOptions& options) {
+    if (options.dns_upstream.empty()) return policy::system_resolver();
+    auto upstreams = dns::parse_upstreams(options.dns_upstream);
+    if (!upstreams) {
+        return [error = upstreams.error()](
+                   const std::string&) -> Result<std::vector<profile::Ip6>> { return error; };
+    }
+    return dns::upstream_resolver(*upstreams);
+}
+
 Result<Plan> plan_session(const SessionOptions& options) {
+    // The agent inherits stdio: none of it may be a socket the filter cannot see.
+    if (auto st = refuse_inet_stdio(); !st) return st.error();
+
     Plan plan;
     try {
         auto now = now_seconds();
         plan.profile = profile::load_profile(options.profile_path, now);
-        plan.policy = policy::compute_policy(plan.profile, now, policy::system_resolver());
+        plan.policy = policy::compute_policy(plan.profile, now, start_resolver_for(options));
     } catch (const profile::ProfileError& e) {
         // load_profile's messages start with the file; compute_policy's do not.
         std::string what = e.what();
@@ -332,7 +492,53 @@ Result<Plan> plan_session(const SessionOptions& options) {
     auto deliveries = creds::load_static(plan.profile, plan.policy.credentials);
     if (!deliveries) return deliveries.error();
     plan.deliveries = std::move(*deliveries);
+    auto upstreams = plan_upstreams(options, plan.policy);
+    if (!upstreams) return upstreams.error();
+    plan.upstreams = std::move(*upstreams);
     return plan;
+}
+
+// The session's resolver, whose learned addresses join the policy's own
+// rules, and whose refusals share the kernel's denial budget.
+Result<std::unique_ptr<dns::Responder>> start_resolver(Session& s, const Plan& plan,
+                                                       audit::AuditLog& audit,
+                                                       DenialReporter& reporter) {
+    auto apply_learned = [&s, &plan](const std::vector<netfilter::Rule>& learned) {
+        std::vector<netfilter::Rule> rules = plan.policy.rules;
+        rules.insert(rules.end(), learned.begin(), learned.end());
+        return s.nf->replace_rules(s.cgroup->id(), rules);
+    };
+    auto report = [&s, &audit, &reporter](const std::string& event, const json& fields) {
+        if (event == "net.deny") return reporter.report_fields(fields);
+        audit.emit(event, s.subject, fields);
+    };
+    return dns::Responder::start({&plan.policy, plan.profile.dns, plan.upstreams, 0},
+                                 {apply_learned, report});
+}
+
+// What the agent sees of the filesystem: its own resolv.conf naming the
+// session's resolver, in a root-owned directory of the session's own.
+Result<MountPlan> agent_mounts(Session& s) {
+    namespace fs = std::filesystem;
+    std::string sessions = std::string(kRunDir) + "/sessions";
+    s.files_dir = sessions + "/" + s.id;
+    std::error_code ec;
+    fs::create_directories(s.files_dir, ec);
+    // The child binds these files as root, before it drops its identity.
+    if (!ec) fs::permissions(sessions, fs::perms::owner_all, ec);
+    if (ec) return plain_error("cannot create " + s.files_dir + ": " + ec.message());
+    std::string path = s.files_dir + "/resolv.conf";
+    std::ofstream out(path);
+    out << "# Cordon session " << s.id << ": names resolve through the session's resolver only.\n"
+        << "nameserver " << s.resolver->address_text() << "\n"
+        << "options timeout:5 attempts:2\n";
+    out.close();
+    if (!out) return errno_error("cannot write " + path);
+    fs::permissions(path,
+                    fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                        fs::perms::others_read,
+                    ec);
+    return dns_view(path);
 }
 
 }  // namespace
@@ -380,7 +586,7 @@ int run_session(const SessionOptions& options) {
     if (!mount) return fail(mount.error());
     std::string root = *mount + "/" + options.cgroup_name;
     if (auto st = cgroup::ensure_dir(root); !st) return fail(st.error());
-    auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir);
+    auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir, options.netfilter);
     if (!nf) return fail(nf.error());
     // Who owns which session: lock files no agent can open (see OwnerLocks).
     auto locks =
@@ -389,27 +595,44 @@ int run_session(const SessionOptions& options) {
     reap_leftovers(root, *locks, **nf, **audit);
 
     // 3. The session: its cgroup, then its policy in the maps, before any
-    // process can run in it.
+    // process can run in it. The reporter outlives the session, whose
+    // resolver reports to it until the session is torn down.
+    std::string id = new_session_id();
+    audit::Subject subject{profile.identity.agent_id, profile.identity.agent_type,
+                           profile.identity.version, id};
+    auto reporter = DenialReporter::create(subject, profile, **audit);
+    if (!reporter) return fail(reporter.error());
     Session s;
-    s.id = new_session_id();
-    s.subject = {profile.identity.agent_id, profile.identity.agent_type, profile.identity.version,
-                 s.id};
+    s.id = id;
+    s.subject = subject;
     s.nf = std::move(*nf);
     auto cg =
         cgroup::SessionCgroup::create(root, s.id, session_label(s.subject, ::getpid()), &*locks);
     if (!cg) return fail(cg.error());
     s.cgroup = std::move(*cg);
-    if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules); !st) return fail(st.error());
+
+    // Its resolver before its policy entry, which names the resolver as the
+    // session's only way to port 53. Signals are blocked first, so that the
+    // resolver's thread inherits the mask and they reach the signalfd only.
+    auto signals = forwarded_signals();
+    if (!signals) return fail(signals.error());
+    auto resolver = start_resolver(s, *plan, **audit, **reporter);
+    if (!resolver) return fail(resolver.error());
+    s.resolver = std::move(*resolver);
+    netfilter::Resolver dns_server{s.resolver->address(), 53};
+    if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules, dns_server, policy.egress_budget);
+        !st)
+        return fail(st.error());
     s.policy_installed = true;
     auto denials = s.nf->watch(s.cgroup->id());
     if (!denials) return fail(denials.error());
 
     // 4. The agent, contained from its first instruction.
-    auto signals = forwarded_signals();
-    if (!signals) return fail(signals.error());
-    MountPlan mounts;  // its own mount namespace, so far with nothing laid over the host's
-    SpawnSpec spec{options.command, agent_environment(profile, deliveries, identity, s.id),
-                   s.cgroup->dir_fd(), &plan->filter, &identity, &mounts};
+    auto mounts = agent_mounts(s);
+    if (!mounts) return fail(mounts.error());
+    SpawnSpec spec{options.command,    agent_environment(profile, deliveries, identity, s.id),
+                   s.cgroup->dir_fd(), &plan->filter,
+                   &identity,          &*mounts};
     auto child = spawn(spec);
     if (!child) {
         log()->error("{}", child.error().message());
@@ -428,19 +651,19 @@ int run_session(const SessionOptions& options) {
 
     // 5. Until the agent exits or the deadline passes.
     auto ending =
-        supervise(s, *child, profile, deadline, **audit, denials->get(), signals->get());
+        supervise(s, *child, deadline, **audit, denials->get(), **reporter, signals->get());
     if (!ending) {
         (void)s.cgroup->kill_all();
         return fail(ending.error());
     }
 
-    // 6. The session ends with its agent: nothing it started outlives it.
+    // 6. The session ends with its agent: nothing it started outlives it,
+    // and its resolver stops answering.
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
+    s.resolver.reset();
     auto end = end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit");
-    if (auto counters = s.nf->counters(s.cgroup->id())) {
-        end["egressDropped"] = counters->egress_dropped;
-        end["denialsLost"] = counters->events_lost;
-    }
+    end.update(traffic_fields(*s.nf, s.cgroup->id(), policy.egress_budget));
+    end["denialsSuppressed"] = (*reporter)->total_suppressed();
     (*audit)->emit("session.end", s.subject, end);
     return ending->deadline ? kExitDeadline : exit_status_of(ending->wait_status);
 }

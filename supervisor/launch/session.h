@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "netfilter/netfilter.h"
+
 namespace cordon::launch {
 
 // agent-run's exit statuses, as timeout(1) and env(1) use them.
@@ -20,6 +22,11 @@ struct SessionOptions {
     std::string bpf_pin_dir = "/sys/fs/bpf/cordon";
     std::string run_dir = "/run/cordon/standalone";  // session lock files, one dir per root
     std::string seccomp_dir;  // profiles/seccomp data
+    // Sizes of the BPF maps, when this run is the one that loads the programs.
+    netfilter::NetfilterConfig netfilter;
+    // Where the session's resolver forwards allowed queries: "ADDR[:PORT],...";
+    // "" for the nameservers of the host's /etc/resolv.conf.
+    std::string dns_upstream;
 };
 
 // Runs the session and returns agent-run's exit status: the agent's own

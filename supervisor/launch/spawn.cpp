@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -29,12 +30,25 @@ struct CArgs {
 };
 
 // The child's steps, named in the error when one fails.
-enum class Stage : int { session, descriptors, core_limit, mounts, identity, no_new_privs, seccomp, exec };
+enum class Stage : int {
+    session,
+    descriptors,
+    core_limit,
+    mounts,
+    identity,
+    no_new_privs,
+    seccomp,
+    exec
+};
 
-constexpr const char* kStageNames[] = {
-    "setsid",       "closing inherited descriptors", "disabling core dumps",
-    "mount namespace", "switching user and dropping capabilities",
-    "no_new_privs", "installing the seccomp filter", "execve"};
+constexpr const char* kStageNames[] = {"setsid",
+                                       "closing inherited descriptors",
+                                       "disabling core dumps",
+                                       "mount namespace",
+                                       "switching user and dropping capabilities",
+                                       "no_new_privs",
+                                       "installing the seccomp filter",
+                                       "execve"};
 
 struct ChildFailure {
     Stage stage;
@@ -182,7 +196,33 @@ Result<Child> spawn(const SpawnSpec& spec) {
                        "nothing was started");
 }
 
-bool is_exec_failure(const Error& e) { return e.what.rfind("cannot execute ", 0) == 0; }
+Status refuse_inet_stdio() {
+    static constexpr const char* kNames[] = {"stdin", "stdout", "stderr"};
+    static constexpr const char* kExamples[] = {"`... | agent-run` or `< /dev/null`",
+                                                "`agent-run ... | ...`",
+                                                "`agent-run ... 2>&1 | ...` or `2> FILE`"};
+    for (int fd = 0; fd <= 2; ++fd) {
+        int domain = 0;
+        socklen_t len = sizeof domain;
+        if (::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0) {
+            if (errno == ENOTSOCK || errno == EBADF) continue;  // not a socket, or closed
+            return errno_error(std::string("cannot tell what kind of socket ") + kNames[fd] +
+                               " (fd " + std::to_string(fd) + ") is");
+        }
+        if (domain != AF_INET && domain != AF_INET6) continue;
+        return plain_error(
+            std::string("refusing to start: ") + kNames[fd] + " (fd " + std::to_string(fd) +
+                ") is an " + (domain == AF_INET ? "AF_INET" : "AF_INET6") +
+                " socket made outside the session, which Cordon's network filter cannot see",
+            std::string("give agent-run a pipe, a file or a Unix socket as ") + kNames[fd] +
+                " instead, e.g. " + kExamples[fd]);
+    }
+    return ok_status();
+}
+
+bool is_exec_failure(const Error& e) {
+    return e.what.rfind("cannot execute ", 0) == 0;
+}
 
 Result<int> reap(const Child& child) {
     siginfo_t info{};

@@ -24,7 +24,7 @@ struct SpawnSpec {
     int cgroup_fd = -1;             // directory fd of the session cgroup
     const seccomp::Program* filter = nullptr;
     const Identity* identity = nullptr;  // who the agent runs as
-    const MountPlan* mounts = nullptr;    // its own mount namespace, when set
+    const MountPlan* mounts = nullptr;   // its own mount namespace, when set
 };
 
 struct Child {
@@ -44,6 +44,13 @@ Result<Child> spawn(const SpawnSpec& spec);
 // True when spawn's error is execve's (map it to 126/127), false when an
 // earlier step failed (agent-run's own failure).
 bool is_exec_failure(const Error& e);
+
+// Refuses stdio that is an AF_INET or AF_INET6 socket. The agent keeps
+// stdin, stdout and stderr across execve, and the BPF programs judge a
+// socket by the cgroup it was created in: one made outside Cordon's subtree
+// is filtered by nothing, whoever uses it. Unix sockets, pipes, files and
+// terminals pass. The error names the descriptor and how to redirect it.
+Status refuse_inet_stdio();
 
 // Waits for the child and returns its wait status (as from waitpid).
 Result<int> reap(const Child& child);

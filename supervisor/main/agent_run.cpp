@@ -3,9 +3,9 @@
 //
 //   agent-run --profile PROFILE [options] -- COMMAND [ARG...]
 //   agent-run --check --profile PROFILE
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -31,6 +31,25 @@ void setup_logging(const std::string& level) {
     spdlog::set_default_logger(logger);
 }
 
+// Map sizes, used when this run loads the BPF programs; pinned programs keep theirs.
+void add_map_options(CLI::App& app, cordon::netfilter::NetfilterConfig& config) {
+    app.add_option("--max-sessions", config.max_sessions,
+                   "live sessions the BPF maps hold, when they are created")
+        ->type_name("N")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1u << 20));
+    app.add_option("--max-rules", config.max_rules,
+                   "rules trie entries of all sessions together, when the maps are created")
+        ->type_name("N")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1u << 26));
+    app.add_option("--max-destinations", config.max_destinations,
+                   "per-destination byte counters of all sessions, when the maps are created")
+        ->type_name("N")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1u << 24));
+}
+
 void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& check,
                  std::string& log_level) {
     // Required, but checked after parsing, so that a mistyped option is
@@ -40,14 +59,16 @@ void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& c
         ->envname("CORDON_PROFILE");
     app.add_flag("--check", check,
                  "validate the profile, print the effective policy as JSON and exit");
-    app.add_option("--audit-log", options.audit_log, "append audit events to FILE (default: stderr)")
+    app.add_option("--audit-log", options.audit_log,
+                   "append audit events to FILE (default: stderr)")
         ->type_name("FILE")
         ->envname("CORDON_AUDIT_LOG");
     app.add_option("--cgroup", options.cgroup_name, "Cordon's root cgroup, below the cgroup2 mount")
         ->type_name("NAME")
         ->capture_default_str()
         ->envname("CORDON_CGROUP");
-    app.add_option("--bpf-pin-dir", options.bpf_pin_dir, "where the BPF programs and maps are pinned")
+    app.add_option("--bpf-pin-dir", options.bpf_pin_dir,
+                   "where the BPF programs and maps are pinned")
         ->type_name("DIR")
         ->capture_default_str()
         ->envname("CORDON_BPF_PIN_DIR");
@@ -58,6 +79,11 @@ void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& c
     app.add_option("--seccomp-dir", options.seccomp_dir, "seccomp groups and baselines")
         ->type_name("DIR")
         ->envname("CORDON_SECCOMP_DIR");
+    add_map_options(app, options.netfilter);
+    app.add_option("--dns-upstream", options.dns_upstream,
+                   "resolvers for allowed names, ADDR[:PORT][,...] (default: /etc/resolv.conf)")
+        ->type_name("ADDR")
+        ->envname("CORDON_DNS_UPSTREAM");
     app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off")
         ->type_name("LEVEL")
         ->capture_default_str()
@@ -77,9 +103,8 @@ int main(int argc, char** argv) {
 
     // agent-run's own options stop at "--"; the agent's command follows it,
     // so a mistyped option is an error, never a command to run.
-    char** dashdash = std::find_if(argv + 1, argv + argc, [](const char* a) {
-        return std::strcmp(a, "--") == 0;
-    });
+    char** dashdash = std::find_if(argv + 1, argv + argc,
+                                   [](const char* a) { return std::strcmp(a, "--") == 0; });
     std::vector<std::string> command(dashdash == argv + argc ? dashdash : dashdash + 1,
                                      argv + argc);
     try {

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Loader and map owner of bpf/netfilter. The pin directory holds
 //   links/<hook>   one BPF link per program, attached to Cordon's root cgroup
-//   maps/<map>     sessions, rules and events
+//   maps/<map>     sessions, counters, rules, destinations and events
 // so that enforcement outlives the process that loaded it, and a later
 // process opens the maps without loading anything.
 #include "netfilter/netfilter.h"
@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstddef>
 #include <cstdio>
@@ -32,14 +33,30 @@
 #include "bpf/netfilter/netfilter.h"
 #include "cordon/fd.h"
 #include "netfilter.skel.h"
+#include "netfilter/fold.h"
 
 namespace cordon::netfilter {
 
 // The structs shared with the BPF programs, as the C++ compiler sees them.
-static_assert(sizeof(session_policy) == 24);
+static_assert(sizeof(session_policy) == 40);
 static_assert(offsetof(session_policy, rule_count) == 4);
-static_assert(offsetof(session_policy, events_lost) == 8);
-static_assert(offsetof(session_policy, egress_dropped) == 16);
+static_assert(offsetof(session_policy, egress_budget) == 8);
+static_assert(offsetof(session_policy, resolver_addr) == 16);
+static_assert(offsetof(session_policy, resolver_port) == 32);
+static_assert(sizeof(session_counters) == 64);
+static_assert(offsetof(session_counters, events_lost) == 0);
+static_assert(offsetof(session_counters, egress_dropped) == 8);
+static_assert(offsetof(session_counters, budget_dropped) == 16);
+static_assert(offsetof(session_counters, bytes_sent) == 24);
+static_assert(offsetof(session_counters, packets_sent) == 32);
+static_assert(offsetof(session_counters, unattributed_bytes) == 40);
+static_assert(offsetof(session_counters, unattributed_packets) == 48);
+static_assert(sizeof(destination_key) == 32);
+static_assert(offsetof(destination_key, addr) == 8);
+static_assert(offsetof(destination_key, port) == 24);
+static_assert(offsetof(destination_key, protocol) == 26);
+static_assert(sizeof(destination_counters) == 16);
+static_assert(offsetof(destination_counters, packets) == 8);
 static_assert(sizeof(rule_key) == 28);
 static_assert(offsetof(rule_key, cgroup_id) == 4);
 static_assert(offsetof(rule_key, addr) == 12);
@@ -60,8 +77,16 @@ static_assert(offsetof(net_event, drops) == 56);
 static_assert(CORDON_PROTO_TCP == static_cast<int>(profile::Protocol::tcp));
 static_assert(CORDON_PROTO_UDP == static_cast<int>(profile::Protocol::udp));
 static_assert(sizeof(profile::Ip6) == sizeof(rule_key::addr));
+static_assert(sizeof(profile::Ip6) == sizeof(session_policy::resolver_addr));
+static_assert(NetfilterConfig{}.max_sessions == CORDON_MAX_SESSIONS);
+static_assert(NetfilterConfig{}.max_rules == CORDON_MAX_RULES);
+static_assert(NetfilterConfig{}.max_destinations == CORDON_MAX_DESTINATIONS);
 
 namespace {
+
+using detail::FoldedRules;
+using detail::format_prefix;
+using detail::Prefix;
 
 // The hint for a failure with err (positive errno): privileges, when that is what failed.
 std::string privilege_hint(int err) {
@@ -112,6 +137,7 @@ using RingBuffer = std::unique_ptr<ring_buffer, RingBufferDeleter>;
 // ---------------------------------------------------------------- pins
 
 using Progs = decltype(netfilter_bpf::progs);
+using Maps = decltype(netfilter_bpf::maps);
 
 struct ProgramPin {
     const char* name;  // pin file name and the hook's name in messages
@@ -125,21 +151,33 @@ constexpr ProgramPin kPrograms[] = {
     {"egress", &Progs::cordon_egress},
 };
 
-// Each pinned map and the shape it must have: pins left by an older,
-// incompatible build are refused rather than misread.
+// Each pinned map, the shape it must have (pins left by an older,
+// incompatible build are refused rather than misread), the setting that
+// sizes it and the agent-run option that sets that.
 struct MapPin {
     const char* name;
     bpf_map_type type;
     uint32_t key_size;
     uint32_t value_size;
+    bpf_map* Maps::*map;
+    uint32_t NetfilterConfig::*size;
+    const char* option;
 };
 
-constexpr MapPin kSessionsPin{"sessions", BPF_MAP_TYPE_HASH, sizeof(uint64_t),
-                              sizeof(session_policy)};
-constexpr MapPin kRulesPin{"rules", BPF_MAP_TYPE_LPM_TRIE, sizeof(rule_key), sizeof(rule_value)};
-constexpr MapPin kEventsPin{"events", BPF_MAP_TYPE_HASH_OF_MAPS, sizeof(uint64_t),
-                            sizeof(uint32_t)};
-constexpr const MapPin* kMaps[] = {&kSessionsPin, &kRulesPin, &kEventsPin};
+enum MapIndex { kSessions, kCounters, kRules, kDestinations, kEvents, kMapCount };
+
+constexpr MapPin kMaps[kMapCount] = {
+    {"sessions", BPF_MAP_TYPE_HASH, sizeof(uint64_t), sizeof(session_policy), &Maps::sessions,
+     &NetfilterConfig::max_sessions, "--max-sessions"},
+    {"counters", BPF_MAP_TYPE_HASH, sizeof(uint64_t), sizeof(session_counters), &Maps::counters,
+     &NetfilterConfig::max_sessions, "--max-sessions"},
+    {"rules", BPF_MAP_TYPE_LPM_TRIE, sizeof(rule_key), sizeof(rule_value), &Maps::rules,
+     &NetfilterConfig::max_rules, "--max-rules"},
+    {"destinations", BPF_MAP_TYPE_HASH, sizeof(destination_key), sizeof(destination_counters),
+     &Maps::destinations, &NetfilterConfig::max_destinations, "--max-destinations"},
+    {"events", BPF_MAP_TYPE_HASH_OF_MAPS, sizeof(uint64_t), sizeof(uint32_t), &Maps::events,
+     &NetfilterConfig::max_sessions, "--max-sessions"},
+};
 
 std::string link_pin(const std::string& pin_dir, const char* name) {
     return pin_dir + "/links/" + name;
@@ -151,7 +189,7 @@ std::string map_pin(const std::string& pin_dir, const char* name) {
 std::vector<std::string> all_pins(const std::string& pin_dir) {
     std::vector<std::string> pins;
     for (const auto& p : kPrograms) pins.push_back(link_pin(pin_dir, p.name));
-    for (const auto* m : kMaps) pins.push_back(map_pin(pin_dir, m->name));
+    for (const auto& m : kMaps) pins.push_back(map_pin(pin_dir, m.name));
     return pins;
 }
 
@@ -224,10 +262,29 @@ Status unpin_all(const std::string& pin_dir) {
 
 // ---------------------------------------------------------------- load
 
+Status check_config(const NetfilterConfig& config) {
+    for (const auto& m : kMaps) {
+        if (config.*m.size == 0)
+            return plain_error(std::string("the ") + m.name + " map cannot have 0 entries",
+                               std::string("give ") + m.option + " at least 1");
+    }
+    return ok_status();
+}
+
+// Sizes the maps of an opened, not yet loaded, skeleton.
+Status size_maps(netfilter_bpf* skel, const NetfilterConfig& config) {
+    for (const auto& m : kMaps) {
+        if (int err = bpf_map__set_max_entries(skel->maps.*m.map, config.*m.size); err != 0)
+            return neg_errno_error(err, std::string("cannot size the ") + m.name + " map");
+    }
+    return ok_status();
+}
+
 // Opens and loads the embedded object, attaches every program to cgroup_dir
 // and pins links and maps. The skeleton's own descriptors close on return;
 // the pins keep programs attached and maps alive.
-Status load_attach_pin(const std::string& cgroup_dir, const std::string& pin_dir) {
+Status load_attach_pin(const std::string& cgroup_dir, const std::string& pin_dir,
+                       const NetfilterConfig& config) {
     UniqueFd cgroup(::open(cgroup_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!cgroup.valid())
         return errno_error("cannot open cgroup " + cgroup_dir, "create it on the cgroup2 mount");
@@ -239,6 +296,7 @@ Status load_attach_pin(const std::string& cgroup_dir, const std::string& pin_dir
     Skeleton skel(netfilter_bpf__open());
     if (!skel) return errno_error("cannot open the netfilter BPF object");
     skel->rodata->report_denials = true;
+    if (auto st = size_maps(skel.get(), config); !st) return st;
 
     if (int err = netfilter_bpf__load(skel.get()); err != 0)
         return neg_errno_error(err, "cannot load the netfilter BPF programs", privilege_hint(-err));
@@ -255,10 +313,9 @@ Status load_attach_pin(const std::string& cgroup_dir, const std::string& pin_dir
 
     if (auto st = make_dir(pin_dir + "/maps"); !st) return st;
     if (auto st = make_dir(pin_dir + "/links"); !st) return st;
-    bpf_map* maps[] = {skel->maps.sessions, skel->maps.rules, skel->maps.events};
-    for (size_t i = 0; i < std::size(kMaps); i++) {
-        std::string path = map_pin(pin_dir, kMaps[i]->name);
-        if (int err = bpf_map__pin(maps[i], path.c_str()); err != 0)
+    for (const auto& m : kMaps) {
+        std::string path = map_pin(pin_dir, m.name);
+        if (int err = bpf_map__pin(skel->maps.*m.map, path.c_str()); err != 0)
             return neg_errno_error(err, "cannot pin " + path);
     }
     // Links last: once the first is pinned, enforcement outlives us.
@@ -272,7 +329,12 @@ Status load_attach_pin(const std::string& cgroup_dir, const std::string& pin_dir
     return ok_status();
 }
 
-Result<UniqueFd> open_map_pin(const std::string& pin_dir, const MapPin& want) {
+struct PinnedMap {
+    UniqueFd fd;
+    uint32_t max_entries = 0;
+};
+
+Result<PinnedMap> open_map_pin(const std::string& pin_dir, const MapPin& want) {
     std::string path = map_pin(pin_dir, want.name);
     UniqueFd fd(bpf_obj_get(path.c_str()));
     if (!fd.valid()) return errno_error("cannot open pinned map " + path, privilege_hint(errno));
@@ -284,108 +346,7 @@ Result<UniqueFd> open_map_pin(const std::string& pin_dir, const MapPin& want) {
         info.value_size != want.value_size)
         return plain_error("pinned map " + path + " does not match this build",
                            "detach the old programs (rm -r " + pin_dir + ") and start again");
-    return fd;
-}
-
-// ---------------------------------------------------------------- rules
-
-struct PortSpan {
-    uint16_t first;
-    uint16_t last;
-    uint8_t protocols;
-};
-
-profile::Ip6 masked(const profile::Ip6& addr, unsigned prefix_len) {
-    profile::Ip6 out{};
-    for (unsigned i = 0; i < out.size(); i++) {
-        unsigned bits = prefix_len > i * 8 ? std::min(8u, prefix_len - i * 8) : 0;
-        out[i] = addr[i] & static_cast<uint8_t>(0xff00 >> bits);
-    }
-    return out;
-}
-
-std::string format_prefix(const profile::Ip6& addr, unsigned prefix_len) {
-    static constexpr uint8_t kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    char text[INET6_ADDRSTRLEN] = "?";
-    if (prefix_len >= 96 && std::memcmp(addr.data(), kV4Mapped, 12) == 0) {
-        ::inet_ntop(AF_INET, addr.data() + 12, text, sizeof(text));
-        return std::string(text) + "/" + std::to_string(prefix_len - 96);
-    }
-    ::inet_ntop(AF_INET6, addr.data(), text, sizeof(text));
-    return std::string(text) + "/" + std::to_string(prefix_len);
-}
-
-// Merges overlapping and adjacent ranges per protocol, then joins the
-// protocols of identical ranges, so that entries use as few slots as they can.
-std::vector<PortSpan> merge_spans(const std::vector<PortSpan>& spans) {
-    std::map<std::pair<uint16_t, uint16_t>, uint8_t> joined;
-    for (uint8_t proto : {uint8_t{CORDON_PROTO_TCP}, uint8_t{CORDON_PROTO_UDP}}) {
-        std::vector<std::pair<uint16_t, uint16_t>> ranges;
-        for (const auto& s : spans)
-            if (s.protocols & proto) ranges.emplace_back(s.first, s.last);
-        std::sort(ranges.begin(), ranges.end());
-        std::vector<std::pair<uint16_t, uint16_t>> merged;
-        for (const auto& r : ranges) {
-            if (!merged.empty() && r.first <= merged.back().second + 1)
-                merged.back().second = std::max(merged.back().second, r.second);
-            else
-                merged.push_back(r);
-        }
-        for (const auto& r : merged) joined[r] |= proto;
-    }
-    std::vector<PortSpan> out;
-    for (const auto& [range, protocols] : joined)
-        out.push_back({range.first, range.second, protocols});
-    return out;
-}
-
-struct TrieEntry {
-    rule_key key;
-    rule_value value;
-};
-
-// One trie entry per distinct prefix, holding its own ports and those of
-// every shorter prefix that covers it: an LPM lookup returns only the
-// longest match, so without folding a /32 would hide the ports of its /8.
-Result<std::vector<TrieEntry>> fold_rules(uint64_t cgroup_id, const std::vector<Rule>& rules) {
-    std::map<std::pair<profile::Ip6, unsigned>, std::vector<PortSpan>> prefixes;
-    for (const auto& r : rules) {
-        if (r.prefix_len > 128 || r.ports.first > r.ports.last ||
-            (r.protocols & ~(CORDON_PROTO_TCP | CORDON_PROTO_UDP)) || r.protocols == 0)
-            return plain_error("invalid rule for " + format_prefix(r.address, r.prefix_len),
-                               "prefix length at most 128, first port <= last, tcp or udp");
-        prefixes[{masked(r.address, r.prefix_len), r.prefix_len}].push_back(
-            {r.ports.first, r.ports.last, r.protocols});
-    }
-
-    std::vector<TrieEntry> entries;
-    for (const auto& [prefix, own] : prefixes) {
-        std::vector<PortSpan> spans = own;
-        for (const auto& [shorter, theirs] : prefixes) {
-            if (shorter.second < prefix.second &&
-                masked(prefix.first, shorter.second) == shorter.first)
-                spans.insert(spans.end(), theirs.begin(), theirs.end());
-        }
-        spans = merge_spans(spans);
-        if (spans.size() > CORDON_MAX_PORT_RANGES)
-            return plain_error(
-                "too many port ranges for " + format_prefix(prefix.first, prefix.second) + ": " +
-                    std::to_string(spans.size()) + " with those of the prefixes covering it",
-                "at most " + std::to_string(CORDON_MAX_PORT_RANGES) +
-                    " per address; merge ranges or split the endpoints");
-        TrieEntry e{};
-        e.key.prefixlen = 64 + prefix.second;
-        e.key.cgroup_id = cgroup_id;
-        std::memcpy(e.key.addr, prefix.first.data(), sizeof(e.key.addr));
-        e.value.count = spans.size();
-        for (size_t i = 0; i < spans.size(); i++) {
-            e.value.port_first[i] = spans[i].first;
-            e.value.port_last[i] = spans[i].last;
-            e.value.protocols[i] = spans[i].protocols;
-        }
-        entries.push_back(e);
-    }
-    return entries;
+    return PinnedMap{std::move(fd), info.max_entries};
 }
 
 // ---------------------------------------------------------------- events
@@ -425,6 +386,10 @@ const char* reason_name(uint32_t reason) {
             return "ip-options";
         case CORDON_DENY_PROTOCOL:
             return "protocol";
+        case CORDON_DENY_DIRECT_DNS:
+            return "direct-dns";
+        case CORDON_DENY_BUDGET:
+            return "budget";
         default:
             return "unknown";
     }
@@ -457,11 +422,11 @@ Denial to_denial(const net_event& e) {
 
 class RingBufferStream final : public DenialStream {
   public:
-    static Result<std::unique_ptr<DenialStream>> open(UniqueFd ringbuf, UniqueFd sessions,
+    static Result<std::unique_ptr<DenialStream>> open(UniqueFd ringbuf, UniqueFd counters,
                                                       uint64_t cgroup_id) {
         auto stream = std::unique_ptr<RingBufferStream>(new RingBufferStream);
         stream->ringbuf_ = std::move(ringbuf);
-        stream->sessions_ = std::move(sessions);
+        stream->counters_ = std::move(counters);
         stream->cgroup_id_ = cgroup_id;
         stream->rb_.reset(
             ring_buffer__new(stream->ringbuf_.get(), on_sample, stream.get(), nullptr));
@@ -480,9 +445,9 @@ class RingBufferStream final : public DenialStream {
     }
 
     uint64_t lost() const override {
-        session_policy policy{};
-        if (bpf_map_lookup_elem(sessions_.get(), &cgroup_id_, &policy) != 0) return 0;
-        return policy.events_lost;
+        session_counters count{};
+        if (bpf_map_lookup_elem(counters_.get(), &cgroup_id_, &count) != 0) return 0;
+        return count.events_lost;
     }
 
   private:
@@ -497,7 +462,7 @@ class RingBufferStream final : public DenialStream {
         return 0;
     }
 
-    UniqueFd sessions_;
+    UniqueFd counters_;
     uint64_t cgroup_id_ = 0;
     UniqueFd ringbuf_;  // declared before rb_: closed after rb_, which uses it
     RingBuffer rb_;
@@ -506,150 +471,357 @@ class RingBufferStream final : public DenialStream {
 
 // ---------------------------------------------------------------- maps
 
+// What this process installed for one session, so that a change or a
+// removal touches only its entries instead of walking the whole trie.
+struct Installed {
+    session_policy policy{};
+    FoldedRules rules;
+};
+
+using MapFds = std::array<UniqueFd, kMapCount>;
+
+std::string session_name(uint64_t cgroup_id) {
+    return "session " + std::to_string(cgroup_id);
+}
+
+std::string prefix_text(const Prefix& prefix) {
+    return format_prefix(prefix.first, prefix.second);
+}
+
+Result<session_policy> make_policy(const std::optional<Resolver>& resolver,
+                                   uint64_t egress_budget) {
+    session_policy policy{};
+    policy.egress_budget = egress_budget;
+    if (resolver) {
+        if (resolver->port == 0)
+            return plain_error("invalid resolver " + profile::format_ip(resolver->address) + ":0",
+                               "give the port the session's resolver listens on, 53");
+        policy.flags |= CORDON_SESSION_RESOLVER;
+        std::memcpy(policy.resolver_addr, resolver->address.data(), sizeof(policy.resolver_addr));
+        policy.resolver_port = resolver->port;
+    }
+    return policy;
+}
+
 class PinnedNetfilter final : public Netfilter {
   public:
-    PinnedNetfilter(UniqueFd sessions, UniqueFd rules, UniqueFd events)
-        : sessions_(std::move(sessions)), rules_(std::move(rules)), events_(std::move(events)) {}
+    PinnedNetfilter(std::string pin_dir, MapFds maps, NetfilterConfig sizes)
+        : pin_dir_(std::move(pin_dir)), maps_(std::move(maps)), sizes_(sizes) {}
 
-    Status add_session(uint64_t cgroup_id, const std::vector<Rule>& rules) override {
-        auto entries = fold_rules(cgroup_id, rules);
-        if (!entries) return entries.error();
+    Status add_session(uint64_t cgroup_id, const std::vector<Rule>& rules,
+                       const std::optional<Resolver>& resolver, uint64_t egress_budget) override {
+        auto policy = make_policy(resolver, egress_budget);
+        if (!policy) return policy.error();
+        auto folded = detail::fold_rules(rules);
+        if (!folded) return folded.error();
+        Installed session{policy.value(), std::move(folded.value())};
+        session.policy.rule_count = session.rules.size();
 
-        if (auto st = insert_session(cgroup_id, entries.value()); !st) {
-            (void)remove_session(cgroup_id);
-            return st;
-        }
-        logger()->debug("session {}: {} rules, {} trie entries", cgroup_id, rules.size(),
-                        entries->size());
+        // Outside the lock: an update of the events map waits for an RCU
+        // grace period (the kernel's rule for maps of maps), and changes to
+        // other sessions need not wait for it.
+        if (auto st = insert_session(cgroup_id, session); !st) return st;
+        logger()->debug("session {}: {} rules, {} trie entries, budget {}", cgroup_id, rules.size(),
+                        session.rules.size(), egress_budget);
+        std::lock_guard lock(mu_);
+        installed_[cgroup_id] = std::move(session);
         return ok_status();
     }
 
+    Status replace_rules(uint64_t cgroup_id, const std::vector<Rule>& rules) override {
+        auto folded = detail::fold_rules(rules);
+        if (!folded) return folded.error();
+
+        std::lock_guard lock(mu_);
+        auto it = installed_.find(cgroup_id);
+        if (it == installed_.end())
+            return plain_error("cannot replace the rules of " + session_name(cgroup_id) +
+                                   ": this supervisor did not add it",
+                               "add_session it first");
+        Installed& session = it->second;
+        if (auto st = upsert_rules(cgroup_id, session.rules, folded.value()); !st) return st;
+        // Old and new entries both hold now; the stale ones can go.
+        Status st = delete_stale(cgroup_id, session.rules, folded.value());
+        session.rules = std::move(folded.value());
+        session.policy.rule_count = session.rules.size();
+        if (bpf_map_update_elem(fd(kSessions), &cgroup_id, &session.policy, BPF_EXIST) != 0 && st)
+            st = map_error(kSessions, "cannot update the rule count of " + session_name(cgroup_id));
+        return st;
+    }
+
+    // The entries are deleted outside the lock, as add_session adds them.
     Status remove_session(uint64_t cgroup_id) override {
-        // The policy entry first: from here on the cgroup is denied everything.
-        if (bpf_map_delete_elem(sessions_.get(), &cgroup_id) != 0 && errno != ENOENT)
-            return errno_error("cannot remove session " + std::to_string(cgroup_id));
-        for (const auto& key : rule_keys(cgroup_id)) {
-            if (bpf_map_delete_elem(rules_.get(), &key) != 0 && errno != ENOENT)
-                return errno_error("cannot remove a rule of session " + std::to_string(cgroup_id));
+        std::optional<Installed> mine;
+        {
+            std::lock_guard lock(mu_);
+            if (auto it = installed_.find(cgroup_id); it != installed_.end()) {
+                mine = std::move(it->second);
+                installed_.erase(it);
+            }
         }
-        if (bpf_map_delete_elem(events_.get(), &cgroup_id) != 0 && errno != ENOENT)
-            return errno_error("cannot remove the ring buffer of session " +
-                               std::to_string(cgroup_id));
-        return ok_status();
+        if (!mine) return delete_entries(cgroup_id, walk_rule_keys(cgroup_id));
+        return delete_entries(cgroup_id, keys_of(cgroup_id, mine->rules));
     }
 
     std::vector<uint64_t> session_ids() const override {
         std::vector<uint64_t> ids;
         uint64_t key = 0;
         const void* prev = nullptr;
-        while (bpf_map_get_next_key(sessions_.get(), prev, &key) == 0) {
+        while (bpf_map_get_next_key(fd(kSessions), prev, &key) == 0) {
             ids.push_back(key);
             prev = &key;
         }
         return ids;
     }
 
-    size_t rule_count(uint64_t cgroup_id) const override { return rule_keys(cgroup_id).size(); }
+    size_t rule_count(uint64_t cgroup_id) const override {
+        return walk_rule_keys(cgroup_id).size();
+    }
 
     Result<SessionCounters> counters(uint64_t cgroup_id) const override {
-        session_policy policy{};
-        if (bpf_map_lookup_elem(sessions_.get(), &cgroup_id, &policy) != 0) {
+        session_counters c{};
+        if (bpf_map_lookup_elem(fd(kCounters), &cgroup_id, &c) != 0) {
             int err = errno;
-            return errno_error("cannot read the counters of session " + std::to_string(cgroup_id),
+            return errno_error("cannot read the counters of " + session_name(cgroup_id),
                                err == ENOENT ? "add the session first" : privilege_hint(err));
         }
-        return SessionCounters{policy.egress_dropped, policy.events_lost};
+        return SessionCounters{.egress_dropped = c.egress_dropped,
+                               .events_lost = c.events_lost,
+                               .budget_dropped = c.budget_dropped,
+                               .bytes_sent = c.bytes_sent,
+                               .packets_sent = c.packets_sent,
+                               .unattributed_bytes = c.unattributed_bytes,
+                               .unattributed_packets = c.unattributed_packets};
     }
+
+    Result<std::vector<DestinationCounters>> destinations(uint64_t cgroup_id) const override {
+        if (auto c = counters(cgroup_id); !c) return c.error();
+        std::vector<DestinationCounters> out;
+        for (const auto& key : destination_keys(cgroup_id)) {
+            destination_counters value{};
+            if (bpf_map_lookup_elem(fd(kDestinations), &key, &value) != 0) continue;
+            DestinationCounters d;
+            std::memcpy(d.address.data(), key.addr, d.address.size());
+            d.port = key.port;
+            d.protocol = protocol_name(key.protocol);
+            d.bytes = value.bytes;
+            d.packets = value.packets;
+            out.push_back(std::move(d));
+        }
+        std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) {
+            return a.bytes != b.bytes ? a.bytes > b.bytes : a.packets > b.packets;
+        });
+        return out;
+    }
+
+    NetfilterConfig sizes() const override { return sizes_; }
 
     Result<std::unique_ptr<DenialStream>> watch(uint64_t cgroup_id) override {
         uint32_t map_id = 0;
-        if (bpf_map_lookup_elem(events_.get(), &cgroup_id, &map_id) != 0)
-            return errno_error("no ring buffer for session " + std::to_string(cgroup_id),
+        if (bpf_map_lookup_elem(fd(kEvents), &cgroup_id, &map_id) != 0)
+            return errno_error("no ring buffer for " + session_name(cgroup_id),
                                "add the session first");
         UniqueFd ringbuf(bpf_map_get_fd_by_id(map_id));
         if (!ringbuf.valid())
-            return errno_error(
-                "cannot open the ring buffer of session " + std::to_string(cgroup_id),
-                privilege_hint(errno));
-        UniqueFd sessions(::fcntl(sessions_.get(), F_DUPFD_CLOEXEC, 0));
-        if (!sessions.valid()) return errno_error("cannot duplicate the sessions map descriptor");
-        return RingBufferStream::open(std::move(ringbuf), std::move(sessions), cgroup_id);
+            return errno_error("cannot open the ring buffer of " + session_name(cgroup_id),
+                               privilege_hint(errno));
+        UniqueFd counters(::fcntl(fd(kCounters), F_DUPFD_CLOEXEC, 0));
+        if (!counters.valid()) return errno_error("cannot duplicate the counters map descriptor");
+        return RingBufferStream::open(std::move(ringbuf), std::move(counters), cgroup_id);
     }
 
   private:
-    // The ring buffer, then the rules, then the policy entry that makes the
-    // session visible to the programs.
-    Status insert_session(uint64_t cgroup_id, const std::vector<TrieEntry>& entries) {
-        std::string session = "session " + std::to_string(cgroup_id);
+    int fd(MapIndex map) const { return maps_[map].get(); }
 
-        UniqueFd ringbuf(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "cordon_events", 0, 0,
-                                        CORDON_EVENTS_RINGBUF_SIZE, nullptr));
-        if (!ringbuf.valid())
-            return errno_error("cannot create the ring buffer of " + session,
-                               privilege_hint(errno));
-        uint32_t inner = ringbuf.get();
-        if (bpf_map_update_elem(events_.get(), &cgroup_id, &inner, BPF_NOEXIST) != 0)
-            return errno_error("cannot add the ring buffer of " + session, full_hint());
+    // An error of an update of map, from errno: a full map is named, with
+    // the option that sizes it.
+    Error map_error(MapIndex map, const std::string& what) const {
+        int err = errno;
+        const MapPin& m = kMaps[map];
+        std::string hint;
+        if (err == EEXIST)
+            hint = "the session is already installed";
+        else if (err == E2BIG || err == ENOSPC)
+            hint = std::string("the ") + m.name + " map is full (" +
+                   std::to_string(sizes_.*m.size) + " entries); end sessions or raise " + m.option +
+                   " (pinned maps keep their size until " + pin_dir_ + " is detached)";
+        else
+            hint = privilege_hint(err);
+        return Error{err, what, hint};
+    }
 
-        for (const auto& e : entries) {
-            if (bpf_map_update_elem(rules_.get(), &e.key, &e.value, BPF_NOEXIST) != 0)
-                return errno_error("cannot add rule " + rule_text(e.key) + " of " + session,
-                                   full_hint());
-        }
-
-        session_policy policy{};
-        policy.rule_count = entries.size();
-        if (bpf_map_update_elem(sessions_.get(), &cgroup_id, &policy, BPF_NOEXIST) != 0)
-            return errno_error("cannot add " + session, full_hint());
+    Status delete_key(MapIndex map, const void* key, const std::string& what) const {
+        if (bpf_map_delete_elem(fd(map), key) != 0 && errno != ENOENT)
+            return errno_error(what, privilege_hint(errno));
         return ok_status();
     }
 
-    static std::string full_hint() {
-        if (errno == EEXIST) return "the session is already installed";
-        if (errno == E2BIG || errno == ENOSPC || errno == ENOMEM)
-            return "Cordon's maps hold " + std::to_string(CORDON_MAX_SESSIONS) + " sessions and " +
-                   std::to_string(CORDON_MAX_RULES) + " rules; end sessions first";
-        return privilege_hint(errno);
+    // The ring buffer first: when its slot is taken, the session is someone
+    // else's and nothing is undone. Then counters, rules and, last, the
+    // policy entry that makes the session visible to the programs.
+    Status insert_session(uint64_t cgroup_id, const Installed& session) {
+        UniqueFd ringbuf(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "cordon_events", 0, 0,
+                                        CORDON_EVENTS_RINGBUF_SIZE, nullptr));
+        if (!ringbuf.valid())
+            return errno_error("cannot create the ring buffer of " + session_name(cgroup_id),
+                               privilege_hint(errno));
+        uint32_t inner = ringbuf.get();
+        if (bpf_map_update_elem(fd(kEvents), &cgroup_id, &inner, BPF_NOEXIST) != 0)
+            return map_error(kEvents, "cannot add the ring buffer of " + session_name(cgroup_id) +
+                                          " to the events map");
+        Status st = insert_entries(cgroup_id, session);
+        if (!st) (void)delete_entries(cgroup_id, keys_of(cgroup_id, session.rules));
+        return st;
     }
 
-    static std::string rule_text(const rule_key& key) {
-        profile::Ip6 addr;
-        std::memcpy(addr.data(), key.addr, addr.size());
-        return format_prefix(addr, key.prefixlen - 64);
+    Status insert_entries(uint64_t cgroup_id, const Installed& session) {
+        std::string name = session_name(cgroup_id);
+        session_counters zero{};
+        if (bpf_map_update_elem(fd(kCounters), &cgroup_id, &zero, BPF_NOEXIST) != 0)
+            return map_error(kCounters, "cannot add the counters of " + name);
+        for (const auto& [prefix, value] : session.rules) {
+            rule_key key = detail::trie_key(cgroup_id, prefix);
+            if (bpf_map_update_elem(fd(kRules), &key, &value, BPF_NOEXIST) != 0)
+                return map_error(kRules, "cannot add rule " + prefix_text(prefix) + " of " + name +
+                                             " to the rules map");
+        }
+        if (bpf_map_update_elem(fd(kSessions), &cgroup_id, &session.policy, BPF_NOEXIST) != 0)
+            return map_error(kSessions, "cannot add " + name + " to the sessions map");
+        return ok_status();
     }
 
-    std::vector<rule_key> rule_keys(uint64_t cgroup_id) const {
+    // Writes the entries of fresh that old lacks or holds with other ports.
+    // On failure, puts back what it changed: the session keeps its old rules.
+    Status upsert_rules(uint64_t cgroup_id, const FoldedRules& old, const FoldedRules& fresh) {
+        std::vector<Prefix> written;
+        for (const auto& [prefix, value] : fresh) {
+            auto was = old.find(prefix);
+            if (was != old.end() && detail::same_value(was->second, value)) continue;
+            rule_key key = detail::trie_key(cgroup_id, prefix);
+            if (bpf_map_update_elem(fd(kRules), &key, &value, BPF_ANY) != 0) {
+                Error e = map_error(kRules, "cannot add rule " + prefix_text(prefix) + " of " +
+                                                session_name(cgroup_id) + " to the rules map");
+                restore_rules(cgroup_id, old, written);
+                return e;
+            }
+            written.push_back(prefix);
+        }
+        return ok_status();
+    }
+
+    void restore_rules(uint64_t cgroup_id, const FoldedRules& old,
+                       const std::vector<Prefix>& written) {
+        for (const auto& prefix : written) {
+            rule_key key = detail::trie_key(cgroup_id, prefix);
+            auto was = old.find(prefix);
+            if (was != old.end())
+                (void)bpf_map_update_elem(fd(kRules), &key, &was->second, BPF_ANY);
+            else
+                (void)bpf_map_delete_elem(fd(kRules), &key);
+        }
+    }
+
+    // Deletes the entries of old that fresh has not. One that cannot be
+    // deleted stays in fresh, so that it is still known and removed later.
+    Status delete_stale(uint64_t cgroup_id, const FoldedRules& old, FoldedRules& fresh) {
+        Status first = ok_status();
+        for (const auto& [prefix, value] : old) {
+            if (fresh.count(prefix)) continue;
+            rule_key key = detail::trie_key(cgroup_id, prefix);
+            Status st = delete_key(
+                kRules, &key,
+                "cannot remove rule " + prefix_text(prefix) + " of " + session_name(cgroup_id));
+            if (st) continue;
+            fresh.emplace(prefix, value);
+            if (first) first = st;
+        }
+        return first;
+    }
+
+    // The policy entry first: from then on the cgroup is denied everything.
+    // Every other entry is tried even when one fails; the first error is returned.
+    Status delete_entries(uint64_t cgroup_id, const std::vector<rule_key>& rules) {
+        std::string name = session_name(cgroup_id);
+        Status first = ok_status();
+        auto keep = [&first](Status st) {
+            if (!st && first) first = std::move(st);
+        };
+        keep(delete_key(kSessions, &cgroup_id, "cannot remove " + name));
+        for (const auto& key : rules)
+            keep(delete_key(kRules, &key, "cannot remove a rule of " + name));
+        keep(delete_key(kCounters, &cgroup_id, "cannot remove the counters of " + name));
+        for (const auto& key : destination_keys(cgroup_id))
+            keep(delete_key(kDestinations, &key, "cannot remove a destination of " + name));
+        keep(delete_key(kEvents, &cgroup_id, "cannot remove the ring buffer of " + name));
+        return first;
+    }
+
+    static std::vector<rule_key> keys_of(uint64_t cgroup_id, const FoldedRules& rules) {
+        std::vector<rule_key> keys;
+        keys.reserve(rules.size());
+        for (const auto& entry : rules) keys.push_back(detail::trie_key(cgroup_id, entry.first));
+        return keys;
+    }
+
+    // The session's trie entries as the kernel has them: a walk of the whole
+    // trie, for sessions another process added (and for tests).
+    std::vector<rule_key> walk_rule_keys(uint64_t cgroup_id) const {
         std::vector<rule_key> keys;
         rule_key key{};
         const void* prev = nullptr;
-        while (bpf_map_get_next_key(rules_.get(), prev, &key) == 0) {
+        while (bpf_map_get_next_key(fd(kRules), prev, &key) == 0) {
             if (key.cgroup_id == cgroup_id) keys.push_back(key);
             prev = &key;
         }
         return keys;
     }
 
-    UniqueFd sessions_;
-    UniqueFd rules_;
-    UniqueFd events_;
+    // Egress creates these entries, so only a walk finds them.
+    std::vector<destination_key> destination_keys(uint64_t cgroup_id) const {
+        std::vector<destination_key> keys;
+        destination_key key{};
+        const void* prev = nullptr;
+        while (bpf_map_get_next_key(fd(kDestinations), prev, &key) == 0) {
+            if (key.cgroup_id == cgroup_id) keys.push_back(key);
+            prev = &key;
+        }
+        return keys;
+    }
+
+    std::string pin_dir_;
+    MapFds maps_;
+    NetfilterConfig sizes_;
+    std::mutex mu_;  // guards installed_; held through replace_rules
+    std::map<uint64_t, Installed> installed_;
 };
 
-Result<std::unique_ptr<Netfilter>> open_pinned(const std::string& pin_dir) {
-    auto sessions = open_map_pin(pin_dir, kSessionsPin);
-    if (!sessions) return sessions.error();
-    auto rules = open_map_pin(pin_dir, kRulesPin);
-    if (!rules) return rules.error();
-    auto events = open_map_pin(pin_dir, kEventsPin);
-    if (!events) return events.error();
-    return std::unique_ptr<Netfilter>(new PinnedNetfilter(
-        std::move(sessions.value()), std::move(rules.value()), std::move(events.value())));
+Result<std::unique_ptr<Netfilter>> open_pinned(const std::string& pin_dir,
+                                               const NetfilterConfig& wanted) {
+    MapFds fds;
+    NetfilterConfig sizes{0, 0, 0};
+    for (size_t i = 0; i < kMapCount; i++) {
+        const MapPin& m = kMaps[i];
+        auto map = open_map_pin(pin_dir, m);
+        if (!map) return map.error();
+        if (map->max_entries != wanted.*m.size)
+            logger()->debug(
+                "{}: the pinned {} map holds {} entries, not {}; using the pinned "
+                "size (detach the programs to resize)",
+                pin_dir, m.name, map->max_entries, wanted.*m.size);
+        uint32_t& size = sizes.*m.size;
+        size = size == 0 ? map->max_entries : std::min(size, map->max_entries);
+        fds[i] = std::move(map->fd);
+    }
+    return std::unique_ptr<Netfilter>(new PinnedNetfilter(pin_dir, std::move(fds), sizes));
 }
 
 }  // namespace
 
 Result<std::unique_ptr<Netfilter>> Netfilter::open_or_attach(const std::string& cgroup_dir,
-                                                             const std::string& pin_dir) {
+                                                             const std::string& pin_dir,
+                                                             const NetfilterConfig& config) {
     route_libbpf_logs();
+    if (auto st = check_config(config); !st) return st.error();
 
     mount_default_bpffs(parent_dir(pin_dir));
     if (auto st = check_fs(parent_dir(pin_dir), BPF_FS_MAGIC, "a BPF filesystem",
@@ -666,13 +838,13 @@ Result<std::unique_ptr<Netfilter>> Netfilter::open_or_attach(const std::string& 
         // A loader died half-way: its pins are not a program set to trust.
         if (present != 0) logger()->debug("{}: incomplete pins, attaching again", pin_dir);
         if (auto st = unpin_all(pin_dir); !st) return st.error();
-        if (auto st = load_attach_pin(cgroup_dir, pin_dir); !st) {
+        if (auto st = load_attach_pin(cgroup_dir, pin_dir, config); !st) {
             (void)unpin_all(pin_dir);
             (void)::rmdir(pin_dir.c_str());
             return st.error();
         }
     }
-    return open_pinned(pin_dir);
+    return open_pinned(pin_dir, config);
 }
 
 Status Netfilter::detach(const std::string& pin_dir) {

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,21 +34,55 @@ struct Denial {
     std::string hook;
     // "no-rule", "no-session", "raw-socket", "socket-type" (an inet socket neither TCP nor
     // UDP), "ip-options" (IPv4 options or IPv6 extension headers), "protocol" (a packet
-    // whose TCP or UDP header cannot be read)
+    // whose TCP or UDP header cannot be read), "direct-dns" (port 53 or 853 anywhere but
+    // the session's resolver), "budget" (egress: the session's byte budget is spent)
     std::string reason;
     std::string protocol;  // "tcp", "udp" or "" when neither
     profile::Ip6 address{};
     uint16_t port = 0;
-    // "egress" only: the session's dropped packets so far, this one included. Egress reports
-    // only the drops whose count is a power of two (1, 2, 4, ...), so that a stream the rules
-    // cut does not flood the ring buffer; the others are in counters().
+    // "egress" only: the session's dropped packets so far, this one included ("budget": its
+    // budget drops so far). Egress reports only the drops whose count is a power of two (1, 2,
+    // 4, ...), so that a stream the rules cut does not flood the ring buffer; the others are
+    // in counters().
     uint64_t drops = 0;
 };
 
 // What the kernel counted for one session since it was added.
 struct SessionCounters {
-    uint64_t egress_dropped = 0;  // packets the egress program dropped
+    uint64_t egress_dropped = 0;  // packets the egress program dropped, budget drops included
     uint64_t events_lost = 0;     // denials not reported: the ring buffer was full
+    uint64_t budget_dropped = 0;  // packets dropped because the byte budget was spent
+    uint64_t bytes_sent = 0;      // IP bytes of the packets egress allowed
+    uint64_t packets_sent = 0;    // packets egress allowed
+    // Of bytes_sent and packets_sent, those the destinations map had no room for.
+    uint64_t unattributed_bytes = 0;
+    uint64_t unattributed_packets = 0;
+};
+
+// What one session sent to one destination (allowed packets only).
+struct DestinationCounters {
+    profile::Ip6 address{};
+    uint16_t port = 0;
+    std::string protocol;  // "tcp" or "udp"
+    uint64_t bytes = 0;
+    uint64_t packets = 0;
+};
+
+// The session's DNS resolver, run by the supervisor: the only address and
+// port a session may reach on port 53 or 853, and it needs no rule.
+struct Resolver {
+    profile::Ip6 address{};  // v4-mapped for IPv4, e.g. ::ffff:127.53.0.1
+    uint16_t port = 53;
+};
+// A session without a resolver: every destination on port 53 or 853 is denied.
+inline constexpr std::nullopt_t kNoResolver = std::nullopt;
+
+// Map sizes, set before the programs are loaded. Pinned programs keep the
+// sizes they were loaded with: change these, then detach, to resize.
+struct NetfilterConfig {
+    uint32_t max_sessions = 4096;       // CORDON_MAX_SESSIONS
+    uint32_t max_rules = 1u << 20;      // CORDON_MAX_RULES: trie entries, all sessions
+    uint32_t max_destinations = 65536;  // CORDON_MAX_DESTINATIONS, all sessions
 };
 
 // The denials of one session, read from its own ring buffer.
@@ -66,21 +101,37 @@ class DenialStream {
 class Netfilter {
   public:
     // Opens the programs pinned under pin_dir, or, when none are, loads the
-    // embedded skeleton, attaches it to cgroup_dir and pins it there.
-    // Fails with a message that names the step and a hint.
+    // embedded skeleton with config's map sizes, attaches it to cgroup_dir
+    // and pins it there. Pinned maps keep their sizes (a debug log says so
+    // when they differ from config). Fails with a message that names the
+    // step and a hint.
     static Result<std::unique_ptr<Netfilter>> open_or_attach(const std::string& cgroup_dir,
-                                                             const std::string& pin_dir);
+                                                             const std::string& pin_dir,
+                                                             const NetfilterConfig& config = {});
 
     // Detaches and unpins everything under pin_dir, then removes the
     // directory. For tests and uninstall.
     static Status detach(const std::string& pin_dir);
 
-    // Installs a session: its ring buffer for denials, its rules, then its
-    // policy entry (last, so the session is never half-visible). Rules are
-    // folded here (see Rule).
-    virtual Status add_session(uint64_t cgroup_id, const std::vector<Rule>& rules) = 0;
+    // Installs a session: its ring buffer for denials, its counters, its
+    // rules, then its policy entry (last, so the session is never
+    // half-visible). Rules are folded here (see Rule). resolver is the only
+    // destination the session may reach on port 53 or 853 (kNoResolver:
+    // none); egress_budget caps the bytes it may send (0: no cap). A full
+    // map is an error that names it; nothing of the session is left.
+    virtual Status add_session(uint64_t cgroup_id, const std::vector<Rule>& rules,
+                               const std::optional<Resolver>& resolver, uint64_t egress_budget) = 0;
 
-    // Removes every entry keyed by cgroup_id; missing entries are not errors.
+    // Replaces the rules of a session this object added, applying only the
+    // difference: new and changed trie entries first, then the stale ones
+    // are deleted, so an address both sets allow is allowed throughout. On
+    // failure (a full map) the session's old rules are restored. Safe to
+    // call from any thread, as add_session and remove_session are (for
+    // different sessions; one session's calls must not overlap).
+    virtual Status replace_rules(uint64_t cgroup_id, const std::vector<Rule>& rules) = 0;
+
+    // Removes every entry keyed by cgroup_id (policy, rules, counters,
+    // destinations, ring buffer); missing entries are not errors.
     virtual Status remove_session(uint64_t cgroup_id) = 0;
 
     // Cgroup ids that have a policy entry, for cleaning up after a crash.
@@ -91,6 +142,12 @@ class Netfilter {
 
     // The session's counters, readable while it runs.
     virtual Result<SessionCounters> counters(uint64_t cgroup_id) const = 0;
+
+    // What the session sent to each destination, most bytes first.
+    virtual Result<std::vector<DestinationCounters>> destinations(uint64_t cgroup_id) const = 0;
+
+    // The map sizes in force: those of the pinned maps.
+    virtual NetfilterConfig sizes() const = 0;
 
     // Opens the session's ring buffer, created by add_session.
     virtual Result<std::unique_ptr<DenialStream>> watch(uint64_t cgroup_id) = 0;

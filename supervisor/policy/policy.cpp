@@ -130,6 +130,7 @@ EffectivePolicy compute_policy(const Profile& profile, TimePoint now, const Reso
     for (const ResolvedEndpoint& resolved : policy.endpoints) add_rules(resolved, policy.rules);
     policy.credentials.assign(credentials.begin(), credentials.end());
     policy.deadline = deadline_of(profile, now);
+    policy.egress_budget = profile.egress_budget.value_or(0);
     return policy;
 }
 

@@ -65,6 +65,7 @@ struct EffectivePolicy {
     std::vector<DnsName> dns_names;           // hostname endpoints of allowed tools
     std::vector<std::string> credentials;     // needed by allowed tools, sorted, distinct
     profile::TimePoint deadline;              // min(expiresAt, now + maxDuration)
+    uint64_t egress_budget = 0;               // session.egressBudget in bytes; 0: none
 };
 
 // The kind of non-public range addr is in: "unspecified", "loopback",

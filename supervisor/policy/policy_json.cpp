@@ -98,7 +98,7 @@ json credentials_json(const EffectivePolicy& policy, const profile::Profile& pro
 
 nlohmann::json to_json(const EffectivePolicy& policy, const profile::Profile& profile) {
     const profile::Identity& id = profile.identity;
-    return {
+    json out = {
         {"agent",
          {{"agentId", id.agent_id},
           {"agentType", id.agent_type},
@@ -113,6 +113,8 @@ nlohmann::json to_json(const EffectivePolicy& policy, const profile::Profile& pr
           {"deny", profile.syscalls.deny}}},
         {"ruleCount", policy.rules.size()},
     };
+    if (policy.egress_budget) out["egressBudget"] = policy.egress_budget;
+    return out;
 }
 
 nlohmann::json start_fields(const EffectivePolicy& policy, pid_t pid) {

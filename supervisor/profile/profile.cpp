@@ -143,10 +143,36 @@ void read_pass_environment(const json& value, const std::string& path, Profile& 
     out.pass_environment = read_name_list(value, path, env_name_rule());
 }
 
-constexpr std::array<Field<Profile>, 3> kSessionFields{{
+// A size string ("10M") or a plain number of bytes, either as a string or
+// as a JSON integer.
+void read_egress_budget(const json& value, const std::string& path, Profile& out) {
+    uint64_t bytes = 0;
+    if (value.is_number_unsigned()) {
+        bytes = value.get<uint64_t>();
+    } else if (value.is_number_integer()) {
+        if (value.get<int64_t>() < 0)
+            throw ProfileError(path, "is negative (expected a positive size such as \"10M\")");
+        bytes = value.get<uint64_t>();
+    } else {
+        const std::string& text = read_string(value, path, "a size string such as \"10M\"");
+        try {
+            bytes = parse_size(text);
+        } catch (const std::invalid_argument& e) {
+            throw ProfileError(path, e.what());
+        }
+    }
+    if (bytes == 0)
+        throw ProfileError(path,
+                           "is zero (expected a positive size; leave egressBudget out for "
+                           "no budget)");
+    out.egress_budget = bytes;
+}
+
+constexpr std::array<Field<Profile>, 4> kSessionFields{{
     {"maxDuration", false, "a duration such as \"30m\"", read_max_duration},
     {"user", false, "a user name such as \"cordon-agent\"", read_user},
     {"passEnvironment", false, "an array of variable names", read_pass_environment},
+    {"egressBudget", false, "a size such as \"10M\"", read_egress_budget},
 }};
 
 // Tools ----------------------------------------------------------------------

@@ -95,6 +95,8 @@ struct Profile {
     // session.passEnvironment: variables of the launcher's environment the
     // agent may see, beyond the locale and terminal ones it always gets.
     std::vector<std::string> pass_environment;
+    // session.egressBudget: bytes the session may send in all; unset: no cap.
+    std::optional<uint64_t> egress_budget;
     std::vector<std::string> allowed_tools;
     std::vector<std::string> denied_tools;
     std::vector<std::string> approval_required;
@@ -130,6 +132,10 @@ Profile load_profile(const std::string& file, TimePoint now);
 
 // "30m", "1h30m", "45s", "2h", "1d": a duration. Throws std::invalid_argument.
 std::chrono::seconds parse_duration(const std::string& text);
+
+// "65536", "512K", "10M", "1G", "2T": a size in bytes, units binary (K is
+// 1024). Throws std::invalid_argument.
+uint64_t parse_size(const std::string& text);
 
 // RFC 3339 date-time ("2027-01-31T00:00:00Z", "...+02:00", fractional
 // seconds allowed). Throws std::invalid_argument.

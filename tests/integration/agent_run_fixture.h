@@ -206,9 +206,11 @@ class AgentRunTest : public ::testing::Test {
         return path;
     }
 
-    // Starts agent-run; returns its pid. Output goes to files in dir_.
+    // Starts agent-run (behind wrapper_, when set); returns its pid. Output
+    // goes to files in dir_, stdio_ descriptors replace those that are set.
     pid_t start(const std::vector<std::string>& args) {
-        std::vector<std::string> full = {CORDON_AGENT_RUN};
+        std::vector<std::string> full = wrapper_;
+        full.push_back(CORDON_AGENT_RUN);
         full.insert(full.end(), args.begin(), args.end());
         std::vector<char*> argv;
         for (auto& a : full) argv.push_back(a.data());
@@ -234,14 +236,14 @@ class AgentRunTest : public ::testing::Test {
 
         posix_spawn_file_actions_t actions;
         posix_spawn_file_actions_init(&actions);
+        std::string out = (dir_ / "stdout").string(), err = (dir_ / "stderr").string();
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-        posix_spawn_file_actions_addopen(&actions, 1, (dir_ / "stdout").c_str(),
-                                         O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (stderr_fd_ >= 0)
-            posix_spawn_file_actions_adddup2(&actions, stderr_fd_, 2);
-        else
-            posix_spawn_file_actions_addopen(&actions, 2, (dir_ / "stderr").c_str(),
-                                             O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        posix_spawn_file_actions_addopen(&actions, 1, out.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                         0644);
+        posix_spawn_file_actions_addopen(&actions, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                         0644);
+        for (int fd = 0; fd < 3; ++fd)
+            if (stdio_[fd] >= 0) posix_spawn_file_actions_adddup2(&actions, stdio_[fd], fd);
         posix_spawnattr_t attr;
         posix_spawnattr_init(&attr);
         // A process group of its own is never orphaned: stop signals apply to it.
@@ -302,7 +304,11 @@ class AgentRunTest : public ::testing::Test {
     fs::path dir_;
     fs::path audit_log_;
     std::vector<std::string> extra_env_;  // NAME=value, replacing the test's own NAME
-    int stderr_fd_ = -1;              // agent-run's stderr when set; else the file dir_/stderr
+    // A command agent-run is started through (argv[0] a full path), e.g.
+    // one that enters a network namespace first.
+    std::vector<std::string> wrapper_;
+    // Descriptors to give agent-run as stdin, stdout, stderr; -1: the default.
+    int stdio_[3] = {-1, -1, -1};
     bool own_process_group_ = false;  // start agent-run in a process group of its own
 };
 

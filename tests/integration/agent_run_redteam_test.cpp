@@ -108,7 +108,7 @@ TEST_F(AgentRunTest, ClosedStderrPipeDoesNotSaveTheAgentFromItsDeadline) {
     int p[2];
     ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
     UniqueFd reader(p[0]), writer(p[1]);
-    stderr_fd_ = writer.get();
+    stdio_[2] = writer.get();
     pid_t pid = start({"--audit-log", "-", "--profile", profile, "--", "sh", "-c",
                        "echo $$ > " + pidfile.string() + "; exec sleep 300"});
     writer.reset();

@@ -20,146 +20,15 @@
 
 #include <gtest/gtest.h>
 
-#include "bpf/netfilter/netfilter.h"
-#include "cgroup/cgroup.h"
-#include "netfilter/netfilter.h"
-#include "netfilter_probe.h"
+#include "netfilter_fixture.h"
 
 namespace cordon::netfilter {
 namespace {
 
-using cordon::testing::ip;
-using cordon::testing::kProbeComm;
-using cordon::testing::Listener;
-using cordon::testing::run_probe;
 using namespace cordon::testing;
 
-Rule rule(const std::string& addr, uint8_t prefix_len, uint16_t first, uint16_t last,
-          uint8_t protocols = CORDON_PROTO_TCP) {
-    Rule r;
-    r.address = ip(addr);
-    r.prefix_len = prefix_len;
-    r.ports = {first, last};
-    r.protocols = protocols;
-    return r;
-}
-
-// Where bpffs belongs. A host without it gets it mounted, as systemd does at boot.
-bool ensure_bpffs() {
-    struct statfs fs;
-    if (statfs("/sys/fs/bpf", &fs) == 0 && fs.f_type == BPF_FS_MAGIC) return true;
-    return mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700") == 0;
-}
-
-class NetfilterTest : public ::testing::Test {
-  protected:
-    void SetUp() override {
-        if (geteuid() != 0) GTEST_SKIP() << "needs root to load BPF programs and make cgroups";
-        ASSERT_TRUE(ensure_bpffs()) << "cannot mount bpffs at /sys/fs/bpf";
-        auto mount = cgroup::find_cgroup2_mount();
-        ASSERT_TRUE(mount) << mount.error().message();
-        std::string name = "cordon-test-nf-" + std::to_string(getpid());
-        root_ = mount.value() + "/" + name;
-        pin_dir_ = "/sys/fs/bpf/" + name;
-        ASSERT_TRUE(cgroup::ensure_dir(root_));
-        auto nf = Netfilter::open_or_attach(root_, pin_dir_);
-        ASSERT_TRUE(nf) << nf.error().message();
-        nf_ = std::move(nf.value());
-    }
-
-    void TearDown() override {
-        for (auto& cg : cgroups_) {
-            if (nf_) {
-                EXPECT_TRUE(nf_->remove_session(cg.id()));
-            }
-            EXPECT_TRUE(cg.destroy());
-        }
-        nf_.reset();
-        if (!pin_dir_.empty()) {
-            auto st = Netfilter::detach(pin_dir_);
-            EXPECT_TRUE(st) << st.error().message();
-            struct stat s;
-            EXPECT_NE(stat(pin_dir_.c_str(), &s), 0) << pin_dir_ << " left behind";
-        }
-        if (!root_.empty()) rmdir(root_.c_str());
-    }
-
-    // A cgroup under the test root; with rules, a session too.
-    const cgroup::SessionCgroup& make_cgroup(const std::string& name) {
-        auto cg = cgroup::SessionCgroup::create(root_, name);
-        EXPECT_TRUE(cg) << cg.error().message();
-        cgroups_.push_back(std::move(cg.value()));
-        return cgroups_.back();
-    }
-
-    const cgroup::SessionCgroup& make_session(const std::string& name,
-                                              const std::vector<Rule>& rules) {
-        const auto& cg = make_cgroup(name);
-        auto st = nf_->add_session(cg.id(), rules);
-        EXPECT_TRUE(st) << st.error().message();
-        return cg;
-    }
-
-    std::vector<Denial> drain(uint64_t cgroup_id) {
-        std::vector<Denial> out;
-        auto stream = nf_->watch(cgroup_id);
-        EXPECT_TRUE(stream) << stream.error().message();
-        if (!stream) return out;
-        auto n = stream.value()->drain([&](const Denial& d) { out.push_back(d); });
-        EXPECT_TRUE(n) << n.error().message();
-        return out;
-    }
-
-    // The probe was denied with EPERM, and exactly one event says so.
-    void expect_denied(const cgroup::SessionCgroup& cg, const ProbeResult& r,
-                       const std::string& hook, const std::string& addr, uint16_t port,
-                       const std::string& protocol, const std::string& reason = "no-rule") {
-        EXPECT_EQ(r.status, EPERM) << "pid " << r.pid;
-        auto events = drain(cg.id());
-        ASSERT_EQ(events.size(), 1u) << "denials reported for " << hook << " " << addr;
-        const Denial& d = events[0];
-        EXPECT_EQ(d.cgroup_id, cg.id());
-        EXPECT_EQ(d.pid, static_cast<uint32_t>(r.pid));
-        EXPECT_EQ(d.comm, kProbeComm);
-        EXPECT_EQ(d.hook, hook);
-        EXPECT_EQ(d.reason, reason);
-        EXPECT_EQ(d.protocol, protocol);
-        EXPECT_EQ(d.address, ip(addr)) << "expected " << addr;
-        EXPECT_EQ(d.port, port);
-        EXPECT_EQ(d.drops, 0u);
-    }
-
-    // One egress event: no task behind it, the session's drop count so far.
-    void expect_egress(const Denial& d, const cgroup::SessionCgroup& cg, const std::string& addr,
-                       uint16_t port, const std::string& protocol, const std::string& reason,
-                       uint64_t drops) {
-        EXPECT_EQ(d.cgroup_id, cg.id());
-        EXPECT_EQ(d.hook, "egress");
-        EXPECT_EQ(d.reason, reason);
-        EXPECT_EQ(d.pid, 0u);
-        EXPECT_EQ(d.comm, "");
-        EXPECT_EQ(d.address, ip(addr)) << "expected " << addr;
-        EXPECT_EQ(d.port, port);
-        EXPECT_EQ(d.protocol, protocol);
-        EXPECT_EQ(d.drops, drops);
-    }
-
-    SessionCounters counters(const cgroup::SessionCgroup& cg) {
-        auto c = nf_->counters(cg.id());
-        EXPECT_TRUE(c) << c.error().message();
-        return c ? c.value() : SessionCounters{};
-    }
-
-    void expect_allowed(const cgroup::SessionCgroup& cg, const ProbeResult& r, int status = 0) {
-        EXPECT_EQ(r.status, status) << "pid " << r.pid;
-        EXPECT_TRUE(drain(cg.id()).empty());
-    }
-
-    std::string root_;
-    std::string pin_dir_;
-    std::unique_ptr<Netfilter> nf_;
-    std::deque<cgroup::SessionCgroup> cgroups_;  // deque: references stay valid
-};
+using NetfilterTest = testing::NetfilterFixture;
+using testing::rule;
 
 TEST_F(NetfilterTest, AllowedTcpConnectSucceeds) {
     const auto& s = make_session("s", {rule("127.0.0.1", 128, 8080, 8080)});
@@ -217,9 +86,9 @@ TEST_F(NetfilterTest, UdpSendtoAndConnect) {
     r = run_probe(s.path(), {}, [] { return udp_sendto("127.0.0.1", 5354); });
     expect_denied(s, r, "sendmsg4", "127.0.0.1", 5354, "udp");
     r = run_probe(s.path(), {}, [] { return udp_sendto("::1", 53); });
-    expect_denied(s, r, "sendmsg6", "::1", 53, "udp");
+    expect_denied(s, r, "sendmsg6", "::1", 53, "udp", "direct-dns");
     r = run_probe(s.path(), {}, [] { return udp_sendto("8.8.8.8", 53); });
-    expect_denied(s, r, "sendmsg4", "8.8.8.8", 53, "udp");
+    expect_denied(s, r, "sendmsg4", "8.8.8.8", 53, "udp", "direct-dns");
     r = run_probe(s.path(), {}, [] { return udp_connect("127.0.0.2", 5353); });
     expect_denied(s, r, "connect4", "127.0.0.2", 5353, "udp");
 }
@@ -286,7 +155,7 @@ TEST_F(NetfilterTest, TooManyPortRangesIsAnErrorNotAnAllow) {
     std::vector<Rule> rules = {rule("127.0.0.0", 96 + 8, 1000, 1000)};
     for (uint16_t i = 1; i <= CORDON_MAX_PORT_RANGES; i++)
         rules.push_back(rule("127.0.0.1", 128, 1000 + 2 * i, 1000 + 2 * i));
-    auto st = nf_->add_session(cg.id(), rules);
+    auto st = nf_->add_session(cg.id(), rules, kNoResolver, 0);
     ASSERT_FALSE(st);
     EXPECT_NE(st.error().message().find("too many port ranges for 127.0.0.1/32"), std::string::npos)
         << st.error().message();
@@ -298,7 +167,7 @@ TEST_F(NetfilterTest, TooManyPortRangesIsAnErrorNotAnAllow) {
     rules.resize(1);
     for (uint16_t i = 1; i <= 2 * CORDON_MAX_PORT_RANGES; i++)
         rules.push_back(rule("127.0.0.1", 128, 1000 + i, 1000 + i));
-    st = nf_->add_session(cg.id(), rules);
+    st = nf_->add_session(cg.id(), rules, kNoResolver, 0);
     EXPECT_TRUE(st) << st.error().message();
 }
 
@@ -423,7 +292,7 @@ TEST_F(NetfilterTest, SecondOpenUsesThePinsAndDetachLetsGo) {
     auto reopened = Netfilter::open_or_attach(root_, pin_dir_);
     ASSERT_TRUE(reopened) << reopened.error().message();
     nf_ = std::move(reopened.value());
-    ASSERT_TRUE(nf_->add_session(s.id(), {rule("127.0.0.1", 128, 80, 80)}));
+    ASSERT_TRUE(nf_->add_session(s.id(), {rule("127.0.0.1", 128, 80, 80)}, kNoResolver, 0));
 }
 
 TEST_F(NetfilterTest, ErrorsNameTheStepAndAHint) {
@@ -1016,7 +885,7 @@ TEST_F(NetfilterTest, ConnectionOpenedBeforeAPolicyChangeIsCut) {
             rec->before_change = wait_for(server, POLLIN, 1000) ? recv(server, buf, 8, 0) : 0;
             // What a supervisor does to change a live session's rules.
             if (!nf_->remove_session(id) ||
-                !nf_->add_session(id, {rule("127.0.0.1", 128, 9999, 9999)}))
+                !nf_->add_session(id, {rule("127.0.0.1", 128, 9999, 9999)}, kNoResolver, 0))
                 return kProbeSetupFailed;
             send(client, "b", 1, 0);
             rec->after_change = wait_for(server, POLLIN, 1000) ? recv(server, buf, 8, 0) : 0;

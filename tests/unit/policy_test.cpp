@@ -234,6 +234,18 @@ TEST(Policy, CheckJsonIsTheWholeDecision) {
     EXPECT_EQ(out, expected) << out.dump(2);
 }
 
+TEST(Policy, EgressBudgetPassesThrough) {
+    json doc = support_doc();
+    EffectivePolicy none = compute_policy(parse_profile(doc, kNow), kNow, no_dns());
+    EXPECT_EQ(none.egress_budget, 0u);
+    doc["session"]["egressBudget"] = "512K";
+    Profile p = parse_profile(doc, kNow);
+    EffectivePolicy capped = compute_policy(p, kNow, no_dns());
+    EXPECT_EQ(capped.egress_budget, 512u * 1024);
+    EXPECT_EQ(to_json(capped, p)["egressBudget"], 512 * 1024);
+    EXPECT_FALSE(to_json(none, p).contains("egressBudget"));
+}
+
 TEST(Policy, CheckJsonWritesPrefixesAndRanges) {
     FakeResolver dns{{{"search.example", {v4(192, 0, 2, 1)}}}, {}};
     Profile p = parse_profile(research_doc(), kNow);

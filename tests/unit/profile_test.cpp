@@ -256,6 +256,76 @@ TEST(FormatIp, V4MappedPrintsAsIpv4) {
     EXPECT_EQ(format_ip(parse_endpoint("[2001:DB8:0:0::1]:1").address), "2001:db8::1");
 }
 
+// ---- sizes -------------------------------------------------------------------
+
+TEST(Size, ParsesBytesAndBinaryUnits) {
+    EXPECT_EQ(parse_size("0"), 0u);
+    EXPECT_EQ(parse_size("65536"), 65536u);
+    EXPECT_EQ(parse_size("512K"), 512u * 1024);
+    EXPECT_EQ(parse_size("10M"), 10u * 1024 * 1024);
+    EXPECT_EQ(parse_size("1G"), 1ull << 30);
+    EXPECT_EQ(parse_size("2T"), 2ull << 40);
+    EXPECT_EQ(parse_size("18446744073709551615"), UINT64_MAX);
+}
+
+TEST(Size, RefusesMalformed) {
+    for (const char* text : {"", "K", "10k", "10MB", "10 M", " 10M", "1.5G", "-1", "0x10",
+                             "18446744073709551616", "16777216T"}) {
+        EXPECT_THROW(parse_size(text), std::invalid_argument) << text;
+    }
+}
+
+TEST(Size, MessageNamesTheProblem) {
+    const std::string expected =
+        " (expected bytes or a number and a unit K, M, G or T, powers of 1024: 65536, 512K, 10M, "
+        "1G)";
+    auto message = [](const std::string& text) {
+        try {
+            parse_size(text);
+        } catch (const std::invalid_argument& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    EXPECT_EQ(message("10MB"),
+              "\"10MB\" is not a size: only one unit letter may follow the "
+              "number" +
+                  expected);
+    EXPECT_EQ(message("10P"), "\"10P\" is not a size: unit 'P' is unknown" + expected);
+    EXPECT_EQ(message("M"), "\"M\" is not a size: a number is missing" + expected);
+    EXPECT_EQ(message("99999999T"), "\"99999999T\" is not a size: too large" + expected);
+}
+
+TEST(Profile, EgressBudgetAsSizeOrNumber) {
+    EXPECT_FALSE(parse_profile(base_profile(), kNow).egress_budget.has_value());
+    Profile p = parse_profile(with(base_profile(), "/session/egressBudget", "10M"), kNow);
+    EXPECT_EQ(p.egress_budget, 10u * 1024 * 1024);
+    p = parse_profile(with(base_profile(), "/session/egressBudget", "4096"), kNow);
+    EXPECT_EQ(p.egress_budget, 4096u);
+    p = parse_profile(with(base_profile(), "/session/egressBudget", 65536), kNow);
+    EXPECT_EQ(p.egress_budget, 65536u);
+}
+
+TEST(ProfileErrors, EgressBudget) {
+    const std::string units =
+        " (expected bytes or a number and a unit K, M, G or T, powers of 1024: 65536, 512K, 10M, "
+        "1G)";
+    expect_error(with(base_profile(), "/session/egressBudget", "10MiB"), "session.egressBudget",
+                 "\"10MiB\" is not a size: only one unit letter may follow the number" + units);
+    expect_error(with(base_profile(), "/session/egressBudget", "ten"), "session.egressBudget",
+                 "\"ten\" is not a size: a number is missing" + units);
+    expect_error(with(base_profile(), "/session/egressBudget", "0K"), "session.egressBudget",
+                 "is zero (expected a positive size; leave egressBudget out for no budget)");
+    expect_error(with(base_profile(), "/session/egressBudget", 0), "session.egressBudget",
+                 "is zero (expected a positive size; leave egressBudget out for no budget)");
+    expect_error(with(base_profile(), "/session/egressBudget", -5), "session.egressBudget",
+                 "is negative (expected a positive size such as \"10M\")");
+    expect_error(with(base_profile(), "/session/egressBudget", 1.5), "session.egressBudget",
+                 "expected a size string such as \"10M\", got number");
+    expect_error(with(base_profile(), "/session/egressBudget", true), "session.egressBudget",
+                 "expected a size string such as \"10M\", got boolean");
+}
+
 // ---- the document: valid ---------------------------------------------------
 
 TEST(Profile, ParsesEveryField) {
@@ -354,7 +424,7 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
     expect_error(with(base_profile(), "/identity/name", "x"), "identity.name",
                  "unknown key (expected one of: agentId, agentType, version, expiresAt)");
     expect_error(with(base_profile(), "/session/idle", "1m"), "session.idle",
-                 "unknown key (expected one of: maxDuration, user, passEnvironment)");
+                 "unknown key (expected one of: maxDuration, user, passEnvironment, egressBudget)");
     expect_error(with(base_profile(), "/tools/lookup_order/url", "x"), "tools.lookup_order.url",
                  "unknown key (expected one of: endpoints, credentials, risk, description)");
     expect_error(with(base_profile(), "/credentials/orders_token/value", "x"),
@@ -437,7 +507,8 @@ TEST(ProfileErrors, MaxDuration) {
     expect_error(with(base_profile(), "/session/maxDuration", 1800), "session.maxDuration",
                  "expected a duration string such as \"30m\", got number");
     expect_error(with(base_profile(), "/session", "30m"), "session",
-                 "expected an object with keys maxDuration, user, passEnvironment, got string");
+                 "expected an object with keys maxDuration, user, passEnvironment, egressBudget, "
+                 "got string");
 }
 
 TEST(Time, OffsetsAndRangeAreChecked) {

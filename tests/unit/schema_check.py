@@ -63,6 +63,9 @@ INVALID = {
     "source empty": lambda d: d["credentials"]["c1"].update(source={}),
     "deliver env with dash": lambda d: d["credentials"]["c1"].update(deliver={"env": "A-B"}),
     "syscall in capitals": lambda d: d.update(syscalls={"deny": ["PTRACE"]}),
+    "egressBudget with an unknown unit": lambda d: d.update(session={"egressBudget": "10MB"}),
+    "egressBudget zero": lambda d: d.update(session={"egressBudget": "0K"}),
+    "egressBudget negative": lambda d: d.update(session={"egressBudget": -1}),
 }
 
 

@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+// Folding of a session's rules into rules trie entries. An LPM lookup
+// returns only the longest match, so without folding a /32 would hide the
+// ports of the /8 that covers it: each entry carries the ports of every
+// shorter prefix of the session that covers it.
+#include "netfilter/fold.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+namespace cordon::netfilter::detail {
+namespace {
+
+struct PortSpan {
+    uint16_t first;
+    uint16_t last;
+    uint8_t protocols;
+};
+
+profile::Ip6 masked(const profile::Ip6& addr, unsigned prefix_len) {
+    profile::Ip6 out{};
+    for (unsigned i = 0; i < out.size(); i++) {
+        unsigned bits = prefix_len > i * 8 ? std::min(8u, prefix_len - i * 8) : 0;
+        out[i] = addr[i] & static_cast<uint8_t>(0xff00 >> bits);
+    }
+    return out;
+}
+
+// Merges overlapping and adjacent ranges per protocol, then joins the
+// protocols of identical ranges, so that entries use as few slots as they can.
+std::vector<PortSpan> merge_spans(const std::vector<PortSpan>& spans) {
+    std::map<std::pair<uint16_t, uint16_t>, uint8_t> joined;
+    for (uint8_t proto : {uint8_t{CORDON_PROTO_TCP}, uint8_t{CORDON_PROTO_UDP}}) {
+        std::vector<std::pair<uint16_t, uint16_t>> ranges;
+        for (const auto& s : spans)
+            if (s.protocols & proto) ranges.emplace_back(s.first, s.last);
+        std::sort(ranges.begin(), ranges.end());
+        std::vector<std::pair<uint16_t, uint16_t>> merged;
+        for (const auto& r : ranges) {
+            if (!merged.empty() && r.first <= merged.back().second + 1)
+                merged.back().second = std::max(merged.back().second, r.second);
+            else
+                merged.push_back(r);
+        }
+        for (const auto& r : merged) joined[r] |= proto;
+    }
+    std::vector<PortSpan> out;
+    for (const auto& [range, protocols] : joined)
+        out.push_back({range.first, range.second, protocols});
+    return out;
+}
+
+Status check_rule(const Rule& r) {
+    if (r.prefix_len > 128 || r.ports.first > r.ports.last ||
+        (r.protocols & ~(CORDON_PROTO_TCP | CORDON_PROTO_UDP)) || r.protocols == 0)
+        return plain_error("invalid rule for " + format_prefix(r.address, r.prefix_len),
+                           "prefix length at most 128, first port <= last, tcp or udp");
+    return ok_status();
+}
+
+Result<rule_value> to_value(const Prefix& prefix, const std::vector<PortSpan>& spans) {
+    if (spans.size() > CORDON_MAX_PORT_RANGES)
+        return plain_error(
+            "too many port ranges for " + format_prefix(prefix.first, prefix.second) + ": " +
+                std::to_string(spans.size()) + " with those of the prefixes covering it",
+            "at most " + std::to_string(CORDON_MAX_PORT_RANGES) +
+                " per address; merge ranges or split the endpoints");
+    rule_value value{};
+    value.count = spans.size();
+    for (size_t i = 0; i < spans.size(); i++) {
+        value.port_first[i] = spans[i].first;
+        value.port_last[i] = spans[i].last;
+        value.protocols[i] = spans[i].protocols;
+    }
+    return value;
+}
+
+}  // namespace
+
+Result<FoldedRules> fold_rules(const std::vector<Rule>& rules) {
+    std::map<Prefix, std::vector<PortSpan>> prefixes;
+    std::set<unsigned> lengths;
+    for (const auto& r : rules) {
+        if (auto st = check_rule(r); !st) return st.error();
+        prefixes[{masked(r.address, r.prefix_len), r.prefix_len}].push_back(
+            {r.ports.first, r.ports.last, r.protocols});
+        lengths.insert(r.prefix_len);
+    }
+
+    // The covering prefixes of each one are found by masking it to each
+    // shorter length in use: O(rules x lengths), not O(rules^2).
+    FoldedRules folded;
+    for (const auto& [prefix, own] : prefixes) {
+        std::vector<PortSpan> spans = own;
+        for (unsigned len : lengths) {
+            if (len >= prefix.second) break;
+            auto shorter = prefixes.find({masked(prefix.first, len), len});
+            if (shorter != prefixes.end())
+                spans.insert(spans.end(), shorter->second.begin(), shorter->second.end());
+        }
+        auto value = to_value(prefix, merge_spans(spans));
+        if (!value) return value.error();
+        folded.emplace(prefix, value.value());
+    }
+    return folded;
+}
+
+rule_key trie_key(uint64_t cgroup_id, const Prefix& prefix) {
+    rule_key key{};
+    key.prefixlen = 64 + prefix.second;
+    key.cgroup_id = cgroup_id;
+    std::memcpy(key.addr, prefix.first.data(), sizeof(key.addr));
+    return key;
+}
+
+std::string format_prefix(const profile::Ip6& addr, unsigned prefix_len) {
+    static constexpr uint8_t kV4Mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    char text[INET6_ADDRSTRLEN] = "?";
+    if (prefix_len >= 96 && std::memcmp(addr.data(), kV4Mapped, 12) == 0) {
+        ::inet_ntop(AF_INET, addr.data() + 12, text, sizeof(text));
+        return std::string(text) + "/" + std::to_string(prefix_len - 96);
+    }
+    ::inet_ntop(AF_INET6, addr.data(), text, sizeof(text));
+    return std::string(text) + "/" + std::to_string(prefix_len);
+}
+
+bool same_value(const rule_value& a, const rule_value& b) {
+    return std::memcmp(&a, &b, sizeof(a)) == 0;
+}
+
+}  // namespace cordon::netfilter::detail
