@@ -190,8 +190,8 @@ Result<SessionCgroup> SessionCgroup::create(const std::string& root, const std::
         if (cg.lock_dir_fd_.valid()) ::unlinkat(cg.lock_dir_fd_.get(), cg.lock_name_.c_str(), 0);
         return e;
     }
-    // From here a failure leaves a cgroup whose lock dies with us: the next
-    // reaper removes it.
+    // From here a failure leaves the cgroup behind, but its lock file is
+    // released as cg goes out of scope: the next reaper removes both.
     cg.dir_fd_.reset(::open(cg.path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!cg.dir_fd_.valid()) return errno_error("cannot open cgroup " + cg.path_);
     if (!label.empty() &&
