@@ -2,7 +2,6 @@
 #include "launch/spawn.h"
 
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -87,6 +86,17 @@ bool sees_a_file(char* const* candidates) {
     return false;
 }
 
+// Closes every descriptor from 3 up but `keep`. Async-signal-safe; 0, or -1
+// with errno set.
+int close_all_but(int keep) {
+    unsigned int from = 3;
+    if (keep >= 3) {
+        if (keep > 3 && ::syscall(SYS_close_range, 3U, keep - 1U, 0U) != 0) return -1;
+        from = keep + 1U;
+    }
+    return ::syscall(SYS_close_range, from, UINT_MAX, 0U) != 0 ? -1 : 0;
+}
+
 // The child's steps, in order. Only async-signal-safe calls from here on.
 [[noreturn]] void child_main(const SpawnSpec& spec, char* const* argv, char* const* envp,
                              char* const* candidates, int report_fd) {
@@ -104,9 +114,11 @@ bool sees_a_file(char* const* candidates) {
     // agent-run, which forwards them.
     if (::setsid() < 0) child_fail(report_fd, Stage::session, errno);
 
-    // Only stdio crosses execve; every other inherited fd is closed there.
-    if (::syscall(SYS_close_range, 3U, UINT_MAX, CLOSE_RANGE_CLOEXEC) != 0)
-        child_fail(report_fd, Stage::descriptors, errno);
+    // Only stdio crosses execve, and nothing else of agent-run's stays open
+    // while the child prepares: the session's lock file least of all, which
+    // a child stuck before execve would otherwise keep looking alive. The
+    // report pipe closes on execve.
+    if (close_all_but(report_fd) != 0) child_fail(report_fd, Stage::descriptors, errno);
 
     // No core dump can carry the delivered credentials out of the session.
     rlimit no_core{0, 0};
