@@ -4,7 +4,10 @@
 // not achieve. Real agent-run, real agents, the real kernel.
 #include <sys/stat.h>
 
+#include <grp.h>
 #include <pwd.h>
+
+#include <set>
 
 #include "agent_run_fixture.h"
 
@@ -303,6 +306,30 @@ TEST_F(AgentRunTest, CommandSearchOnPathTellsMissingFromUnexecutable) {
     r = run({"--profile", profile, "--", "sh", "-c", "echo found"});
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, "found\n");
+}
+
+// The set*id calls the child makes reach the kernel for its one thread:
+// every id and the supplementary groups are the account's.
+TEST_F(AgentRunTest, AgentHasItsAccountsIdsAndGroups) {
+    auto profile = write_profile({}, {});
+    const passwd* agent = ::getpwnam("cordon-agent");
+    if (!agent) agent = ::getpwnam("nobody");
+    ASSERT_NE(agent, nullptr);
+    gid_t groups[64];
+    int n = 64;
+    ASSERT_GE(::getgrouplist(agent->pw_name, agent->pw_gid, groups, &n), 0);
+    std::string uid = std::to_string(agent->pw_uid), gid = std::to_string(agent->pw_gid);
+    std::string expected = "Uid:\t" + uid + "\t" + uid + "\t" + uid + "\t" + uid + "\nGid:\t" +
+                           gid + "\t" + gid + "\t" + gid + "\t" + gid + "\n";
+    auto r = run({"--profile", profile, "--", "grep", "-E", "^(Uid|Gid):", "/proc/self/status"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, expected);
+    r = run({"--profile", profile, "--", "id", "-G"});
+    std::set<std::string> want, got;
+    for (int i = 0; i < n; ++i) want.insert(std::to_string(groups[i]));
+    std::istringstream ids(r.out);
+    for (std::string g; ids >> g;) got.insert(g);
+    EXPECT_EQ(got, want) << r.out;
 }
 
 }  // namespace
