@@ -3,6 +3,23 @@
 # binaries embed the object and read nothing from disk at run time.
 find_program(CLANG_EXE NAMES clang clang-16 clang-15 clang-14 REQUIRED)
 find_program(BPFTOOL_EXE NAMES bpftool PATHS /usr/sbin /usr/local/sbin REQUIRED)
+# Ubuntu's /usr/sbin/bpftool is a wrapper that fails unless the running
+# kernel's linux-tools are installed; then use any installed bpftool that runs.
+execute_process(COMMAND ${BPFTOOL_EXE} version RESULT_VARIABLE bpftool_rc OUTPUT_QUIET ERROR_QUIET)
+if(NOT bpftool_rc EQUAL 0)
+  file(GLOB bpftool_candidates /usr/lib/linux-tools/*/bpftool)
+  foreach(candidate ${bpftool_candidates})
+    execute_process(COMMAND ${candidate} version RESULT_VARIABLE bpftool_rc OUTPUT_QUIET ERROR_QUIET)
+    if(bpftool_rc EQUAL 0)
+      set(BPFTOOL_EXE ${candidate} CACHE FILEPATH "bpftool" FORCE)
+      break()
+    endif()
+  endforeach()
+  if(NOT bpftool_rc EQUAL 0)
+    message(FATAL_ERROR "${BPFTOOL_EXE} does not run ('bpftool version' failed): "
+                        "run packaging/install-deps.sh, or install linux-tools for your kernel")
+  endif()
+endif()
 
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64")
   set(BPF_TARGET_ARCH x86)

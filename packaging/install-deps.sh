@@ -28,12 +28,33 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${build[@]}" "${runtime_and_tests[@]}"
 
 # bpftool generates the BPF skeleton. Debian ships it as its own package;
-# Ubuntu ships it in linux-tools.
-if ! command -v bpftool >/dev/null 2>&1; then
+# Ubuntu ships it in linux-tools, where /usr/sbin/bpftool is a wrapper (from
+# linux-tools-common) that fails unless the tools of the running kernel are
+# installed: so ask bpftool to run, never just whether the command exists.
+# linux-tools-generic brings the generic kernel's bpftool, which the wrapper
+# does not run on another kernel but the build finds and uses directly.
+bpftool_works() {
+  bpftool version >/dev/null 2>&1 && return 0
+  local tool
+  for tool in /usr/lib/linux-tools/*/bpftool; do
+    [ -x "$tool" ] && "$tool" version >/dev/null 2>&1 && return 0
+  done
+  return 1
+}
+if ! bpftool_works; then
   if apt-cache show bpftool >/dev/null 2>&1; then
     apt-get install -y -qq --no-install-recommends bpftool
-  else
-    apt-get install -y -qq --no-install-recommends linux-tools-common linux-tools-generic
+  fi
+  if ! bpftool_works; then
+    apt-get install -y -qq --no-install-recommends "linux-tools-$(uname -r)" ||
+      apt-get install -y -qq --no-install-recommends linux-tools-common linux-tools-generic ||
+      true
+  fi
+  if ! bpftool_works; then
+    echo "install-deps.sh: bpftool does not run ('bpftool version' failed)." >&2
+    echo "install-deps.sh: install the bpftool of your distribution, or linux-tools for" \
+      "kernel $(uname -r), then run this script again" >&2
+    exit 1
   fi
 fi
 

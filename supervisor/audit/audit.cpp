@@ -2,9 +2,11 @@
 #include "audit/audit.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 
 #include <date/date.h>
@@ -18,6 +20,64 @@ std::string format_time(std::chrono::system_clock::time_point t) {
 
 std::string now_rfc3339() { return format_time(std::chrono::system_clock::now()); }
 
+namespace {
+
+// An existing log is the record to trust only if nobody but root (or us)
+// could have written lines into it, and only if it is a plain file.
+Status check_existing(int fd, const std::string& path) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return errno_error("cannot stat audit log " + path);
+    if (!S_ISREG(st.st_mode))
+        return plain_error("audit log " + path + " is not a regular file",
+                           "give --audit-log a regular file, or a path that does not exist yet");
+    if (st.st_uid != 0 && st.st_uid != ::geteuid())
+        return plain_error(
+            "audit log " + path + " is owned by uid " + std::to_string(st.st_uid),
+            "its owner could rewrite the record; chown root " + path + ", or give a new path");
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+        return plain_error(
+            "audit log " + path + " is writable by group or others (mode " + mode + ")",
+            "others could add or forge lines; chmod 0600 " + path);
+    }
+    return ok_status();
+}
+
+Error open_error(const std::string& path) {
+    if (errno == ELOOP)
+        return errno_error("cannot open audit log " + path,
+                           "it is a symbolic link; give the path of the file itself");
+    if (errno == ENXIO)
+        return errno_error("cannot open audit log " + path, "it must be a regular file");
+    return errno_error("cannot open audit log " + path,
+                       "check the directory exists and is writable");
+}
+
+// Opens the log file without following a symbolic link and without
+// blocking on a FIFO: an existing file is checked, a new one is created
+// 0600 (O_EXCL: never someone else's file that appeared meanwhile).
+Result<UniqueFd> open_log_file(const std::string& path) {
+    constexpr int kFlags = O_WRONLY | O_APPEND | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        UniqueFd fd(::open(path.c_str(), kFlags));
+        if (fd.valid()) {
+            if (auto st = check_existing(fd.get(), path); !st) return st.error();
+        } else if (errno == ENOENT) {
+            fd.reset(::open(path.c_str(), kFlags | O_CREAT | O_EXCL, 0600));
+            if (!fd.valid() && errno == EEXIST) continue;  // created meanwhile: check it
+        }
+        if (!fd.valid()) return open_error(path);
+        if (::fcntl(fd.get(), F_SETFL, O_APPEND) != 0)
+            return errno_error("cannot set flags of audit log " + path);
+        return fd;
+    }
+    return plain_error("cannot open audit log " + path + ": it keeps appearing and vanishing",
+                       "check what else writes there");
+}
+
+}  // namespace
+
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
     if (path.empty() || path == "-") {
         // Our own open file description of whatever stderr is, where the
@@ -30,11 +90,9 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
         if (!fd.valid()) return errno_error("cannot duplicate stderr for the audit log");
         return std::unique_ptr<AuditLog>(new AuditLog(std::move(fd)));
     }
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
-    if (!fd.valid())
-        return errno_error("cannot open audit log " + path,
-                           "check the directory exists and is writable");
-    return std::unique_ptr<AuditLog>(new AuditLog(std::move(fd)));
+    auto fd = open_log_file(path);
+    if (!fd) return fd.error();
+    return std::unique_ptr<AuditLog>(new AuditLog(std::move(*fd)));
 }
 
 void AuditLog::emit(const std::string& event, const Subject& subject,

@@ -27,7 +27,9 @@ struct Subject {
 class AuditLog {
   public:
     // path "" or "-" writes to stderr; otherwise the file is created (0600)
-    // or appended to.
+    // or appended to. A symbolic link is refused, and so is an existing file
+    // that is not a regular file owned by root (or the effective user) and
+    // closed to writes by group and others.
     static Result<std::unique_ptr<AuditLog>> open(const std::string& path);
 
     // Writes one line: the common fields, then `fields`. A line is written

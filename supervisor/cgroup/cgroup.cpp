@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -81,33 +83,117 @@ constexpr const char* kLabelXattr = "trusted.cordon.session";
 
 namespace {
 
-// Creating a session cgroup (mkdir, then flock) is not atomic: a reaper
-// between the two would take the new cgroup for an orphan. Creators hold
-// the root directory's lock shared, the reaper exclusive.
-Result<UniqueFd> lock_root(const std::string& root, int how) {
-    UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!fd.valid()) return errno_error("cannot open cgroup " + root);
-    while (::flock(fd.get(), how) != 0)
-        if (errno != EINTR) return errno_error("cannot lock cgroup " + root);
+// mkdir -p: missing parents 0755, dir itself 0700.
+Status make_private_dirs(const std::string& dir) {
+    for (size_t pos = dir.find('/', 1);; pos = dir.find('/', pos + 1)) {
+        bool last = pos == std::string::npos;
+        std::string part = last ? dir : dir.substr(0, pos);
+        if (::mkdir(part.c_str(), last ? 0700 : 0755) != 0 && errno != EEXIST)
+            return errno_error("cannot create lock directory " + part,
+                               "run as root, or give --run-dir a writable place");
+        if (last) return ok_status();
+    }
+}
+
+// A lock directory an agent could open would let it hold (or fake) a
+// supervisor's locks: it must be the effective user's and closed to others.
+Status check_private(int fd, const std::string& dir) {
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) return errno_error("cannot stat lock directory " + dir);
+    if (st.st_uid != ::geteuid())
+        return plain_error("lock directory " + dir + " is owned by uid " +
+                               std::to_string(st.st_uid) + ", not by uid " +
+                               std::to_string(::geteuid()),
+                           "another user could hold its locks; remove it and agent-run "
+                           "creates it afresh");
+    if ((st.st_mode & 077) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+        return plain_error("lock directory " + dir + " has mode " + mode +
+                               ": others could open and lock its files",
+                           "chmod 0700 " + dir);
+    }
+    return ok_status();
+}
+
+std::string lock_file_name(const std::string& session) {
+    return session + ".lock";
+}
+
+// Creates and locks a session's lock file, before its cgroup exists: no
+// reaper looks at a lock file whose cgroup does not exist, so nobody else
+// can hold this one yet.
+Result<UniqueFd> take_lock(const OwnerLocks& locks, const std::string& file) {
+    std::string path = locks.path() + "/" + file;
+    UniqueFd fd(::openat(locks.fd(), file.c_str(),
+                         O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd.valid()) return errno_error("cannot create lock file " + path);
+    if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) return errno_error("cannot lock " + path);
+    return fd;
+}
+
+// The lock file of a session cgroup, locked by us, if no live supervisor
+// holds it; an invalid fd if one does. A cgroup with no lock file has no
+// owner either (its supervisor makes the file before the cgroup and removes
+// it after): we make one, so that two reapers never reap the same cgroup.
+UniqueFd claim(const OwnerLocks& locks, const std::string& file) {
+    UniqueFd fd(::openat(locks.fd(), file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid() && errno == ENOENT)
+        fd.reset(::openat(locks.fd(), file.c_str(),
+                          O_RDONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd.valid() || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) return UniqueFd();
     return fd;
 }
 
 }  // namespace
 
+Result<OwnerLocks> OwnerLocks::open(const std::string& dir) {
+    if (auto st = make_private_dirs(dir); !st) return st.error();
+    OwnerLocks locks;
+    locks.path_ = dir;
+    locks.fd_.reset(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!locks.fd_.valid())
+        return errno_error("cannot open lock directory " + dir,
+                           "it must be a directory, not a symbolic link; remove it");
+    if (auto st = check_private(locks.fd_.get(), dir); !st) return st.error();
+    return locks;
+}
+
+std::string owner_lock_dir(const std::string& run_dir, const std::string& cgroup_name) {
+    // One path component per root: '/' and '%' escaped, a leading '.' too.
+    std::string component;
+    for (char c : cgroup_name) {
+        if (c == '/' || c == '%' || (c == '.' && component.empty())) {
+            char esc[4];
+            std::snprintf(esc, sizeof esc, "%%%02X", static_cast<unsigned char>(c));
+            component += esc;
+        } else {
+            component += c;
+        }
+    }
+    return run_dir + "/" + component;
+}
+
 Result<SessionCgroup> SessionCgroup::create(const std::string& root, const std::string& name,
-                                            const std::string& label) {
-    auto root_lock = lock_root(root, LOCK_SH);
-    if (!root_lock) return root_lock.error();
+                                            const std::string& label, const OwnerLocks* locks) {
     SessionCgroup cg;
+    if (locks) {
+        auto lock = take_lock(*locks, lock_file_name(name));
+        if (!lock) return lock.error();
+        cg.lock_fd_ = std::move(*lock);
+        cg.lock_dir_fd_.reset(::fcntl(locks->fd(), F_DUPFD_CLOEXEC, 3));
+        cg.lock_name_ = lock_file_name(name);
+    }
     cg.path_ = root + "/" + name;
-    if (::mkdir(cg.path_.c_str(), 0755) != 0)
-        return errno_error("cannot create cgroup " + cg.path_);
+    if (::mkdir(cg.path_.c_str(), 0755) != 0) {
+        auto e = errno_error("cannot create cgroup " + cg.path_);
+        if (cg.lock_dir_fd_.valid()) ::unlinkat(cg.lock_dir_fd_.get(), cg.lock_name_.c_str(), 0);
+        return e;
+    }
+    // From here a failure leaves the cgroup behind, but its lock file is
+    // released as cg goes out of scope: the next reaper removes both.
     cg.dir_fd_.reset(::open(cg.path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
     if (!cg.dir_fd_.valid()) return errno_error("cannot open cgroup " + cg.path_);
-    // The lock says "a supervisor owns this session"; the kernel drops it
-    // when that supervisor dies, however it dies.
-    if (::flock(cg.dir_fd_.get(), LOCK_EX | LOCK_NB) != 0)
-        return errno_error("cannot lock cgroup " + cg.path_);
     if (!label.empty() &&
         ::fsetxattr(cg.dir_fd_.get(), kLabelXattr, label.data(), label.size(), 0) != 0)
         log()->debug("cannot label {}: {}", cg.path_, std::strerror(errno));
@@ -183,39 +269,57 @@ Status remove_tree(const std::string& path, int timeout_ms) {
 Status SessionCgroup::destroy(int timeout_ms) {
     if (path_.empty()) return ok_status();
     auto st = remove_tree(path_, timeout_ms);
-    if (st) {
-        dir_fd_.reset();
-        path_.clear();
-    }
+    if (!st) return st;  // still locked: ours until we exit, then the reaper's
+    dir_fd_.reset();
+    path_.clear();
+    // The lock file goes after the cgroup: a cgroup never lacks one while owned.
+    if (lock_dir_fd_.valid() && ::unlinkat(lock_dir_fd_.get(), lock_name_.c_str(), 0) != 0)
+        log()->debug("cannot remove lock file {}: {}", lock_name_, std::strerror(errno));
+    lock_fd_.reset();
+    lock_dir_fd_.reset();
     return st;
 }
 
-static std::string read_label(int dir_fd) {
+namespace {
+
+std::string read_label(int dir_fd) {
     char buf[4096];
     ssize_t n = ::fgetxattr(dir_fd, kLabelXattr, buf, sizeof buf);
     return n > 0 ? std::string(buf, n) : std::string();
 }
 
-std::vector<Orphan> cleanup_orphans(const std::string& root) {
+// Kills and removes one session cgroup whose lock we hold.
+std::optional<Orphan> reap_one(const std::string& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!fd.valid()) return std::nullopt;  // another reaper removed it meanwhile
+    auto id = cgroup_id(path);
+    std::string label = read_label(fd.get());
+    if (auto st = remove_tree(path, 5000); !st) {
+        log()->warn("cannot reap orphaned session cgroup: {}", st.error().message());
+        return std::nullopt;
+    }
+    log()->info("reaped orphaned session cgroup {}", path);
+    if (!id) return std::nullopt;
+    return Orphan{*id, std::move(label)};
+}
+
+}  // namespace
+
+std::vector<Orphan> cleanup_orphans(const std::string& root, const OwnerLocks& locks) {
     std::vector<Orphan> reaped;
-    auto root_lock = lock_root(root, LOCK_EX);
-    if (!root_lock) return reaped;
     DIR* d = ::opendir(root.c_str());
     if (!d) return reaped;
     while (dirent* e = ::readdir(d)) {
         if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+        std::string file = lock_file_name(e->d_name);
+        UniqueFd lock = claim(locks, file);
+        if (!lock.valid()) continue;  // a live supervisor owns it
         std::string path = root + "/" + e->d_name;
-        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-        if (!fd.valid() || ::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) continue;  // owned
-        auto id = cgroup_id(path);
-        std::string label = read_label(fd.get());
-        auto st = remove_tree(path, 5000);
-        if (!st) {
-            log()->warn("cannot reap orphaned session cgroup: {}", st.error().message());
-            continue;
-        }
-        log()->info("reaped orphaned session cgroup {}", path);
-        if (id) reaped.push_back(Orphan{*id, std::move(label)});
+        auto orphan = reap_one(path);
+        struct stat st {};
+        if (::stat(path.c_str(), &st) == 0) continue;  // still there: retried next time
+        ::unlinkat(locks.fd(), file.c_str(), 0);
+        if (orphan) reaped.push_back(std::move(*orphan));
     }
     ::closedir(d);
     return reaped;

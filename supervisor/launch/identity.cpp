@@ -50,8 +50,12 @@ Result<Identity> resolve_identity(const std::optional<std::string>& profile_user
 }
 
 int become(const Identity& id) {
-    if (::setgroups(id.groups.size(), id.groups.data()) != 0) return -errno;
-    if (::setresgid(id.gid, id.gid, id.gid) != 0) return -errno;
+    // Raw system calls, never glibc's wrappers: those apply the change to
+    // every thread glibc knows of (nptl_setxid), and in a child of clone3
+    // those threads do not exist: with one caught mid-creation at clone
+    // time (agent-run's resolver thread), the wrapper waits for it forever.
+    if (::syscall(SYS_setgroups, id.groups.size(), id.groups.data()) != 0) return -errno;
+    if (::syscall(SYS_setresgid, id.gid, id.gid, id.gid) != 0) return -errno;
 
     // The bounding set first: dropping from it needs CAP_SETPCAP, which
     // setresuid to a non-root uid is about to take away.
@@ -59,7 +63,7 @@ int become(const Identity& id) {
         if (::prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL) return -errno;
     if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) return -errno;
 
-    if (::setresuid(id.uid, id.uid, id.uid) != 0) return -errno;
+    if (::syscall(SYS_setresuid, id.uid, id.uid, id.uid) != 0) return -errno;
 
     // A root agent keeps uid 0 but no capability: effective, permitted and
     // inheritable all empty (capabilities(7), "Effect of user ID changes").

@@ -126,8 +126,9 @@ audit::Subject subject_of_label(const std::string& label) {
 
 // Removes what crashed supervisors left: session cgroups nobody holds (each
 // reported as session.reaped) and policy entries whose cgroup is gone.
-void reap_leftovers(const std::string& root, netfilter::Netfilter& nf, audit::AuditLog& audit) {
-    for (const auto& orphan : cgroup::cleanup_orphans(root)) {
+void reap_leftovers(const std::string& root, const cgroup::OwnerLocks& locks,
+                    netfilter::Netfilter& nf, audit::AuditLog& audit) {
+    for (const auto& orphan : cgroup::cleanup_orphans(root, locks)) {
         (void)nf.remove_session(orphan.id);
         audit.emit("session.reaped", subject_of_label(orphan.label),
                    {{"reason", "supervisor-gone"}, {"cgroupId", orphan.id}});
@@ -198,11 +199,26 @@ std::string default_seccomp_dir(const std::string& configured) {
     return std::string(CORDON_SOURCE_DIR) + "/profiles/seccomp";
 }
 
-// Blocks the signals agent-run forwards and returns a signalfd for them.
+// Signals that would end or stop agent-run and leave its agent running
+// past the deadline: SIGPIPE when stderr or the audit pipe closes (writes
+// then fail with EPIPE, and go on), and the terminal stop signals (the agent
+// is in a session of its own; a stopped agent-run would never kill it).
+Status ignore_signals() {
+    struct sigaction ignore {};
+    ignore.sa_handler = SIG_IGN;
+    for (int sig : {SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU})
+        if (::sigaction(sig, &ignore, nullptr) != 0)
+            return errno_error(std::string("cannot ignore SIG") + ::sigabbrev_np(sig));
+    return ok_status();
+}
+
+// Blocks the signals agent-run forwards and returns a signalfd for them:
+// those a caller stops, reloads or resizes a program with.
 Result<UniqueFd> forwarded_signals() {
     sigset_t set;
     sigemptyset(&set);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set, sig);
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH})
+        sigaddset(&set, sig);
     if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return errno_error("cannot block signals");
     UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!fd.valid()) return errno_error("cannot create a signalfd");
@@ -418,6 +434,12 @@ Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit
     }
 }
 
+// Capabilities do not guard what root owns: Cordon's own files among them.
+constexpr const char* kRootAgentWarning =
+    "the agent runs as root (session.user): without capabilities, but it owns what root "
+    "owns, so it can leave its cgroup, unpin the BPF links that filter its network and kill "
+    "agent-run; use an unprivileged account";
+
 // What a session will be, worked out before anything is created: a
 // profile that fails here starts nothing, and --check fails the same way.
 struct Plan {
@@ -473,8 +495,7 @@ Result<Plan> plan_session(const SessionOptions& options) {
     auto identity = resolve_identity(plan.profile.user, ::getuid());
     if (!identity) return identity.error();
     plan.identity = std::move(*identity);
-    if (plan.identity.root())
-        log()->warn("the agent runs as root (session.user says so), without capabilities");
+    if (plan.identity.root()) log()->warn("{}", kRootAgentWarning);
     auto deliveries = creds::load_static(plan.profile, plan.policy.credentials);
     if (!deliveries) return deliveries.error();
     plan.deliveries = std::move(*deliveries);
@@ -538,10 +559,7 @@ int check_profile(const SessionOptions& options) {
     auto out = policy::to_json(plan->policy, plan->profile);
     out["runAs"] = {{"user", plan->identity.name}, {"uid", plan->identity.uid}};
     out["seccompInstructions"] = plan->filter.size();
-    if (plan->identity.root())
-        out["warnings"].push_back(
-            "the agent runs as root (session.user); it holds no "
-            "capability, but files owned by root are its to change");
+    if (plan->identity.root()) out["warnings"].push_back(kRootAgentWarning);
     std::cout << out.dump(2) << "\n";
     return 0;
 }
@@ -555,6 +573,7 @@ int run_session(const SessionOptions& options) {
     if (::geteuid() != 0)
         return fail(plain_error("agent-run standalone must run as root",
                                 "it creates cgroups and attaches BPF programs; use sudo"));
+    if (auto st = ignore_signals(); !st) return fail(st.error());
 
     // 1. Profile, policy, filter, identity, credentials: refuse before
     // touching the kernel.
@@ -585,7 +604,11 @@ int run_session(const SessionOptions& options) {
     if (auto st = cgroup::ensure_dir(root); !st) return refuse(st.error());
     auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir, options.netfilter);
     if (!nf) return refuse(nf.error());
-    reap_leftovers(root, **nf, **audit);
+    // Who owns which session: lock files no agent can open (see OwnerLocks).
+    auto locks =
+        cgroup::OwnerLocks::open(cgroup::owner_lock_dir(options.run_dir, options.cgroup_name));
+    if (!locks) return refuse(locks.error());
+    reap_leftovers(root, *locks, **nf, **audit);
 
     // 3. The session: its cgroup, then its policy in the maps, before any
     // process can run in it. The reporter outlives the session, whose
@@ -596,7 +619,8 @@ int run_session(const SessionOptions& options) {
     s.id = id;
     s.subject = subject;
     s.nf = std::move(*nf);
-    auto cg = cgroup::SessionCgroup::create(root, s.id, session_label(s.subject, ::getpid()));
+    auto cg =
+        cgroup::SessionCgroup::create(root, s.id, session_label(s.subject, ::getpid()), &*locks);
     if (!cg) return refuse(cg.error());
     s.cgroup = std::move(*cg);
 

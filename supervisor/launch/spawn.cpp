@@ -2,13 +2,13 @@
 #include "launch/spawn.h"
 
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -61,21 +61,64 @@ struct ChildFailure {
     ::_exit(kExitNotExecutable);
 }
 
+// The files execvpe tries for a command without a '/', in PATH order (its
+// own PATH, as glibc reads it, with glibc's default when unset).
+std::vector<std::string> path_candidates(const std::string& command) {
+    std::vector<std::string> out;
+    if (command.find('/') != std::string::npos) return out;
+    const char* path = ::getenv("PATH");
+    std::string dirs = path ? path : "/bin:/usr/bin";
+    for (size_t start = 0;;) {
+        size_t end = dirs.find(':', start);
+        std::string dir = dirs.substr(start, end == std::string::npos ? end : end - start);
+        out.push_back((dir.empty() ? "." : dir) + "/" + command);
+        if (end == std::string::npos) return out;
+        start = end + 1;
+    }
+}
+
+// True when the agent can see a regular file among the candidates.
+// Async-signal-safe.
+bool sees_a_file(char* const* candidates) {
+    struct stat st {};
+    for (; *candidates; ++candidates)
+        if (::stat(*candidates, &st) == 0 && S_ISREG(st.st_mode)) return true;
+    return false;
+}
+
+// Closes every descriptor from 3 up but `keep`. Async-signal-safe; 0, or -1
+// with errno set.
+int close_all_but(int keep) {
+    unsigned int from = 3;
+    if (keep >= 3) {
+        if (keep > 3 && ::syscall(SYS_close_range, 3U, keep - 1U, 0U) != 0) return -1;
+        from = keep + 1U;
+    }
+    return ::syscall(SYS_close_range, from, UINT_MAX, 0U) != 0 ? -1 : 0;
+}
+
 // The child's steps, in order. Only async-signal-safe calls from here on.
 [[noreturn]] void child_main(const SpawnSpec& spec, char* const* argv, char* const* envp,
-                             int report_fd) {
+                             char* const* candidates, int report_fd) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Ignored signals stay ignored across execve: the agent starts with
+    // every disposition at its default, whatever agent-run ignores.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < _NSIG; ++sig) (void)::sigaction(sig, &dfl, nullptr);
 
     // Its own session: no controlling terminal to push input into
     // (TIOCSTI), and the caller's terminal signals reach it only through
     // agent-run, which forwards them.
     if (::setsid() < 0) child_fail(report_fd, Stage::session, errno);
 
-    // Only stdio crosses execve; every other inherited fd is closed there.
-    if (::syscall(SYS_close_range, 3U, UINT_MAX, CLOSE_RANGE_CLOEXEC) != 0)
-        child_fail(report_fd, Stage::descriptors, errno);
+    // Only stdio crosses execve, and nothing else of agent-run's stays open
+    // while the child prepares: the session's lock file least of all, which
+    // a child stuck before execve would otherwise keep looking alive. The
+    // report pipe closes on execve.
+    if (close_all_but(report_fd) != 0) child_fail(report_fd, Stage::descriptors, errno);
 
     // No core dump can carry the delivered credentials out of the session.
     rlimit no_core{0, 0};
@@ -100,7 +143,27 @@ struct ChildFailure {
             child_fail(report_fd, Stage::seccomp, -rc);
 
     ::execvpe(argv[0], argv, envp);
-    child_fail(report_fd, Stage::exec, errno);
+    // execvpe says EACCES when any PATH directory is closed to the agent,
+    // whether the command is there or not: with no file the agent can see,
+    // the command was not found (127), as a shell would say.
+    int err = errno;
+    if (err == EACCES && candidates[0] && !sees_a_file(candidates)) err = ENOENT;
+    child_fail(report_fd, Stage::exec, err);
+}
+
+// execve's failure, naming the account it ran as: a command root can run
+// may be out of the agent's reach.
+Error exec_error(const SpawnSpec& spec) {
+    std::string what = "cannot execute " + spec.argv[0];
+    if (spec.identity)
+        what += " as " + spec.identity->name + " (uid " + std::to_string(spec.identity->uid) + ")";
+    if (errno == ENOENT && spec.argv[0].find('/') == std::string::npos)
+        return errno_error(what, "not found on PATH; give its full path");
+    if (errno == EACCES)
+        return errno_error(what,
+                           "the account needs execute permission on the file and search "
+                           "permission on every directory above it; or set session.user");
+    return errno_error(what);
 }
 
 }  // namespace
@@ -109,6 +172,8 @@ Result<Child> spawn(const SpawnSpec& spec) {
     if (spec.argv.empty()) return plain_error("no command to run", "give it after --");
     CArgs argv(spec.argv);
     CArgs envp(spec.env);
+    auto candidate_strings = path_candidates(spec.argv[0]);
+    CArgs candidates(candidate_strings);
 
     int report[2];
     if (::pipe2(report, O_CLOEXEC) != 0) return errno_error("cannot create a pipe");
@@ -125,7 +190,9 @@ Result<Child> spawn(const SpawnSpec& spec) {
     if (pid < 0)
         return errno_error("cannot start the agent in its cgroup (clone3 CLONE_INTO_CGROUP)",
                            "Cordon needs Linux 5.7 or later with cgroup v2");
-    if (pid == 0) child_main(spec, argv.ptrs.data(), envp.ptrs.data(), report_write.get());
+    if (pid == 0)
+        child_main(spec, argv.ptrs.data(), envp.ptrs.data(), candidates.ptrs.data(),
+                   report_write.get());
 
     Child child{static_cast<pid_t>(pid), UniqueFd(pidfd)};
     report_write.reset();
@@ -135,7 +202,7 @@ Result<Child> spawn(const SpawnSpec& spec) {
 
     (void)reap(child);
     errno = failure.err;
-    if (failure.stage == Stage::exec) return errno_error("cannot execute " + spec.argv[0]);
+    if (failure.stage == Stage::exec) return exec_error(spec);
     return errno_error(std::string("cannot prepare the agent: ") +
                            kStageNames[static_cast<int>(failure.stage)] + " failed",
                        "nothing was started");

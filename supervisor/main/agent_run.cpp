@@ -72,6 +72,10 @@ void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& c
         ->type_name("DIR")
         ->capture_default_str()
         ->envname("CORDON_BPF_PIN_DIR");
+    app.add_option("--run-dir", options.run_dir, "root-only directory of the session lock files")
+        ->type_name("DIR")
+        ->capture_default_str()
+        ->envname("CORDON_RUN_DIR");
     app.add_option("--seccomp-dir", options.seccomp_dir, "seccomp groups and baselines")
         ->type_name("DIR")
         ->envname("CORDON_SECCOMP_DIR");
@@ -133,5 +137,11 @@ int main(int argc, char** argv) {
         return kExitFailure;
     }
     options.command = std::move(command);
-    return cordon::launch::run_session(options);
+    try {
+        return cordon::launch::run_session(options);
+    } catch (const std::exception& e) {
+        // Unwound: the session's cgroup, and every process in it, is gone.
+        spdlog::error("internal error: {} (the session was killed; please report this)", e.what());
+        return kExitFailure;
+    }
 }

@@ -140,20 +140,28 @@ class AgentRunTest : public ::testing::Test {
     static inline std::string cgroup_name_;
     static inline std::string pin_dir_;
     static inline std::string cgroup_root_;
+    static inline std::string run_dir_;  // agent-run's --run-dir: its lock directories
 
     static void SetUpTestSuite() {
         cgroup_name_ = "cordon-test-ar-" + std::to_string(::getpid());
         pin_dir_ = "/sys/fs/bpf/cordon-test-ar-" + std::to_string(::getpid());
+        run_dir_ = "/run/cordon-test-ar-" + std::to_string(::getpid());
         if (auto mount = cgroup::find_cgroup2_mount()) cgroup_root_ = *mount + "/" + cgroup_name_;
     }
 
     static void TearDownTestSuite() {
         (void)netfilter::Netfilter::detach(pin_dir_);
         if (!cgroup_root_.empty()) {
-            (void)cgroup::cleanup_orphans(cgroup_root_);
+            if (auto locks = cgroup::OwnerLocks::open(lock_dir()))
+                (void)cgroup::cleanup_orphans(cgroup_root_, *locks);
             ::rmdir(cgroup_root_.c_str());
         }
+        std::error_code ignored;
+        fs::remove_all(run_dir_, ignored);
     }
+
+    // Where agent-run keeps the lock files of the test root's sessions.
+    static std::string lock_dir() { return cgroup::owner_lock_dir(run_dir_, cgroup_name_); }
 
     void SetUp() override {
         if (::geteuid() != 0)
@@ -209,9 +217,17 @@ class AgentRunTest : public ::testing::Test {
         argv.push_back(nullptr);
 
         std::vector<std::string> env_strings;
-        for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
+        auto overridden = [&](const std::string& entry) {
+            std::string name = entry.substr(0, entry.find('=') + 1);
+            for (const auto& e : extra_env_)
+                if (e.rfind(name, 0) == 0) return true;
+            return false;
+        };
+        for (char** e = environ; *e; ++e)
+            if (!overridden(*e)) env_strings.emplace_back(*e);
         env_strings.push_back("CORDON_CGROUP=" + cgroup_name_);
         env_strings.push_back("CORDON_BPF_PIN_DIR=" + pin_dir_);
+        env_strings.push_back("CORDON_RUN_DIR=" + run_dir_);
         env_strings.push_back("CORDON_AUDIT_LOG=" + audit_log_.string());
         for (auto& e : extra_env_) env_strings.push_back(e);
         std::vector<char*> envp;
@@ -228,8 +244,13 @@ class AgentRunTest : public ::testing::Test {
                                          0644);
         for (int fd = 0; fd < 3; ++fd)
             if (stdio_[fd] >= 0) posix_spawn_file_actions_adddup2(&actions, stdio_[fd], fd);
+        posix_spawnattr_t attr;
+        posix_spawnattr_init(&attr);
+        // A process group of its own is never orphaned: stop signals apply to it.
+        if (own_process_group_) posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
         pid_t pid = -1;
-        int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
+        int rc = posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
+        posix_spawnattr_destroy(&attr);
         posix_spawn_file_actions_destroy(&actions);
         EXPECT_EQ(rc, 0) << "cannot start " << argv[0];
         return pid;
@@ -282,12 +303,13 @@ class AgentRunTest : public ::testing::Test {
 
     fs::path dir_;
     fs::path audit_log_;
-    std::vector<std::string> extra_env_;
+    std::vector<std::string> extra_env_;  // NAME=value, replacing the test's own NAME
     // A command agent-run is started through (argv[0] a full path), e.g.
     // one that enters a network namespace first.
     std::vector<std::string> wrapper_;
     // Descriptors to give agent-run as stdin, stdout, stderr; -1: the default.
     int stdio_[3] = {-1, -1, -1};
+    bool own_process_group_ = false;  // start agent-run in a process group of its own
 };
 
 // A python3 one-liner that connects (TCP) or sends (UDP) and prints

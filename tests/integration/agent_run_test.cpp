@@ -519,11 +519,16 @@ TEST_F(AgentRunTest, RootAgentOnlyWhenProfileSaysSoAndWithoutCapabilities) {
               "0\nCapPrm:\t0000000000000000\nCapEff:\t0000000000000000\n"
               "CapBnd:\t0000000000000000\nCapAmb:\t0000000000000000\n");
     EXPECT_NE(r.err.find("runs as root"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("leave its cgroup, unpin the BPF links"), std::string::npos) << r.err;
 
     auto check = run({"--check", "--profile", profile});
     EXPECT_EQ(check.exit_code, 0);
     EXPECT_EQ(json::parse(check.out)["runAs"]["uid"], 0);
-    EXPECT_TRUE(json::parse(check.out).contains("warnings"));
+    ASSERT_TRUE(json::parse(check.out).contains("warnings")) << check.out;
+    std::string warning = json::parse(check.out)["warnings"][0];
+    EXPECT_NE(warning.find("the agent runs as root"), std::string::npos) << warning;
+    for (const char* risk : {"leave its cgroup", "unpin the BPF links", "kill agent-run"})
+        EXPECT_NE(warning.find(risk), std::string::npos) << "no '" << risk << "' in " << warning;
 }
 
 TEST_F(AgentRunTest, AgentHasItsOwnMountNamespace) {
