@@ -48,9 +48,6 @@ std::shared_ptr<spdlog::logger> log() {
 
 using SysTime = std::chrono::system_clock::time_point;
 
-// Root-only state of standalone sessions: the files laid over each agent's view.
-constexpr const char* kRunDir = "/run/cordon";
-
 // The earlier of expiresAt and start + maxDuration, to the nanosecond (the
 // policy's deadline is to the second, for display).
 SysTime session_deadline(const profile::Profile& profile, SysTime start) {
@@ -127,10 +124,16 @@ audit::Subject subject_of_label(const std::string& label) {
 // Removes what crashed supervisors left: session cgroups nobody holds (each
 // reported as session.reaped) and policy entries whose cgroup is gone.
 void reap_leftovers(const std::string& root, const cgroup::OwnerLocks& locks,
-                    netfilter::Netfilter& nf, audit::AuditLog& audit) {
+                    const std::string& run_dir, netfilter::Netfilter& nf, audit::AuditLog& audit) {
     for (const auto& orphan : cgroup::cleanup_orphans(root, locks)) {
         (void)nf.remove_session(orphan.id);
-        audit.emit("session.reaped", subject_of_label(orphan.label),
+        audit::Subject dead = subject_of_label(orphan.label);
+        // Its files too (resolv.conf), named by the session id of its label.
+        if (dead.session.find('/') == std::string::npos && dead.session != "unknown") {
+            std::error_code ec;
+            std::filesystem::remove_all(run_dir + "/sessions/" + dead.session, ec);
+        }
+        audit.emit("session.reaped", dead,
                    {{"reason", "supervisor-gone"}, {"cgroupId", orphan.id}});
     }
 
@@ -525,9 +528,9 @@ Result<std::unique_ptr<dns::Responder>> start_resolver(Session& s, const Plan& p
 
 // What the agent sees of the filesystem: its own resolv.conf naming the
 // session's resolver, in a root-owned directory of the session's own.
-Result<MountPlan> agent_mounts(Session& s) {
+Result<MountPlan> agent_mounts(Session& s, const std::string& run_dir) {
     namespace fs = std::filesystem;
-    std::string sessions = std::string(kRunDir) + "/sessions";
+    std::string sessions = run_dir + "/sessions";
     s.files_dir = sessions + "/" + s.id;
     std::error_code ec;
     fs::create_directories(s.files_dir, ec);
@@ -608,7 +611,7 @@ int run_session(const SessionOptions& options) {
     auto locks =
         cgroup::OwnerLocks::open(cgroup::owner_lock_dir(options.run_dir, options.cgroup_name));
     if (!locks) return refuse(locks.error());
-    reap_leftovers(root, *locks, **nf, **audit);
+    reap_leftovers(root, *locks, options.run_dir, **nf, **audit);
 
     // 3. The session: its cgroup, then its policy in the maps, before any
     // process can run in it. The reporter outlives the session, whose
@@ -641,7 +644,7 @@ int run_session(const SessionOptions& options) {
     if (!denials) return refuse(denials.error());
 
     // 4. The agent, contained from its first instruction.
-    auto mounts = agent_mounts(s);
+    auto mounts = agent_mounts(s, options.run_dir);
     if (!mounts) return refuse(mounts.error());
     SpawnSpec spec{options.command,    agent_environment(profile, deliveries, identity, s.id),
                    s.cgroup->dir_fd(), &plan->filter,

@@ -20,7 +20,9 @@ struct SessionOptions {
     std::string audit_log;               // "" or "-": stderr
     std::string cgroup_name = "cordon";  // below the cgroup2 mount
     std::string bpf_pin_dir = "/sys/fs/bpf/cordon";
-    std::string run_dir = "/run/cordon/standalone";  // session lock files, one dir per root
+    // Root-only state: session lock files (one dir per root) and, under
+    // sessions/, the files laid over each agent's view (its resolv.conf).
+    std::string run_dir = "/run/cordon/standalone";
     std::string seccomp_dir;  // profiles/seccomp data
     // Sizes of the BPF maps, when this run is the one that loads the programs.
     netfilter::NetfilterConfig netfilter;

@@ -138,7 +138,8 @@ TEST_F(AgentRunTest, SessionThatOverflowsMaxRulesIsRefused) {
     auto st = netfilter::Netfilter::detach(pins);
     EXPECT_TRUE(st) << st.error().message();
     std::string root = cgroup_root_.substr(0, cgroup_root_.rfind('/')) + "/" + name;
-    (void)cgroup::cleanup_orphans(root);
+    if (auto locks = cgroup::OwnerLocks::open(cgroup::owner_lock_dir(run_dir_, name)))
+        (void)cgroup::cleanup_orphans(root, *locks);
     EXPECT_EQ(::rmdir(root.c_str()), 0) << root << " left behind: " << strerror(errno);
 }
 
@@ -440,6 +441,10 @@ TEST_F(AgentRunTest, KilledSupervisorLeavesAgentContainedAndIsReapedNextStart) {
     ASSERT_GT(after.size(), before) << "the orphaned agent should still be running";
     EXPECT_EQ(after.find("ok"), std::string::npos) << "an orphaned agent reached a denied endpoint";
     EXPECT_EQ(leftover_cgroups(), 1u);
+    auto orphan_start = events_named(audit_events(), "session.start");
+    ASSERT_EQ(orphan_start.size(), 1u);
+    std::string files = run_dir_ + "/sessions/" + orphan_start[0]["session"].get<std::string>();
+    EXPECT_TRUE(fs::exists(files + "/resolv.conf")) << "the orphan's files should be there";
 
     // The next launch reaps the orphan: its processes, cgroup and map entries.
     auto r = run({"--profile", profile, "--", "true"});
@@ -453,6 +458,8 @@ TEST_F(AgentRunTest, KilledSupervisorLeavesAgentContainedAndIsReapedNextStart) {
     EXPECT_EQ(reaped_events[0]["session"], starts[0]["session"]);
     EXPECT_EQ(reaped_events[0]["agentId"], "test-agent");
     EXPECT_EQ(reaped_events[0]["reason"], "supervisor-gone");
+    // The dead session's files (its resolv.conf) went with it.
+    EXPECT_FALSE(fs::exists(files)) << files << " left behind";
     size_t reaped = read_text(results).size();
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     EXPECT_EQ(read_text(results).size(), reaped) << "the orphaned agent still runs";
