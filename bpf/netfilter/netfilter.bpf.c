@@ -300,6 +300,23 @@ static __always_inline void report(__u64 cgroup_id, __u32 hook, __u32 reason, __
 /* ---------------------------------------------------------------- connect, sendmsg */
 
 /* The verdict on one destination; key.addr is already filled in. */
+/*
+ * glibc's getaddrinfo connect()s a UDP socket to each address it found, to
+ * sort them (RFC 6724), and sends nothing. For an address and port the
+ * rules allow over TCP only, that connect is refused without an event:
+ * otherwise every lookup of a TCP tool's name would read as an attack.
+ */
+static __always_inline bool quiet_probe(__u64 cgroup_id, struct session_policy *session,
+					struct rule_key *key, __u16 port, __u8 protocol,
+					__u32 hook)
+{
+	if (!session || protocol != CORDON_PROTO_UDP)
+		return false;
+	if (hook != CORDON_HOOK_CONNECT4 && hook != CORDON_HOOK_CONNECT6)
+		return false;
+	return check_destination(cgroup_id, session, key, port, CORDON_PROTO_TCP) == 0;
+}
+
 static __always_inline int decide(struct bpf_sock_addr *ctx, struct rule_key *key, __u32 hook)
 {
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
@@ -315,6 +332,8 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, struct rule_key *ke
 		reason = check_destination(cgroup_id, session, key, port, protocol);
 	if (!reason)
 		return VERDICT_ALLOW;
+	if (quiet_probe(cgroup_id, session, key, port, protocol, hook))
+		return VERDICT_DENY;
 	report(cgroup_id, hook, reason, ctx->family, key->addr, port, protocol);
 	return VERDICT_DENY;
 }

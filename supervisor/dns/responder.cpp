@@ -14,11 +14,13 @@
 #include <cstring>
 #include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <spdlog/spdlog.h>
 #include <nlohmann/json.hpp>
 
+#include "audit/rate_limit.h"
 #include "cordon/fd.h"
 #include "cordon/log.h"
 #include "dns/dns.h"
@@ -32,8 +34,10 @@ using nlohmann::json;
 
 constexpr size_t kUdpLimit = 512;    // RFC 1035 section 4.2.1, without EDNS
 constexpr size_t kTcpLimit = 65535;  // RFC 7766: a two-byte length prefix
-constexpr int kTcpTimeoutSec = 2;    // a client that stalls blocks the resolver no longer
-constexpr int kTcpQueriesMax = 16;   // per connection (glibc sends A and AAAA on one)
+// A TCP client has this long, in all, for its queries: one that sends slowly
+// must not hold the resolver (and with it the expiry of learned addresses).
+constexpr std::chrono::milliseconds kTcpConnectionTime{1500};
+constexpr int kTcpQueriesMax = 16;  // per connection (glibc sends A and AAAA on one)
 constexpr int kBindAttempts = 64;
 
 std::shared_ptr<spdlog::logger> log() {
@@ -99,10 +103,22 @@ Result<Sockets> bind_free_address(uint16_t hint) {
                        "too many sessions on this host, or lo is down");
 }
 
-// Reads exactly len bytes from a blocking socket with a timeout.
-bool read_exact(int fd, uint8_t* buf, size_t len) {
+using Deadline = std::chrono::steady_clock::time_point;
+
+// Waits until fd is ready for events, or the deadline passes (false).
+bool wait_ready(int fd, short events, Deadline deadline) {
+    auto left =
+        std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, events, 0};
+    return ::poll(&p, 1, static_cast<int>(left.count())) == 1 && (p.revents & events);
+}
+
+// Reads exactly len bytes before the deadline.
+bool read_exact(int fd, uint8_t* buf, size_t len, Deadline deadline) {
     while (len > 0) {
-        ssize_t n = ::recv(fd, buf, len, 0);
+        if (!wait_ready(fd, POLLIN, deadline)) return false;
+        ssize_t n = ::recv(fd, buf, len, MSG_DONTWAIT);
         if (n <= 0) return false;
         buf += n;
         len -= static_cast<size_t>(n);
@@ -110,9 +126,10 @@ bool read_exact(int fd, uint8_t* buf, size_t len) {
     return true;
 }
 
-bool write_all(int fd, const uint8_t* buf, size_t len) {
+bool write_all(int fd, const uint8_t* buf, size_t len, Deadline deadline) {
     while (len > 0) {
-        ssize_t n = ::send(fd, buf, len, MSG_NOSIGNAL);
+        if (!wait_ready(fd, POLLOUT, deadline)) return false;
+        ssize_t n = ::send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n <= 0) return false;
         buf += n;
         len -= static_cast<size_t>(n);
@@ -135,6 +152,8 @@ class ResponderImpl final : public Responder {
         if (::write(stop_.get(), &one, sizeof one) != sizeof one)
             log()->error("cannot stop the session resolver: {}", std::strerror(errno));
         thread_.join();
+        if (uint64_t n = answers_limit_.take_suppressed())
+            hooks_.audit("dns.answer.suppressed", {{"count", n}});
     }
 
     profile::Ip6 address() const override { return v4_mapped(sockets_.addr); }
@@ -151,12 +170,18 @@ class ResponderImpl final : public Responder {
     std::vector<uint8_t> forward(const ldns_pkt* query, const detail::Question& q,
                                  const std::vector<const policy::DnsName*>& names, size_t limit);
     void refuse(const detail::Question& q, const char* transport);
+    void report_answer(const detail::Question& q, const std::vector<const policy::DnsName*>& names,
+                       const json& learned, const json& not_learned);
 
     ResponderConfig config_;
     ResponderHooks hooks_;
     Sockets sockets_;
     UniqueFd stop_;
     LearnedSet learned_;
+    // dns.answer events share the denials' budget, so that a flood of
+    // distinct allowed names cannot fill the log either.
+    audit::DenialLimiter answers_limit_{audit::kDenialBurst, audit::kDenialsPerSecond,
+                                        std::chrono::steady_clock::now()};
     std::thread thread_;
 };
 
@@ -204,19 +229,19 @@ void ResponderImpl::serve_udp() {
 void ResponderImpl::serve_tcp() {
     UniqueFd conn(::accept4(sockets_.tcp.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!conn.valid()) return;
-    timeval timeout{kTcpTimeoutSec, 0};
-    ::setsockopt(conn.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
-    ::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+    Deadline deadline = std::chrono::steady_clock::now() + kTcpConnectionTime;
     for (int i = 0; i < kTcpQueriesMax; ++i) {
         uint8_t prefix[2];
-        if (!read_exact(conn.get(), prefix, 2)) return;
+        if (!read_exact(conn.get(), prefix, 2, deadline)) return;
         std::vector<uint8_t> query((size_t(prefix[0]) << 8) | prefix[1]);
-        if (!read_exact(conn.get(), query.data(), query.size())) return;
+        if (!read_exact(conn.get(), query.data(), query.size(), deadline)) return;
+        expire_learned();  // an answer never extends what has already run out
         auto reply = answer(query.data(), query.size(), "tcp", kTcpLimit);
         if (reply.empty()) return;
         uint8_t len[2] = {static_cast<uint8_t>(reply.size() >> 8),
                           static_cast<uint8_t>(reply.size())};
-        if (!write_all(conn.get(), len, 2) || !write_all(conn.get(), reply.data(), reply.size()))
+        if (!write_all(conn.get(), len, 2, deadline) ||
+            !write_all(conn.get(), reply.data(), reply.size(), deadline))
             return;
     }
 }
@@ -228,7 +253,13 @@ std::vector<uint8_t> ResponderImpl::answer(const uint8_t* data, size_t len, cons
     auto q = detail::question_of(query->get());
     if (!q) return detail::to_wire(detail::reply_to(query->get(), LDNS_RCODE_FORMERR).get(), limit);
 
-    auto names = policy::match_name(*config_.policy, q->name);
+    // A label holding a dot or a byte outside letters, digits, '-' and '_'
+    // (ldns writes those escaped) would match a suffix in text but not on
+    // the wire: such names are refused whatever they look like.
+    bool plain =
+        q->name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-_.") == std::string::npos;
+    auto names = plain ? policy::match_name(*config_.policy, q->name)
+                       : std::vector<const policy::DnsName*>{};
     if (names.empty()) {
         refuse(*q, transport);
         return detail::to_wire(detail::reply_to(query->get(), LDNS_RCODE_REFUSED).get(), limit);
@@ -296,14 +327,24 @@ std::vector<uint8_t> ResponderImpl::forward(const ldns_pkt* query, const detail:
             return servfail(st.error().message());
         }
     }
-    json tools = json::array();
-    for (const policy::DnsName* name : names) tools.push_back(name->tool);
-    hooks_.audit("dns.answer", {{"name", q.name},
-                                {"queryType", q.type_name},
-                                {"tools", tools},
-                                {"addresses", learned},
-                                {"notLearned", not_learned}});
+    report_answer(q, names, learned, not_learned);
     return detail::to_wire(reply.get(), limit);
+}
+
+void ResponderImpl::report_answer(const detail::Question& q,
+                                  const std::vector<const policy::DnsName*>& names,
+                                  const json& learned, const json& not_learned) {
+    if (!answers_limit_.admit(std::chrono::steady_clock::now())) return;
+    std::set<std::string> tools;
+    for (const policy::DnsName* name : names) tools.insert(name->tool);
+    json fields{{"name", audit_name(q.name)},
+                {"queryType", q.type_name},
+                {"tools", tools},
+                {"addresses", learned},
+                {"notLearned", not_learned}};
+    // Answers held back since the last one reported.
+    if (uint64_t n = answers_limit_.take_suppressed()) fields["suppressedBefore"] = n;
+    hooks_.audit("dns.answer", fields);
 }
 
 void ResponderImpl::expire_learned() {

@@ -478,6 +478,15 @@ policy::Resolver start_resolver_for(const SessionOptions& options) {
 Result<Plan> plan_session(const SessionOptions& options) {
     // The agent inherits stdio: none of it may be a socket the filter cannot see.
     if (auto st = refuse_inet_stdio(); !st) return st.error();
+    // A mistyped --dns-upstream is the command line's error, not the profile's.
+    if (!options.dns_upstream.empty()) {
+        auto upstreams = dns::parse_upstreams(options.dns_upstream);
+        if (!upstreams) {
+            Error e = upstreams.error();
+            e.what = "--dns-upstream: " + e.what;
+            return e;
+        }
+    }
 
     Plan plan;
     try {
@@ -551,6 +560,21 @@ Result<MountPlan> agent_mounts(Session& s, const std::string& run_dir) {
     return dns_view(path);
 }
 
+// The session resolver as --check shows it: the names it answers for, how
+// long what it learns stays, and where it asks.
+json dns_json(const Plan& plan) {
+    json names = json::array(), upstreams = json::array();
+    for (const auto& n : plan.policy.dns_names)
+        names.push_back({{"name", n.endpoint.hostname}, {"tool", n.tool}});
+    for (const auto& u : plan.upstreams)
+        upstreams.push_back(u.address + ":" + std::to_string(u.port));
+    return {{"resolver", "a per-session address in 127.53.0.0/16, port 53"},
+            {"names", names},
+            {"minTtl", plan.profile.dns.min_ttl.count()},
+            {"maxTtl", plan.profile.dns.max_ttl.count()},
+            {"upstreams", upstreams}};
+}
+
 }  // namespace
 
 int check_profile(const SessionOptions& options) {
@@ -562,6 +586,7 @@ int check_profile(const SessionOptions& options) {
     auto out = policy::to_json(plan->policy, plan->profile);
     out["runAs"] = {{"user", plan->identity.name}, {"uid", plan->identity.uid}};
     out["seccompInstructions"] = plan->filter.size();
+    out["dns"] = dns_json(*plan);
     if (plan->identity.root()) out["warnings"].push_back(kRootAgentWarning);
     std::cout << out.dump(2) << "\n";
     return 0;

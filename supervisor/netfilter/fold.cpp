@@ -78,12 +78,27 @@ Result<rule_value> to_value(const Prefix& prefix, const std::vector<PortSpan>& s
     return value;
 }
 
-// ::ffff:0.0.0.0/96, where IPv4 lives in the trie.
-constexpr unsigned kV4MappedLen = 96;
-const profile::Ip6 kV4MappedBase{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+// Ranges where IPv6 addresses stand for IPv4 ones: v4-mapped (where the
+// trie keeps IPv4), NAT64 (RFC 6052, RFC 8215) and 6to4. (IPv4-compatible
+// ::/96 is deprecated, routes nowhere, and holds :: and ::1: not one.)
+// A rule shorter than one of them ([::/0], [2000::/3]) never reaches into
+// it: IPv4 is opened by IPv4 rules, or by a rule inside the range.
+struct Enclave {
+    profile::Ip6 base;
+    unsigned len;
+};
+const Enclave kEnclaves[] = {
+    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff}, 96},
+    {{0, 0x64, 0xff, 0x9b}, 96},
+    {{0, 0x64, 0xff, 0x9b, 0, 1}, 48},
+    {{0x20, 0x02}, 16},
+};
 
-bool is_v4(const Prefix& p) {
-    return p.second >= kV4MappedLen && masked(p.first, kV4MappedLen) == kV4MappedBase;
+// The enclave addr lies in, if any.
+const Enclave* enclave_of(const profile::Ip6& addr) {
+    for (const Enclave& e : kEnclaves)
+        if (masked(addr, e.len) == e.base) return &e;
+    return nullptr;
 }
 
 }  // namespace
@@ -97,15 +112,17 @@ Result<FoldedRules> fold_rules(const std::vector<Rule>& rules) {
             {r.ports.first, r.ports.last, r.protocols});
         lengths.insert(r.prefix_len);
     }
-    // An IPv6 prefix wide enough to cover ::ffff:0:0/96 ([::/0]) must not
-    // open IPv4: a /96 entry stops the lookup of every v4-mapped address
-    // there, with the ports of IPv4 rules only (none unless 0.0.0.0/0 is one).
-    for (const auto& [prefix, spans] : prefixes) {
-        if (prefix.second < kV4MappedLen && masked(kV4MappedBase, prefix.second) == prefix.first) {
-            prefixes.try_emplace({kV4MappedBase, kV4MappedLen});
-            lengths.insert(kV4MappedLen);
-            break;
-        }
+    // A stop entry for each enclave a shorter rule covers: the lookup of an
+    // address there ends at it, with the ports of rules inside only (none
+    // unless one is the enclave itself, such as 0.0.0.0/0).
+    std::vector<Prefix> stops;
+    for (const auto& [prefix, spans] : prefixes)
+        for (const Enclave& e : kEnclaves)
+            if (prefix.second < e.len && masked(e.base, prefix.second) == prefix.first)
+                stops.push_back({e.base, e.len});
+    for (const Prefix& stop : stops) {
+        prefixes.try_emplace(stop);
+        lengths.insert(stop.second);
     }
 
     // The covering prefixes of each one are found by masking it to each
@@ -115,7 +132,7 @@ Result<FoldedRules> fold_rules(const std::vector<Rule>& rules) {
         std::vector<PortSpan> spans = own;
         for (unsigned len : lengths) {
             if (len >= prefix.second) break;
-            if (is_v4(prefix) && len < kV4MappedLen) continue;  // IPv6 rules never cover IPv4
+            if (!rule_reaches(masked(prefix.first, len), len, prefix.first)) continue;
             auto shorter = prefixes.find({masked(prefix.first, len), len});
             if (shorter != prefixes.end())
                 spans.insert(spans.end(), shorter->second.begin(), shorter->second.end());
@@ -151,3 +168,13 @@ bool same_value(const rule_value& a, const rule_value& b) {
 }
 
 }  // namespace cordon::netfilter::detail
+
+namespace cordon::netfilter {
+
+bool rule_reaches(const profile::Ip6& network, unsigned prefix_len, const profile::Ip6& addr) {
+    if (detail::masked(addr, prefix_len) != detail::masked(network, prefix_len)) return false;
+    const detail::Enclave* e = detail::enclave_of(addr);
+    return !e || prefix_len >= e->len;
+}
+
+}  // namespace cordon::netfilter

@@ -25,6 +25,12 @@ struct Rule {
     uint8_t protocols = 0;  // CORDON_PROTO_* bits
 };
 
+// Whether a rule for network/prefix_len lets addr through, as the trie
+// decides: a prefix shorter than the range an IPv4-carrying address lies in
+// (v4-mapped ::ffff:0:0/96, NAT64 64:ff9b::/96 and
+// 64:ff9b:1::/48, 6to4 2002::/16) does not reach it, so [::/0] opens no IPv4.
+bool rule_reaches(const profile::Ip6& network, unsigned prefix_len, const profile::Ip6& addr);
+
 // A denial reported by the kernel.
 struct Denial {
     uint64_t cgroup_id = 0;

@@ -64,7 +64,10 @@ bool starts_with(const Ip6& addr, std::initializer_list<uint8_t> bytes) {
 // The IPv4 address an IPv6 one carries for translation or tunnelling, or null.
 const uint8_t* embedded_v4(const Ip6& addr) {
     if (starts_with(addr, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff})) return &addr[12];
+    if (starts_with(addr, {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0})) return &addr[12];  // SIIT
     if (starts_with(addr, {0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0})) return &addr[12];
+    // RFC 8215 local-use NAT64: the IPv4 address in the last 32 bits (a /96 within it).
+    if (starts_with(addr, {0, 0x64, 0xff, 0x9b, 0, 1})) return &addr[12];
     if (starts_with(addr, {0x20, 0x02})) return &addr[2];
     return nullptr;
 }
@@ -79,6 +82,12 @@ std::optional<std::string> special_v6(const Ip6& addr) {
     if ((addr[0] & 0xfe) == 0xfc) return "private";                        // fc00::/7, unique local
     if (addr[0] == 0xfe && (addr[1] & 0xc0) == 0x80) return "link-local";  // fe80::/10
     if (addr[0] == 0xff) return "multicast";
+    if (addr[0] == 0xfe && (addr[1] & 0xc0) == 0xc0) return "reserved";  // fec0::/10, site-local
+    if (starts_with(addr, {0x20, 0x01, 0, 0})) return "tunnel";  // Teredo 2001::/32, IPv4 inside
+    // ORCHID and ORCHIDv2 (2001:10::/28, 2001:20::/28): identifiers, not locations.
+    if (addr[0] == 0x20 && addr[1] == 0x01 && addr[2] == 0 &&
+        ((addr[3] & 0xf0) == 0x10 || (addr[3] & 0xf0) == 0x20))
+        return "reserved";
     // ::/96 (IPv4-compatible, deprecated) and the discard prefix 100::/64.
     if (starts_with(addr, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0})) return "reserved";
     if (starts_with(addr, {0x01, 0, 0, 0, 0, 0, 0, 0})) return "reserved";
@@ -108,10 +117,7 @@ bool prefix_covers(const Ip6& network, uint8_t prefix_len, const Ip6& addr) {
 }
 
 bool endpoint_covers(const profile::Endpoint& ep, const Ip6& addr) {
-    // An IPv6 prefix shorter than /96 ([::/0]) never covers IPv4, as in the kernel's rules.
-    bool v4 = starts_with(addr, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff});
-    if (v4 && ep.prefix_len < 96) return false;
-    return ep.hostname.empty() && prefix_covers(ep.address, ep.prefix_len, addr);
+    return ep.hostname.empty() && netfilter::rule_reaches(ep.address, ep.prefix_len, addr);
 }
 
 bool literal_covers(const EffectivePolicy& policy, const Ip6& addr) {

@@ -55,7 +55,10 @@ ResolvedEndpoint resolve_endpoint(const profile::Tool& tool, size_t index,
     }
     if (addresses->empty()) {
         throw ProfileError(endpoint_path(tool.name, index),
-                           "\"" + ep.hostname + "\" resolved to no address");
+                           "\"" + ep.hostname +
+                               "\" resolved to no address (check the name, or write the "
+                               "endpoint as an address or a *.suffix wildcard, learned as the "
+                               "agent asks)");
     }
     resolved.addresses = std::move(addresses.value());
     return resolved;

@@ -79,8 +79,8 @@ std::optional<std::string> special_range(const profile::Ip6& addr);
 // Whether the first prefix_len bits of network and addr agree.
 bool prefix_covers(const profile::Ip6& network, uint8_t prefix_len, const profile::Ip6& addr);
 
-// Whether a literal or CIDR endpoint covers addr, on any port. An IPv6
-// prefix shorter than /96 never covers an IPv4 (v4-mapped) address.
+// Whether a literal or CIDR endpoint covers addr, on any port, as the
+// kernel's rules decide (netfilter::rule_reaches).
 bool endpoint_covers(const profile::Endpoint& ep, const profile::Ip6& addr);
 
 // Whether a literal or CIDR endpoint of an allowed tool covers addr, on any

@@ -47,7 +47,8 @@ Result<std::vector<profile::Ip6>> system_resolve(const std::string& hostname) {
     if (rc == EAI_SYSTEM) return errno_error("cannot resolve \"" + hostname + "\"");
     if (rc != 0) {
         return plain_error("cannot resolve \"" + hostname + "\": " + gai_strerror(rc),
-                           "check the name, or write the endpoint as an address");
+                           "check the name, write the endpoint as an address, or give "
+                           "--dns-upstream a resolver this host can reach");
     }
     std::vector<profile::Ip6> addresses;
     for (const addrinfo* ai = list.get(); ai; ai = ai->ai_next) {

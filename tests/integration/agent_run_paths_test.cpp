@@ -549,14 +549,10 @@ TEST_F(AgentRunTest, FewDenialsAreAllReported) {
 
 // ---------------------------------------------------------------- IPv6 prefixes over IPv4
 
-// HOLE, disabled so that the suite stays green; run it with
-// --gtest_also_run_disabled_tests. IPv4 lives in the rules trie as
-// v4-mapped (::ffff:0:0/96), so an IPv6 prefix that covers that range
-// ("[::/0]:443", meant as "any IPv6 host on 443") also allows every IPv4
-// address on that port: loopback, 169.254.169.254, private ranges. An
-// IPv6 endpoint should reach IPv4 only when it names ::ffff:0:0/96 (or a
-// part of it) itself. The fix belongs in the policy compilation and the
-// rule folding (supervisor/policy, supervisor/netfilter), not here.
+// IPv4 lives in the trie as v4-mapped IPv6, so an IPv6 endpoint wide enough
+// to cover ::ffff:0:0/96 ("[::/0]:443", meant as "any IPv6 host on 443")
+// would open IPv4 too, loopback and 169.254.169.254 included, but for the
+// stop entries the rule folding adds: [::/0] reaches ::1, not 127.0.0.2.
 TEST_F(AgentRunTest, Ipv6ZeroPrefixDoesNotAllowIpv4) {
     auto v4 = Listener::on("127.0.0.2");
     auto v6 = Listener::on("::1");

@@ -387,6 +387,19 @@ TEST_F(AgentRunTest, MistypedOptionIsAnErrorNotACommand) {
     EXPECT_FALSE(fs::exists(audit_log_)) << "a usage error must start no session";
 }
 
+TEST_F(AgentRunTest, MistypedDnsUpstreamIsTheCommandLinesError) {
+    auto profile = write_profile({"*.allowed.test:443"}, {});
+    auto r = run({"--profile", profile, "--dns-upstream", "localhost:53", "--", "true"});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("--dns-upstream: \"localhost:53\" is not an upstream resolver: "
+                         "\"localhost\" is not an IP address (write ADDRESS, ADDRESS:PORT or "
+                         "[IPV6]:PORT)"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(r.err.find("profile.json"), std::string::npos) << r.err;
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
 TEST_F(AgentRunTest, MissingCommandExits127) {
     auto profile = write_profile({}, {});
     auto r = run({"--profile", profile, "--", "/nonexistent/agent"});

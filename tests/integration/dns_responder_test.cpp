@@ -245,6 +245,79 @@ TEST_F(DnsResponderTest, RefusedNameIsNeverForwardedAndIsAudited) {
     EXPECT_EQ(denials[2]["queryType"], "TXT");
 }
 
+// Sends a raw query for wire labels, returns the reply's rcode (-1: none).
+int ask_labels(const std::string& server, const std::vector<std::string>& labels) {
+    std::string q("\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00", 12);
+    for (const auto& l : labels) q += static_cast<char>(l.size()) + l;
+    q += std::string("\x00\x00\x01\x00\x01", 5);  // root, type A, class IN
+    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(53);
+    inet_pton(AF_INET, server.c_str(), &sa.sin_addr);
+    timeval tv{2, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::sendto(fd, q.data(), q.size(), 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    unsigned char buf[512];
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    ::close(fd);
+    return n >= 4 ? (buf[3] & 0x0f) : -1;
+}
+
+TEST_F(DnsResponderTest, ADotOrOddByteInsideALabelIsRefusedNotMatchedAsText) {
+    start(60);
+    // In text "payload.x\.cdn.test" ends in ".cdn.test"; on the wire it is
+    // two labels under "test", which the wildcard does not cover.
+    EXPECT_EQ(ask_labels(server(), {"payload", "x.cdn", "test"}), LDNS_RCODE_REFUSED);
+    EXPECT_EQ(ask_labels(server(), {std::string("a\0b", 3), "cdn", "test"}), LDNS_RCODE_REFUSED);
+    EXPECT_EQ(ask_labels(server(), {"eu", "cdn", "test"}), LDNS_RCODE_NOERROR);
+    EXPECT_EQ(upstream_->queried_names(), std::vector<std::string>{"eu.cdn.test"});
+}
+
+TEST_F(DnsResponderTest, ASlowTcpClientCannotHoldTheResolverOrDelayExpiry) {
+    start(1, {std::chrono::seconds(0), std::chrono::seconds(1)});
+    ASSERT_EQ(ask(server(), "api.allowed.test", LDNS_RR_TYPE_A, false).addresses.size(), 1u);
+    // A client that announces a long query and sends one byte now and then.
+    std::atomic<bool> stop{false};
+    std::thread drip([&] {
+        int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in sa{};
+        sa.sin_family = AF_INET;
+        sa.sin_port = htons(53);
+        inet_pton(AF_INET, server().c_str(), &sa.sin_addr);
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+            (void)!::send(fd, "\xff\xff", 2, MSG_NOSIGNAL);
+            for (int i = 0; i < 40 && !stop; ++i) {
+                (void)!::send(fd, "x", 1, MSG_NOSIGNAL);
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+        }
+        ::close(fd);
+    });
+    auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (!learned().empty() && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_TRUE(learned().empty()) << "the address outlived its TTL behind a slow client";
+    EXPECT_EQ(ask(server(), "api.allowed.test", LDNS_RR_TYPE_A, false).rcode, LDNS_RCODE_NOERROR);
+    stop = true;
+    drip.join();
+}
+
+TEST_F(DnsResponderTest, AFloodOfAllowedNamesIsRateLimitedInTheLogAndCounted) {
+    start(60);
+    constexpr int kQueries = 120;
+    for (int i = 0; i < kQueries; ++i)
+        ASSERT_NE(ask(server(), "n" + std::to_string(i) + ".cdn.test", LDNS_RR_TYPE_A, false).rcode,
+                  -1);
+    responder_.reset();  // reports what is still held back
+    uint64_t reported = events("dns.answer").size(), suppressed = 0;
+    for (const auto& e : events("dns.answer")) suppressed += e.value("suppressedBefore", 0);
+    for (const auto& e : events("dns.answer.suppressed")) suppressed += e["count"].get<uint64_t>();
+    EXPECT_LT(reported, static_cast<uint64_t>(kQueries));
+    EXPECT_GE(reported, 50u);
+    EXPECT_EQ(reported + suppressed, static_cast<uint64_t>(kQueries));
+}
+
 TEST_F(DnsResponderTest, PrivateAndLoopbackAnswersAreNotLearnedUnlessARangeAllowsThem) {
     start(60);
     Reply priv = ask(server(), "private.allowed.test", LDNS_RR_TYPE_A, false);

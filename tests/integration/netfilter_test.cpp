@@ -99,6 +99,18 @@ TEST_F(NetfilterTest, ProtocolMustMatch) {
     expect_denied(s, r, "sendmsg4", "127.0.0.1", 8080, "udp");
 }
 
+// glibc's getaddrinfo sorts addresses by UDP connect()s that send nothing:
+// to an address the rules allow over TCP only, such a connect is refused
+// quietly; to anything else it is a denial like any other.
+TEST_F(NetfilterTest, UdpConnectToATcpOnlyEndpointIsRefusedWithoutAnEvent) {
+    const auto& s = make_session("s", {rule("127.0.0.1", 128, 8080, 8080, CORDON_PROTO_TCP)});
+    auto r = run_probe(s.path(), {}, [] { return udp_connect("127.0.0.1", 8080); });
+    EXPECT_EQ(r.status, EPERM);
+    EXPECT_TRUE(drain(s.id()).empty()) << "a sorting probe was reported";
+    r = run_probe(s.path(), {}, [] { return udp_connect("127.0.0.1", 8081); });
+    expect_denied(s, r, "connect4", "127.0.0.1", 8081, "udp");
+}
+
 TEST_F(NetfilterTest, RawSocketsAreRefused) {
     const auto& s =
         make_session("s", {rule("127.0.0.1", 128, 1, 65535, CORDON_PROTO_TCP | CORDON_PROTO_UDP)});

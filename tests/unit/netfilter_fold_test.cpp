@@ -126,6 +126,24 @@ TEST(FoldRules, NarrowIpv6PrefixesNeedNoStopEntry) {
     EXPECT_EQ(folded->size(), 1u);
 }
 
+TEST(FoldRules, AWideIpv6RuleReachesNoRangeThatCarriesIpv4) {
+    auto folded = fold_rules({rule6("::", 0, 443, 443), rule6("2002:c633:6407::", 48, 80, 80)});
+    ASSERT_TRUE(folded.ok()) << folded.error().message();
+    for (auto [base, len] : {std::pair{"::ffff:0.0.0.0", 96}, std::pair{"64:ff9b::", 96},
+                             std::pair{"64:ff9b:1::", 48}, std::pair{"2002::", 16}}) {
+        ASSERT_TRUE(folded->count({ip6(base), static_cast<unsigned>(len)})) << base;
+        EXPECT_EQ(folded->at({ip6(base), static_cast<unsigned>(len)}).count, 0u) << base;
+    }
+    // A rule inside 6to4 keeps its own ports, not those of ::/0.
+    EXPECT_EQ(ranges(folded->at({ip6("2002:c633:6407::"), 48})),
+              std::vector<std::string>{"80-80/1"});
+    EXPECT_FALSE(rule_reaches(ip6("::"), 0, ip6("64:ff9b::7f00:1")));
+    EXPECT_FALSE(rule_reaches(ip6("::"), 0, ip6("2002:7f00:1::1")));
+    EXPECT_FALSE(rule_reaches(ip6("::"), 0, v4("127.0.0.1")));
+    EXPECT_TRUE(rule_reaches(ip6("::"), 0, ip6("2001:db8::1")));
+    EXPECT_TRUE(rule_reaches(ip6("64:ff9b::"), 96, ip6("64:ff9b::7f00:1")));
+}
+
 TEST(TrieKey, CountsTheCgroupIdInThePrefix) {
     rule_key key = trie_key(42, {v4("10.0.0.0"), 104});
     EXPECT_EQ(key.prefixlen, 64u + 104);

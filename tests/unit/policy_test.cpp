@@ -184,8 +184,11 @@ TEST(Policy, NameWithNoAddressIsAnError) {
         compute_policy(parse_profile(research_doc(), kNow), kNow, dns.resolver());
         FAIL() << "no error";
     } catch (const ProfileError& e) {
-        EXPECT_STREQ(e.what(),
-                     "tools.search.endpoints[0]: \"search.example\" resolved to no address");
+        EXPECT_STREQ(
+            e.what(),
+            "tools.search.endpoints[0]: \"search.example\" resolved to no address (check the "
+            "name, or write the endpoint as an address or a *.suffix wildcard, learned as the "
+            "agent asks)");
     }
 }
 
@@ -356,12 +359,19 @@ TEST(SpecialRange, NamesEveryNonPublicRangeInEveryForm) {
         {"64:ff9b::7f00:1", "loopback"},
         {"2002:a9fe:a9fe::", "cloud-metadata"},
         {"2002:7f00:1::", "loopback"},
+        {"64:ff9b:1::7f00:1", "loopback"},
+        {"::ffff:0:7f00:1", "loopback"},
+        {"fec0::1", "reserved"},
+        {"2001:0:4136:e378::1", "tunnel"},
+        {"2001:10::1", "reserved"},
+        {"2001:20::1", "reserved"},
     };
     for (const auto& [text, kind] : cases) {
         EXPECT_EQ(special_range(ip(text)).value_or("public"), kind) << text;
     }
-    for (const std::string text : {"8.8.8.8", "198.51.100.7", "2001:db8::1", "64:ff9b::808:808",
-                                   "2002:808:808::", "::ffff:1.1.1.1"}) {
+    for (const std::string text :
+         {"8.8.8.8", "198.51.100.7", "2001:db8::1", "64:ff9b::808:808", "2001:4860::8888",
+          "2001:30::1", "2002:808:808::", "::ffff:1.1.1.1"}) {
         EXPECT_FALSE(special_range(ip(text))) << text;
     }
 }
