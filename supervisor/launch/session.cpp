@@ -575,6 +575,73 @@ json dns_json(const Plan& plan) {
             {"upstreams", upstreams}};
 }
 
+// What every session of this root shares: Cordon's root cgroup, the BPF
+// programs attached to it, and the lock files of who owns which session.
+struct Host {
+    std::string root;
+    std::unique_ptr<netfilter::Netfilter> nf;
+    cgroup::OwnerLocks locks;
+};
+
+Result<Host> open_host(const SessionOptions& options) {
+    auto mount = cgroup::find_cgroup2_mount();
+    if (!mount) return mount.error();
+    std::string root = *mount + "/" + options.cgroup_name;
+    if (auto st = cgroup::ensure_dir(root); !st) return st.error();
+    auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir, options.netfilter);
+    if (!nf) return nf.error();
+    // Lock files no agent can open (see OwnerLocks).
+    auto locks =
+        cgroup::OwnerLocks::open(cgroup::owner_lock_dir(options.run_dir, options.cgroup_name));
+    if (!locks) return locks.error();
+    return Host{root, std::move(*nf), std::move(*locks)};
+}
+
+// The session's cgroup, its resolver, then its policy entry, which names
+// the resolver as the session's only way to port 53.
+Status install_session(Session& s, const audit::Subject& subject, const Plan& plan, Host& host,
+                       audit::AuditLog& audit, DenialReporter& reporter) {
+    s.id = subject.session;
+    s.subject = subject;
+    s.nf = std::move(host.nf);
+    auto cg = cgroup::SessionCgroup::create(host.root, s.id, session_label(s.subject, ::getpid()),
+                                            &host.locks);
+    if (!cg) return cg.error();
+    s.cgroup = std::move(*cg);
+    auto resolver = start_resolver(s, plan, audit, reporter);
+    if (!resolver) return resolver.error();
+    s.resolver = std::move(*resolver);
+    netfilter::Resolver dns_server{s.resolver->address(), 53};
+    const auto& policy = plan.policy;
+    if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules, dns_server, policy.egress_budget);
+        !st)
+        return st;
+    s.policy_installed = true;
+    return ok_status();
+}
+
+// Spawns the agent; the credentials it received are wiped from the plan
+// and the spawn environment, so the supervisor keeps no copy.
+Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
+                          const MountPlan& mounts) {
+    SpawnSpec spec{
+        options.command,    agent_environment(plan.profile, plan.deliveries, plan.identity, s.id),
+        s.cgroup->dir_fd(), &plan.filter,
+        &plan.identity,     &mounts};
+    auto child = spawn(spec);
+    plan.deliveries.clear();
+    for (auto& entry : spec.env) ::explicit_bzero(entry.data(), entry.size());
+    return child;
+}
+
+json start_event(const Plan& plan, pid_t pid, SysTime deadline) {
+    auto start = policy::start_fields(plan.policy, pid);
+    start["deadline"] = audit::format_time(deadline);
+    start["user"] = plan.identity.name;
+    start["uid"] = plan.identity.uid;
+    return start;
+}
+
 }  // namespace
 
 int check_profile(const SessionOptions& options) {
@@ -607,88 +674,47 @@ int run_session(const SessionOptions& options) {
     // touching the kernel.
     auto plan = plan_session(options);
     if (!plan) return fail(plan.error());
-    const auto& profile = plan->profile;
-    const auto& policy = plan->policy;
-    const auto& identity = plan->identity;
-    auto& deliveries = plan->deliveries;
-
     auto audit = audit::AuditLog::open(options.audit_log);
     if (!audit) return fail(audit.error());
     // From here a failure is also on the record: a session that could not
     // start (a full map, a missing kernel feature) is an audited decision.
-    std::string id = new_session_id();
-    audit::Subject subject{profile.identity.agent_id, profile.identity.agent_type,
-                           profile.identity.version, id};
+    const auto& identity = plan->profile.identity;
+    audit::Subject subject{identity.agent_id, identity.agent_type, identity.version,
+                           new_session_id()};
     auto refuse = [&](const Error& e) {
         (*audit)->emit("session.error", subject, {{"error", e.message()}});
         return fail(e);
     };
 
-    // 2. Cordon's root cgroup and the BPF programs attached to it, shared by
-    // every session; then whatever a crashed supervisor left behind.
-    auto mount = cgroup::find_cgroup2_mount();
-    if (!mount) return refuse(mount.error());
-    std::string root = *mount + "/" + options.cgroup_name;
-    if (auto st = cgroup::ensure_dir(root); !st) return refuse(st.error());
-    auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir, options.netfilter);
-    if (!nf) return refuse(nf.error());
-    // Who owns which session: lock files no agent can open (see OwnerLocks).
-    auto locks =
-        cgroup::OwnerLocks::open(cgroup::owner_lock_dir(options.run_dir, options.cgroup_name));
-    if (!locks) return refuse(locks.error());
-    reap_leftovers(root, *locks, options.run_dir, **nf, **audit);
+    // 2. What every session shares; then what a crashed supervisor left.
+    auto host = open_host(options);
+    if (!host) return refuse(host.error());
+    reap_leftovers(host->root, host->locks, options.run_dir, *host->nf, **audit);
 
-    // 3. The session: its cgroup, then its policy in the maps, before any
-    // process can run in it. The reporter outlives the session, whose
-    // resolver reports to it until the session is torn down.
-    auto reporter = DenialReporter::create(subject, profile, **audit);
+    // 3. The session, before any process can run in it. The reporter
+    // outlives the session, whose resolver reports to it until teardown.
+    // Signals are blocked first: the resolver's thread inherits the mask.
+    auto reporter = DenialReporter::create(subject, plan->profile, **audit);
     if (!reporter) return refuse(reporter.error());
-    Session s;
-    s.id = id;
-    s.subject = subject;
-    s.nf = std::move(*nf);
-    auto cg =
-        cgroup::SessionCgroup::create(root, s.id, session_label(s.subject, ::getpid()), &*locks);
-    if (!cg) return refuse(cg.error());
-    s.cgroup = std::move(*cg);
-
-    // Its resolver before its policy entry, which names the resolver as the
-    // session's only way to port 53. Signals are blocked first, so that the
-    // resolver's thread inherits the mask and they reach the signalfd only.
     auto signals = forwarded_signals();
     if (!signals) return refuse(signals.error());
-    auto resolver = start_resolver(s, *plan, **audit, **reporter);
-    if (!resolver) return refuse(resolver.error());
-    s.resolver = std::move(*resolver);
-    netfilter::Resolver dns_server{s.resolver->address(), 53};
-    if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules, dns_server, policy.egress_budget);
-        !st)
+    Session s;
+    if (auto st = install_session(s, subject, *plan, *host, **audit, **reporter); !st)
         return refuse(st.error());
-    s.policy_installed = true;
     auto denials = s.nf->watch(s.cgroup->id());
     if (!denials) return refuse(denials.error());
 
     // 4. The agent, contained from its first instruction.
     auto mounts = agent_mounts(s, options.run_dir);
     if (!mounts) return refuse(mounts.error());
-    SpawnSpec spec{options.command,    agent_environment(profile, deliveries, identity, s.id),
-                   s.cgroup->dir_fd(), &plan->filter,
-                   &identity,          &*mounts};
-    auto child = spawn(spec);
+    auto child = start_agent(s, *plan, options, *mounts);
     if (!child) {
         (void)refuse(child.error());
         if (!is_exec_failure(child.error())) return kExitFailure;
         return child.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;
     }
-    // The agent has them; the supervisor keeps no copy.
-    deliveries.clear();
-    for (auto& entry : spec.env) ::explicit_bzero(entry.data(), entry.size());
-    auto deadline = session_deadline(profile, std::chrono::system_clock::now());
-    auto start = policy::start_fields(policy, child->pid);
-    start["deadline"] = audit::format_time(deadline);
-    start["user"] = identity.name;
-    start["uid"] = identity.uid;
-    (*audit)->emit("session.start", s.subject, start);
+    auto deadline = session_deadline(plan->profile, std::chrono::system_clock::now());
+    (*audit)->emit("session.start", s.subject, start_event(*plan, child->pid, deadline));
 
     // 5. Until the agent exits or the deadline passes.
     auto ending =
@@ -703,7 +729,7 @@ int run_session(const SessionOptions& options) {
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
     s.resolver.reset();
     auto end = end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit");
-    end.update(traffic_fields(*s.nf, s.cgroup->id(), policy.egress_budget));
+    end.update(traffic_fields(*s.nf, s.cgroup->id(), plan->policy.egress_budget));
     end["denialsSuppressed"] = (*reporter)->total_suppressed();
     (*audit)->emit("session.end", s.subject, end);
     return ending->deadline ? kExitDeadline : exit_status_of(ending->wait_status);
