@@ -48,12 +48,17 @@ policy::Resolver upstream_resolver(std::vector<Upstream> upstreams);
 // for and when it expires.
 class LearnedSet {
   public:
-    // Adds or extends addr for name's endpoint until `expires`. Returns true
+    // Adds or extends addr for name's endpoint for ttl from now. Returns true
     // when the rules change (a new address, not a later expiry).
-    bool learn(const policy::DnsName& name, const profile::Ip6& addr, SteadyTime expires);
+    bool learn(const policy::DnsName& name, const profile::Ip6& addr, SteadyTime now,
+               std::chrono::seconds ttl);
 
-    // Removes what expired by `now`; returns the addresses removed.
-    std::vector<profile::Ip6> expire(SteadyTime now);
+    // Removes what expired by `now` and returns the addresses removed, but
+    // for those `in_use` says still carry traffic: each of those is kept for
+    // its TTL again (at least a second), so that an open transfer to a name
+    // with a short TTL is not cut.
+    std::vector<profile::Ip6> expire(
+        SteadyTime now, const std::function<bool(const profile::Ip6&)>& in_use = nullptr);
 
     std::optional<SteadyTime> next_expiry() const;
 
@@ -72,6 +77,7 @@ class LearnedSet {
     struct Entry {
         profile::Endpoint endpoint;
         SteadyTime expires;
+        std::chrono::seconds ttl;
     };
     std::map<Key, Entry> entries_;
 };
@@ -82,6 +88,9 @@ class LearnedSet {
 struct ResponderHooks {
     std::function<Status(const std::vector<netfilter::Rule>& learned)> apply_learned;
     std::function<void(const std::string& event, const nlohmann::json& fields)> audit;
+    // Whether the session sent packets to addr since the last time it was
+    // asked; null: an address leaves when its TTL runs out, whatever.
+    std::function<bool(const profile::Ip6& addr)> in_use = nullptr;
 };
 
 struct ResponderConfig {

@@ -3,22 +3,36 @@
 
 namespace cordon::dns {
 
-bool LearnedSet::learn(const policy::DnsName& name, const profile::Ip6& addr, SteadyTime expires) {
+bool LearnedSet::learn(const policy::DnsName& name, const profile::Ip6& addr, SteadyTime now,
+                       std::chrono::seconds ttl) {
     Key key{addr, name.endpoint.spec, name.tool};
-    auto [it, inserted] = entries_.try_emplace(key, Entry{name.endpoint, expires});
-    if (!inserted) it->second.expires = std::max(it->second.expires, expires);
+    auto [it, inserted] = entries_.try_emplace(key, Entry{name.endpoint, now + ttl, ttl});
+    if (!inserted) {
+        it->second.expires = std::max(it->second.expires, now + ttl);
+        it->second.ttl = std::max(it->second.ttl, ttl);
+    }
     return inserted;
 }
 
-std::vector<profile::Ip6> LearnedSet::expire(SteadyTime now) {
+std::vector<profile::Ip6> LearnedSet::expire(
+    SteadyTime now, const std::function<bool(const profile::Ip6&)>& in_use) {
     std::vector<profile::Ip6> removed;
+    std::map<profile::Ip6, bool> busy;  // asked once per address
     for (auto it = entries_.begin(); it != entries_.end();) {
-        if (it->second.expires <= now) {
-            removed.push_back(it->first.address);
-            it = entries_.erase(it);
-        } else {
+        Entry& e = it->second;
+        if (e.expires > now) {
             ++it;
+            continue;
         }
+        const profile::Ip6& addr = it->first.address;
+        if (in_use && !busy.count(addr)) busy[addr] = in_use(addr);
+        if (in_use && busy[addr]) {
+            e.expires = now + std::max(e.ttl, std::chrono::seconds(1));
+            ++it;
+            continue;
+        }
+        removed.push_back(addr);
+        it = entries_.erase(it);
     }
     return removed;
 }

@@ -314,7 +314,7 @@ std::vector<uint8_t> ResponderImpl::forward(const ldns_pkt* query, const detail:
         }
         if (addr) {
             for (const policy::DnsName* name : names)
-                changed |= learned_.learn(*name, *addr, now + ttl);
+                changed |= learned_.learn(*name, *addr, now, ttl);
             learned.push_back(profile::format_ip(*addr));
         }
         ldns_rr* copy = ldns_rr_clone(rr);
@@ -348,7 +348,7 @@ void ResponderImpl::report_answer(const detail::Question& q,
 }
 
 void ResponderImpl::expire_learned() {
-    auto removed = learned_.expire(std::chrono::steady_clock::now());
+    auto removed = learned_.expire(std::chrono::steady_clock::now(), hooks_.in_use);
     if (removed.empty()) return;
     json addresses = json::array();
     for (const auto& addr : removed) addresses.push_back(profile::format_ip(addr));

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <initializer_list>
 #include <iostream>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -531,8 +532,22 @@ Result<std::unique_ptr<dns::Responder>> start_resolver(Session& s, const Plan& p
         if (event == "net.deny") return reporter.report_fields(fields);
         audit.emit(event, s.subject, fields);
     };
+    // Packets sent to addr since the last ask, from the kernel's counters
+    // per destination: an address still in use outlives its TTL.
+    auto in_use = [&s,
+                   seen = std::map<profile::Ip6, uint64_t>{}](const profile::Ip6& addr) mutable {
+        auto dests = s.nf->destinations(s.cgroup->id());
+        if (!dests) return false;
+        uint64_t packets = 0;
+        for (const auto& d : *dests)
+            if (d.address == addr) packets += d.packets;
+        uint64_t& last = seen[addr];
+        bool busy = packets > last;
+        last = packets;
+        return busy;
+    };
     return dns::Responder::start({&plan.policy, plan.profile.dns, plan.upstreams, 0},
-                                 {apply_learned, report});
+                                 {apply_learned, report, in_use});
 }
 
 // What the agent sees of the filesystem: its own resolv.conf naming the

@@ -200,7 +200,7 @@ TEST_F(AgentRunDnsTest, AnAddressLeavesTheAllowlistWhenItsTtlRunsOut) {
 import time
 print(resolve('api.allowed.test'))
 print(fetch('198.51.100.7'))
-time.sleep(2.5)
+time.sleep(3.5)
 print(fetch('198.51.100.7'))
 )";
     auto r = run_agent(dns_profile({}, {{"dns", {{"minTtl", "0s"}, {"maxTtl", "1s"}}}}), script);
@@ -209,6 +209,28 @@ print(fetch('198.51.100.7'))
     auto expired = events_named(audit_events(), "dns.expire");
     ASSERT_GE(expired.size(), 1u) << read_text(audit_log_);
     EXPECT_EQ(expired[0]["addresses"], json::array({"198.51.100.7"}));
+}
+
+TEST_F(AgentRunDnsTest, AConnectionStillInUseOutlivesItsAddresssTtl) {
+    start_upstream(1);
+    // A request sent a byte at a time over 3 s, to a name whose TTL is 1 s:
+    // the address stays while packets flow, and leaves once they stop.
+    std::string script = std::string(kResolve) + R"(
+import time
+print(resolve('api.allowed.test'))
+s = socket.create_connection(('198.51.100.7', 18443), 3)
+for c in b'GET / HTTP/1.0\r\n\r\n':
+    s.send(bytes([c])); time.sleep(0.2)
+s.settimeout(5)
+print(s.recv(200).split(b'\r\n')[0].decode())
+s.close()
+time.sleep(4)
+print(fetch('198.51.100.7'))
+)";
+    auto r = run_agent(dns_profile({}, {{"dns", {{"minTtl", "0s"}, {"maxTtl", "1s"}}}}), script);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "['198.51.100.7']\nHTTP/1.0 200 OK\nPermissionError:1\n") << r.err;
+    EXPECT_GE(events_named(audit_events(), "dns.expire").size(), 1u) << read_text(audit_log_);
 }
 
 TEST_F(AgentRunDnsTest, DirectDnsToAnyOtherResolverIsDeniedEvenWhenARangeAllowsThePort) {
