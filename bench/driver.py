@@ -252,9 +252,16 @@ def scenario_syscalls(world, cfg, profile, bwrap_bpf):
     res = {}
     res["getppid loop"] = hyperfine_rounds(world, "getppid", wrap(contenders, f"{loop} {cfg.getppid}"),
                                            cfg.rounds, cfg.loop_runs, 1, per_run_s=10)
-    work = (f"sh -c 'rm -rf {scratch}/t && mkdir {scratch}/t && tar -xf {tar} -C {scratch}/t && "
-            f"find {scratch}/t -type f -exec sha256sum {{}} + >/dev/null'")
-    res["extract and sha256 files"] = hyperfine_rounds(world, "files", wrap(contenders, work),
+    # Each contender its own folder: the agent runs as cordon-agent, the others as root.
+    work = {}
+    for n, (pre, post) in contenders.items():
+        d = scratch / n
+        d.mkdir()
+        if n == "agent-run":
+            shutil.chown(d, "cordon-agent", "cordon-agent")
+        work[n] = (pre + f"sh -c 'rm -rf {d}/t && mkdir {d}/t && tar -xf {tar} -C {d}/t && "
+                   f"find {d}/t -type f -exec sha256sum {{}} + >/dev/null'" + post)
+    res["extract and sha256 files"] = hyperfine_rounds(world, "files", work,
                                                        cfg.rounds, cfg.loop_runs, 1, per_run_s=10)
     return res
 
@@ -386,8 +393,9 @@ def run_netfilter(world, cfg):
         "--benchmark_report_aggregates_only=false", f"--out-prefix={prefix}"],
        stdout=subprocess.DEVNULL)
     res = {}
-    for sessions in (1, 1000):
-        data = json.loads(Path(f"{prefix}.sessions-{sessions}.json").read_text())
+    for path in sorted(world.work.glob("nf.sessions-*.json")):
+        sessions = int(path.name.split("-")[1].split(".")[0])
+        data = json.loads(path.read_text())
         for b in data["benchmarks"]:
             if b.get("run_type") != "iteration":
                 continue
@@ -468,14 +476,13 @@ def plot_netfilter(path, nf):
     for ax, bench, label in [(axes[0], "connect_close", "connect()+close(), ratio to bare (lower is better)"),
                              (axes[1], "bulk_tcp", "bulk TCP throughput, ratio to bare (higher is better)")]:
         xs, ticks = [], []
-        for sessions in (1, 1000):
-            d = nf.get((bench, sessions))
-            if not d:
+        for (b, sessions), d in sorted(nf.items()):
+            if b != bench:
                 continue
             bare = d["bare"]["median"]
-            for c in ("rules:1", "rules:10000"):
+            for c in sorted((c for c in d if c != "bare"), key=lambda c: int(c.split(":")[1])):
                 xs.append(d[c]["median"] / bare)
-                ticks.append(f"{c}\nsessions:{sessions}")
+                ticks.append(f"{c.split(':')[1]} rules\n{sessions} sess.")
         ax.bar(range(len(xs)), xs, color="#4c72b0")
         ax.axhline(1.0, color="black", lw=0.8)
         ax.set_xticks(range(len(xs)), ticks, fontsize=8)
@@ -512,14 +519,15 @@ def report_netfilter(nf, cfg):
              "The benchmark process itself moves into a session cgroup (`cgroup.procs`) and back; "
              "`bare` is the same process outside Cordon's subtree, measured in the same pass. "
              f"{cfg.gb_reps} repetitions per benchmark, interleaved at random; "
-             "median and IQR of the repetitions. Phase `sessions:1000` adds 999 other live "
-             "sessions first.", "",
+             "median and IQR of the repetitions. The first phase has only the measured "
+             "sessions live (1, 100, 1,000 and 10,000 rules); the second adds one-rule sessions "
+             "up to 1,000 live sessions first.", "",
              "| benchmark | live sessions | contender | median | IQR | ratio to bare |",
              "|---|---|---|---|---|---|"]
     for (bench, sessions), d in sorted(nf.items()):
         unit = "GiB/s" if bench == "bulk_tcp" else "µs"
         bare = d["bare"]["median"]
-        for c in ("bare", "rules:1", "rules:10000"):
+        for c in sorted(d, key=lambda c: 0 if c == "bare" else int(c.split(":")[1])):
             s = d[c]
             lines.append(f"| {bench} | {sessions} | {c} | {s['median']:.2f} {unit} | "
                          f"{s['p25']:.2f}-{s['p75']:.2f} | {s['median'] / bare:.3f} |")
@@ -660,7 +668,8 @@ def main():
     only = set(args.only.split(","))
     outdir = Path(args.out)
     outdir.mkdir(parents=True, exist_ok=True)
-    world = World(args.build, tempfile.mkdtemp(prefix=NAME + "-", dir="/var/tmp"))
+    # Under the build folder: firejail's default profile hides /tmp's and /var/tmp's contents.
+    world = World(args.build, tempfile.mkdtemp(prefix=NAME + "-", dir=args.build))
     atexit.register(world.clean)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     os.chmod(world.work, 0o755)

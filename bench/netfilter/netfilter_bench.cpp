@@ -12,9 +12,10 @@
 // process. The servers are forked children that stay outside the subtree.
 //
 // Two phases, each its own Google Benchmark pass with repetitions
-// interleaved at random: 1 live session (bare, 1 rule, 10,000 rules), then,
-// after 999 more sessions are added, the same three again. Each phase's
-// JSON goes to PREFIX.sessions-N.json (--out-prefix).
+// interleaved at random: 1 live session of each size (bare, then 1, 100,
+// 1,000 and 10,000 rules), then, after 999 more sessions are added, the
+// same again with 1,000 live sessions in all. Each phase's JSON goes to
+// PREFIX.sessions-N.json (--out-prefix), N the live sessions.
 #include <arpa/inet.h>
 #include <linux/magic.h>
 #include <netinet/in.h>
@@ -171,8 +172,8 @@ struct World {
     std::string home_procs;   // cgroup.procs of the cgroup this process started in
     std::unique_ptr<Netfilter> nf;
     std::deque<SessionCgroup> cgroups;  // deque: pointers stay valid
-    const SessionCgroup* one_rule = nullptr;
-    const SessionCgroup* many_rules = nullptr;
+    // The measured sessions by their number of rules: 1, 100, 1,000, 10,000.
+    std::vector<std::pair<int, const SessionCgroup*>> measured;
     uint16_t connect_port = 0;
     uint16_t bulk_port = 0;
     std::vector<pid_t> servers;
@@ -234,23 +235,24 @@ void set_up() {
     if (!nf) die(nf.error().message());
     world.nf = std::move(nf.value());
 
-    // The allowing rule: 127.0.0.1, both servers' ports.
+    // The allowing rule: 127.0.0.1, both servers' ports. The others, each a
+    // /32 of its own (every other address, so none fold into a shorter
+    // prefix), in the same /8 as the allowed one.
     Rule allow = tcp_rule(kLoopback, 32, world.connect_port, world.bulk_port);
-    world.one_rule = &add_session("one-rule", {allow});
-
-    // 9,999 more, each a /32 of its own (every other address, so none fold
-    // into a shorter prefix), in the same /8 as the allowed one.
-    std::vector<Rule> many{allow};
-    for (int k = 1; k < kManyRules; k++) {
-        many.push_back(tcp_rule((127u << 24) | (128u << 16) | static_cast<uint32_t>(2 * k), 32,
-                                443, 443));
+    for (int count : {1, 100, 1000, kManyRules}) {
+        std::vector<Rule> rules{allow};
+        for (int k = 1; k < count; k++) {
+            rules.push_back(tcp_rule((127u << 24) | (128u << 16) | static_cast<uint32_t>(2 * k),
+                                     32, 443, 443));
+        }
+        world.measured.emplace_back(count, &add_session("rules-" + std::to_string(count), rules));
     }
-    world.many_rules = &add_session("many-rules", many);
 }
 
-// Sessions beside the measured ones, up to kManySessions with one-rule.
+// Sessions beside the measured ones, up to kManySessions in all.
 void add_other_sessions() {
-    for (int i = 0; i < kManySessions - 1; i++) {
+    int others = kManySessions - static_cast<int>(world.measured.size());
+    for (int i = 0; i < others; i++) {
         uint32_t net = (127u << 24) | (static_cast<uint32_t>(1 + i / 256) << 16) |
                        (static_cast<uint32_t>(i % 256) << 8);
         add_session("other-" + std::to_string(i), {tcp_rule(net, 24, 9000, 9000)});
@@ -358,25 +360,21 @@ void bulk_tcp(benchmark::State& state, const SessionCgroup* cg) {
     close(fd);
 }
 
+// connect_close at every rule count; bulk_tcp at the smallest and the largest.
 void register_phase(int sessions) {
-    struct Contender {
-        const char* name;
-        const SessionCgroup* cg;
-    };
-    const Contender contenders[] = {
-        {"bare", nullptr},
-        {"rules:1", world.one_rule},
-        {"rules:10000", world.many_rules},
-    };
     std::string suffix = "/sessions:" + std::to_string(sessions);
-    for (const auto& c : contenders) {
-        const SessionCgroup* cg = c.cg;
-        benchmark::RegisterBenchmark(("connect_close/" + std::string(c.name) + suffix).c_str(),
-                                     [cg](benchmark::State& s) { connect_close(s, cg); })
+    std::vector<std::pair<std::string, const SessionCgroup*>> contenders{{"bare", nullptr}};
+    for (auto [count, cg] : world.measured)
+        contenders.emplace_back("rules:" + std::to_string(count), cg);
+    for (const auto& [name, cg] : contenders) {
+        const SessionCgroup* where = cg;
+        benchmark::RegisterBenchmark(("connect_close/" + name + suffix).c_str(),
+                                     [where](benchmark::State& s) { connect_close(s, where); })
             ->Unit(benchmark::kMicrosecond)
             ->UseRealTime();
-        benchmark::RegisterBenchmark(("bulk_tcp/" + std::string(c.name) + suffix).c_str(),
-                                     [cg](benchmark::State& s) { bulk_tcp(s, cg); })
+        if (name == "rules:100" || name == "rules:1000") continue;
+        benchmark::RegisterBenchmark(("bulk_tcp/" + name + suffix).c_str(),
+                                     [where](benchmark::State& s) { bulk_tcp(s, where); })
             ->Unit(benchmark::kMillisecond)
             ->UseRealTime();
     }
@@ -442,12 +440,12 @@ int main(int argc, char** argv) {
     if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
 
     set_up();
-    register_phase(1);
+    int few = static_cast<int>(world.measured.size());
+    register_phase(few);
     register_phase(kManySessions);
 
-    run_phase(1, out_prefix);
+    run_phase(few, out_prefix);
     add_other_sessions();
-    benchmark::AddCustomContext("live_sessions_phase2", std::to_string(world.nf->session_ids().size()));
     run_phase(kManySessions, out_prefix);
 
     tear_down();
