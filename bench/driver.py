@@ -418,6 +418,8 @@ def machine():
         "os": out(". /etc/os-release && echo $PRETTY_NAME"),
         "memory": out("free -h | awk '/^Mem/{print $2}'"),
         "cgroup2": cgroup2_mount(),
+        "filesystem of the scratch folders": out(f"stat -f -c %T {SOURCE}"),
+        "load average at start": out("cut -d' ' -f1-3 /proc/loadavg"),
     }
 
 
@@ -430,8 +432,8 @@ def versions(world):
         "firejail": out("firejail --version"),
         "tinyproxy": out("tinyproxy -v"),
         "curl": out("curl --version"),
-        "python3": out("python3 --version"),
-        "matplotlib": out("python3 -c 'import matplotlib; print(matplotlib.__version__)'"),
+        "python3": out(f"{sys.executable} --version"),
+        "matplotlib": out(f"{sys.executable} -c 'import matplotlib; print(matplotlib.__version__)'"),
     }
 
 
@@ -562,7 +564,10 @@ def write_report(path, meta, results, cfg):
     if "netfilter" in results:
         L += report_netfilter(results["netfilter"], cfg)
     if "launch" in results:
-        L += ["## Launch (hyperfine)", ""]
+        L += ["## Launch (hyperfine)", "",
+              "hyperfine starts each command through a shell and subtracts the shell's own "
+              "start-up; bare `/bin/true` is below the 5 ms it can calibrate precisely, so "
+              "its ratios are rough, and the added milliseconds are the figure to read.", ""]
         for label, res in results["launch"].items():
             L += table_times(f"`{label}`", res)
         L += ["![launch /bin/true](launch-true.png)", "", "![launch python3](launch-python3.png)", ""]
