@@ -474,7 +474,7 @@ def plot_netfilter(path, nf):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [2, 1]})
     for ax, bench, label in [(axes[0], "connect_close", "connect()+close(), ratio to bare (lower is better)"),
                              (axes[1], "bulk_tcp", "bulk TCP throughput, ratio to bare (higher is better)")]:
         xs, ticks = [], []
@@ -487,7 +487,7 @@ def plot_netfilter(path, nf):
                 ticks.append(f"{c.split(':')[1]} rules\n{sessions} sess.")
         ax.bar(range(len(xs)), xs, color="#4c72b0")
         ax.axhline(1.0, color="black", lw=0.8)
-        ax.set_xticks(range(len(xs)), ticks, fontsize=8)
+        ax.set_xticks(range(len(xs)), ticks, fontsize=7)
         ax.set_title(label, fontsize=9)
         ax.set_ylim(0, max(xs + [1.0]) * 1.2)
     fig.tight_layout()
