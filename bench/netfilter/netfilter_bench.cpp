@@ -242,8 +242,8 @@ void set_up() {
     for (int count : {1, 100, 1000, kManyRules}) {
         std::vector<Rule> rules{allow};
         for (int k = 1; k < count; k++) {
-            rules.push_back(tcp_rule((127u << 24) | (128u << 16) | static_cast<uint32_t>(2 * k),
-                                     32, 443, 443));
+            rules.push_back(
+                tcp_rule((127u << 24) | (128u << 16) | static_cast<uint32_t>(2 * k), 32, 443, 443));
         }
         world.measured.emplace_back(count, &add_session("rules-" + std::to_string(count), rules));
     }

@@ -307,8 +307,7 @@ static __always_inline void report(__u64 cgroup_id, __u32 hook, __u32 reason, __
  * otherwise every lookup of a TCP tool's name would read as an attack.
  */
 static __always_inline bool quiet_probe(__u64 cgroup_id, struct session_policy *session,
-					struct rule_key *key, __u16 port, __u8 protocol,
-					__u32 hook)
+					struct rule_key *key, __u16 port, __u8 protocol, __u32 hook)
 {
 	if (!session || protocol != CORDON_PROTO_UDP)
 		return false;

@@ -49,8 +49,8 @@ enum cordon_hook {
 	CORDON_HOOK_SENDMSG4 = 3,
 	CORDON_HOOK_SENDMSG6 = 4,
 	CORDON_HOOK_SOCK_CREATE = 5,
-	CORDON_HOOK_EGRESS = 6,	    /* a packet leaving a session socket */
-	CORDON_HOOK_SETSOCKOPT = 7, /* a socket option refused */
+	CORDON_HOOK_EGRESS = 6,	      /* a packet leaving a session socket */
+	CORDON_HOOK_SETSOCKOPT = 7,   /* a socket option refused */
 	CORDON_HOOK_UNIX_CONNECT = 8, /* connect() of an AF_UNIX socket */
 	CORDON_HOOK_UNIX_SENDMSG = 9, /* sendto()/sendmsg() with an AF_UNIX address */
 };

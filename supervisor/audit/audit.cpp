@@ -18,7 +18,9 @@ std::string format_time(std::chrono::system_clock::time_point t) {
     return date::format("%FT%TZ", std::chrono::floor<std::chrono::milliseconds>(t));
 }
 
-std::string now_rfc3339() { return format_time(std::chrono::system_clock::now()); }
+std::string now_rfc3339() {
+    return format_time(std::chrono::system_clock::now());
+}
 
 namespace {
 

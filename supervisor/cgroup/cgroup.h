@@ -89,8 +89,8 @@ class SessionCgroup {
 };
 
 struct Orphan {
-    uint64_t id = 0;     // to clear its BPF map entries
-    std::string label;   // as given to SessionCgroup::create
+    uint64_t id = 0;    // to clear its BPF map entries
+    std::string label;  // as given to SessionCgroup::create
 };
 
 // Session cgroups under root whose lock file in locks no live supervisor
