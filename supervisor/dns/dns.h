@@ -88,9 +88,10 @@ class LearnedSet {
 struct ResponderHooks {
     std::function<Status(const std::vector<netfilter::Rule>& learned)> apply_learned;
     std::function<void(const std::string& event, const nlohmann::json& fields)> audit;
-    // Whether the session sent packets to addr since the last time it was
-    // asked; null: an address leaves when its TTL runs out, whatever.
-    std::function<bool(const profile::Ip6& addr)> in_use = nullptr;
+    // Packets the session has sent so far, by destination address (read
+    // once per expiry pass): an address whose count grew since the last
+    // pass is in use. Null: an address leaves when its TTL runs out.
+    std::function<std::map<profile::Ip6, uint64_t>()> packets_sent = nullptr;
 };
 
 struct ResponderConfig {

@@ -73,12 +73,9 @@ Result<Resolver> resolver_for(const Upstream& upstream) {
 std::optional<profile::Ip6> record_address(const ldns_rr* rr) {
     ldns_rdf* rdf = ldns_rr_rdf(rr, 0);
     if (!rdf) return std::nullopt;
+    if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_A && ldns_rdf_size(rdf) == 4)
+        return profile::v4_mapped(ldns_rdf_data(rdf));
     profile::Ip6 out{};
-    if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_A && ldns_rdf_size(rdf) == 4) {
-        out[10] = out[11] = 0xff;
-        std::memcpy(&out[12], ldns_rdf_data(rdf), 4);
-        return out;
-    }
     if (ldns_rr_get_type(rr) == LDNS_RR_TYPE_AAAA && ldns_rdf_size(rdf) == 16) {
         std::memcpy(out.data(), ldns_rdf_data(rdf), 16);
         return out;

@@ -45,13 +45,6 @@ std::shared_ptr<spdlog::logger> log() {
     return logger;
 }
 
-profile::Ip6 v4_mapped(in_addr a) {
-    profile::Ip6 out{};
-    out[10] = out[11] = 0xff;
-    std::memcpy(&out[12], &a, 4);
-    return out;
-}
-
 // An address of 127.53.0.0/16, avoiding .0 and .255 in the last byte.
 in_addr candidate(uint16_t n) {
     uint8_t third = static_cast<uint8_t>(n >> 8), fourth = static_cast<uint8_t>(n);
@@ -156,7 +149,7 @@ class ResponderImpl final : public Responder {
             hooks_.audit("dns.answer.suppressed", {{"count", n}});
     }
 
-    profile::Ip6 address() const override { return v4_mapped(sockets_.addr); }
+    profile::Ip6 address() const override { return profile::v4_mapped(&sockets_.addr); }
     std::string address_text() const override { return profile::format_ip(address()); }
 
   private:
@@ -164,6 +157,7 @@ class ResponderImpl final : public Responder {
     void serve_udp();
     void serve_tcp();
     void expire_learned();
+    std::set<profile::Ip6> addresses_in_use();
     int poll_timeout_ms() const;
     std::vector<uint8_t> answer(const uint8_t* data, size_t len, const char* transport,
                                 size_t limit);
@@ -178,6 +172,7 @@ class ResponderImpl final : public Responder {
     Sockets sockets_;
     UniqueFd stop_;
     LearnedSet learned_;
+    std::map<profile::Ip6, uint64_t> packets_seen_;  // at the last expiry pass
     // dns.answer events share the denials' budget, so that a flood of
     // distinct allowed names cannot fill the log either.
     audit::DenialLimiter answers_limit_{audit::kDenialBurst, audit::kDenialsPerSecond,
@@ -347,8 +342,24 @@ void ResponderImpl::report_answer(const detail::Question& q,
     hooks_.audit("dns.answer", fields);
 }
 
+// The addresses the session sent packets to since the last expiry pass.
+std::set<profile::Ip6> ResponderImpl::addresses_in_use() {
+    std::set<profile::Ip6> busy;
+    if (!hooks_.packets_sent) return busy;
+    auto sent = hooks_.packets_sent();
+    for (const auto& [addr, packets] : sent)
+        if (packets > packets_seen_[addr]) busy.insert(addr);
+    packets_seen_ = std::move(sent);
+    return busy;
+}
+
 void ResponderImpl::expire_learned() {
-    auto removed = learned_.expire(std::chrono::steady_clock::now(), hooks_.in_use);
+    auto now = std::chrono::steady_clock::now();
+    auto next = learned_.next_expiry();
+    if (!next || *next > now) return;
+    auto busy = addresses_in_use();
+    auto removed =
+        learned_.expire(now, [&busy](const profile::Ip6& addr) { return busy.count(addr) > 0; });
     if (removed.empty()) return;
     json addresses = json::array();
     for (const auto& addr : removed) addresses.push_back(profile::format_ip(addr));

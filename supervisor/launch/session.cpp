@@ -455,45 +455,35 @@ struct Plan {
     std::vector<dns::Upstream> upstreams;  // empty when no allowed tool has a name
 };
 
-// The host's resolvers unless --dns-upstream names others; they matter only
-// when some allowed tool is reached by name.
-Result<std::vector<dns::Upstream>> plan_upstreams(const SessionOptions& options,
-                                                  const policy::EffectivePolicy& policy) {
-    if (!options.dns_upstream.empty()) return dns::parse_upstreams(options.dns_upstream);
-    if (policy.dns_names.empty()) return std::vector<dns::Upstream>{};
-    return dns::system_upstreams();
-}
-
-// Names resolved when the session starts go to the same resolvers as the
-// agent's later queries.
-policy::Resolver start_resolver_for(const SessionOptions& options) {
-    if (options.dns_upstream.empty()) return policy::system_resolver();
+// The resolvers --dns-upstream names (parsed once, for the start-time
+// resolution and the session's resolver alike), or none when it is unset.
+Result<std::vector<dns::Upstream>> configured_upstreams(const SessionOptions& options) {
+    if (options.dns_upstream.empty()) return std::vector<dns::Upstream>{};
     auto upstreams = dns::parse_upstreams(options.dns_upstream);
     if (!upstreams) {
-        return [error = upstreams.error()](
-                   const std::string&) -> Result<std::vector<profile::Ip6>> { return error; };
+        // A mistyped --dns-upstream is the command line's error, not the profile's.
+        Error e = upstreams.error();
+        e.what = "--dns-upstream: " + e.what;
+        return e;
     }
-    return dns::upstream_resolver(*upstreams);
+    return upstreams;
 }
 
 Result<Plan> plan_session(const SessionOptions& options) {
     // The agent inherits stdio: none of it may be a socket the filter cannot see.
     if (auto st = refuse_inet_stdio(); !st) return st.error();
-    // A mistyped --dns-upstream is the command line's error, not the profile's.
-    if (!options.dns_upstream.empty()) {
-        auto upstreams = dns::parse_upstreams(options.dns_upstream);
-        if (!upstreams) {
-            Error e = upstreams.error();
-            e.what = "--dns-upstream: " + e.what;
-            return e;
-        }
-    }
+    auto upstreams = configured_upstreams(options);
+    if (!upstreams) return upstreams.error();
+    // Names resolved when the session starts go to the same resolvers as the
+    // agent's later queries.
+    policy::Resolver resolve =
+        upstreams->empty() ? policy::system_resolver() : dns::upstream_resolver(*upstreams);
 
     Plan plan;
     try {
         auto now = now_seconds();
         plan.profile = profile::load_profile(options.profile_path, now);
-        plan.policy = policy::compute_policy(plan.profile, now, start_resolver_for(options));
+        plan.policy = policy::compute_policy(plan.profile, now, resolve);
     } catch (const profile::ProfileError& e) {
         // load_profile's messages start with the file; compute_policy's do not.
         std::string what = e.what();
@@ -512,7 +502,8 @@ Result<Plan> plan_session(const SessionOptions& options) {
     auto deliveries = creds::load_static(plan.profile, plan.policy.credentials);
     if (!deliveries) return deliveries.error();
     plan.deliveries = std::move(*deliveries);
-    auto upstreams = plan_upstreams(options, plan.policy);
+    // The host's resolvers matter only when some allowed tool is reached by name.
+    if (upstreams->empty() && !plan.policy.dns_names.empty()) upstreams = dns::system_upstreams();
     if (!upstreams) return upstreams.error();
     plan.upstreams = std::move(*upstreams);
     return plan;
@@ -532,22 +523,16 @@ Result<std::unique_ptr<dns::Responder>> start_resolver(Session& s, const Plan& p
         if (event == "net.deny") return reporter.report_fields(fields);
         audit.emit(event, s.subject, fields);
     };
-    // Packets sent to addr since the last ask, from the kernel's counters
-    // per destination: an address still in use outlives its TTL.
-    auto in_use = [&s,
-                   seen = std::map<profile::Ip6, uint64_t>{}](const profile::Ip6& addr) mutable {
-        auto dests = s.nf->destinations(s.cgroup->id());
-        if (!dests) return false;
-        uint64_t packets = 0;
-        for (const auto& d : *dests)
-            if (d.address == addr) packets += d.packets;
-        uint64_t& last = seen[addr];
-        bool busy = packets > last;
-        last = packets;
-        return busy;
+    // The kernel's counters per destination: an address still in use
+    // outlives its TTL.
+    auto packets_sent = [&s] {
+        std::map<profile::Ip6, uint64_t> sent;
+        if (auto dests = s.nf->destinations(s.cgroup->id()))
+            for (const auto& d : *dests) sent[d.address] += d.packets;
+        return sent;
     };
     return dns::Responder::start({&plan.policy, plan.profile.dns, plan.upstreams, 0},
-                                 {apply_learned, report, in_use});
+                                 {apply_learned, report, packets_sent});
 }
 
 // What the agent sees of the filesystem: its own resolv.conf naming the

@@ -108,14 +108,6 @@ std::optional<std::string> special_range(const Ip6& addr) {
     return special_v6(addr);
 }
 
-bool prefix_covers(const Ip6& network, uint8_t prefix_len, const Ip6& addr) {
-    for (size_t bit = 0; bit < prefix_len; ++bit) {
-        uint8_t mask = 0x80 >> (bit % 8);
-        if ((network[bit / 8] & mask) != (addr[bit / 8] & mask)) return false;
-    }
-    return true;
-}
-
 bool endpoint_covers(const profile::Endpoint& ep, const Ip6& addr) {
     return ep.hostname.empty() && netfilter::rule_reaches(ep.address, ep.prefix_len, addr);
 }

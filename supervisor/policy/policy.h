@@ -76,9 +76,6 @@ struct EffectivePolicy {
 // so that a name cannot be rebound onto the host or its private network.
 std::optional<std::string> special_range(const profile::Ip6& addr);
 
-// Whether the first prefix_len bits of network and addr agree.
-bool prefix_covers(const profile::Ip6& network, uint8_t prefix_len, const profile::Ip6& addr);
-
 // Whether a literal or CIDR endpoint covers addr, on any port, as the
 // kernel's rules decide (netfilter::rule_reaches).
 bool endpoint_covers(const profile::Endpoint& ep, const profile::Ip6& addr);

@@ -22,12 +22,9 @@ using AddrinfoList = std::unique_ptr<addrinfo, AddrinfoDeleter>;
 
 // IPv4 as v4-mapped (::ffff:a.b.c.d), as the rules trie stores it.
 std::optional<profile::Ip6> to_ip6(const sockaddr* sa) {
+    if (sa->sa_family == AF_INET)
+        return profile::v4_mapped(&reinterpret_cast<const sockaddr_in*>(sa)->sin_addr);
     profile::Ip6 out{};
-    if (sa->sa_family == AF_INET) {
-        out[10] = out[11] = 0xff;
-        std::memcpy(out.data() + 12, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, 4);
-        return out;
-    }
     if (sa->sa_family == AF_INET6) {
         std::memcpy(out.data(), &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, 16);
         return out;

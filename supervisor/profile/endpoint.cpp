@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <stdexcept>
 
 #include "profile/profile.h"
@@ -191,6 +192,13 @@ Endpoint parse_endpoint(const std::string& spec) {
 
 bool is_wildcard(const Endpoint& endpoint) {
     return endpoint.hostname.rfind("*.", 0) == 0;
+}
+
+Ip6 v4_mapped(const void* ipv4) {
+    Ip6 out{};
+    out[10] = out[11] = 0xff;
+    std::memcpy(out.data() + 12, ipv4, 4);
+    return out;
 }
 
 std::string format_ip(const Ip6& addr) {

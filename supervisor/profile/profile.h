@@ -148,6 +148,10 @@ Endpoint parse_endpoint(const std::string& spec);
 // A "*.example.com" endpoint: matched against DNS queries, never resolved ahead.
 bool is_wildcard(const Endpoint& endpoint);
 
+// The v4-mapped form (::ffff:a.b.c.d) of an IPv4 address, four bytes in
+// network order: how IPv4 is kept everywhere in Cordon.
+Ip6 v4_mapped(const void* ipv4);
+
 // "::ffff:127.0.0.1" -> "127.0.0.1"; other IPv6 in RFC 5952 form.
 std::string format_ip(const Ip6& addr);
 
