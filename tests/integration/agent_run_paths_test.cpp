@@ -14,6 +14,7 @@
 
 #include "agent_run_fixture.h"
 #include "audit/rate_limit.h"
+#include "send_fd.h"
 
 namespace cordon::testing {
 namespace {
@@ -173,21 +174,7 @@ struct SocketDealer {
         UniqueFd client(::accept4(listener_fd, nullptr, nullptr, SOCK_CLOEXEC));
         UniqueFd inet(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
         if (!client.valid() || !inet.valid()) return;
-        char byte = 'f';
-        iovec iov{&byte, 1};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-        msghdr msg{};
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        int fd = inet.get();
-        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-        (void)::sendmsg(client.get(), &msg, 0);
+        (void)send_fd(client.get(), inet.get());
     }
 };
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "netfilter_fixture.h"
+#include "send_fd.h"
 
 namespace cordon::netfilter {
 namespace {
@@ -434,23 +435,6 @@ struct Carried {
     int received_connect = -1;  // a socket that came over SCM_RIGHTS
     int denied_got = -1;        // bytes and connections at the denied listener
 };
-
-int send_fd(int over, int fd) {
-    char byte = 'f';
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    return sendmsg(over, &msg, 0) == 1 ? 0 : -1;
-}
 
 int receive_fd(int over) {
     char byte;
