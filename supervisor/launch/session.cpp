@@ -28,6 +28,7 @@
 #include "cgroup/cgroup.h"
 #include "creds/creds.h"
 #include "dns/dns.h"
+#include "launch/filesystem.h"
 #include "launch/identity.h"
 #include "launch/spawn.h"
 #include "netfilter/netfilter.h"
@@ -452,7 +453,8 @@ struct Plan {
     seccomp::Program filter;
     Identity identity;
     std::vector<creds::Delivery> deliveries;
-    std::vector<dns::Upstream> upstreams;  // empty when no allowed tool has a name
+    std::vector<dns::Upstream> upstreams;       // empty when no allowed tool has a name
+    std::optional<landlock::Ruleset> landlock;  // when the profile has a filesystem section
 };
 
 // The resolvers --dns-upstream names (parsed once, for the start-time
@@ -499,6 +501,11 @@ Result<Plan> plan_session(const SessionOptions& options) {
     if (!identity) return identity.error();
     plan.identity = std::move(*identity);
     if (plan.identity.root()) log()->warn("{}", kRootAgentWarning);
+    if (plan.profile.filesystem) {
+        auto rules = filesystem_rules(*plan.profile.filesystem, options.command);
+        if (!rules) return rules.error();
+        plan.landlock = std::move(*rules);
+    }
     auto deliveries = creds::load_static(plan.profile, plan.policy.credentials);
     if (!deliveries) return deliveries.error();
     plan.deliveries = std::move(*deliveries);
@@ -624,10 +631,13 @@ Status install_session(Session& s, const audit::Subject& subject, const Plan& pl
 // and the spawn environment, so the supervisor keeps no copy.
 Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
                           const MountPlan& mounts) {
-    SpawnSpec spec{
-        options.command,    agent_environment(plan.profile, plan.deliveries, plan.identity, s.id),
-        s.cgroup->dir_fd(), &plan.filter,
-        &plan.identity,     &mounts};
+    SpawnSpec spec{options.command,
+                   agent_environment(plan.profile, plan.deliveries, plan.identity, s.id),
+                   s.cgroup->dir_fd(),
+                   &plan.filter,
+                   &plan.identity,
+                   &mounts,
+                   plan.landlock ? plan.landlock->fd.get() : -1};
     auto child = spawn(spec);
     plan.deliveries.clear();
     for (auto& entry : spec.env) ::explicit_bzero(entry.data(), entry.size());
@@ -639,6 +649,7 @@ json start_event(const Plan& plan, pid_t pid, SysTime deadline) {
     start["deadline"] = audit::format_time(deadline);
     start["user"] = plan.identity.name;
     start["uid"] = plan.identity.uid;
+    start["filesystem"] = plan.landlock ? plan.landlock->summary : json(nullptr);
     return start;
 }
 
@@ -654,6 +665,8 @@ int check_profile(const SessionOptions& options) {
     out["runAs"] = {{"user", plan->identity.name}, {"uid", plan->identity.uid}};
     out["seccompInstructions"] = plan->filter.size();
     out["dns"] = dns_json(*plan);
+    out["landlock"] = landlock::kernel_json();
+    if (plan->landlock) out["filesystem"] = plan->landlock->summary;
     if (plan->identity.root()) out["warnings"].push_back(kRootAgentWarning);
     std::cout << out.dump(2) << "\n";
     return 0;

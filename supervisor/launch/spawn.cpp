@@ -13,8 +13,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
+
+#include "landlock/landlock.h"
 
 namespace cordon::launch {
 namespace {
@@ -36,6 +39,7 @@ enum class Stage : int {
     mounts,
     identity,
     no_new_privs,
+    landlock,
     seccomp,
     exec
 };
@@ -46,6 +50,7 @@ constexpr const char* kStageNames[] = {"setsid",
                                        "mount namespace",
                                        "switching user and dropping capabilities",
                                        "no_new_privs",
+                                       "applying the Landlock ruleset",
                                        "installing the seccomp filter",
                                        "execve"};
 
@@ -61,22 +66,6 @@ struct ChildFailure {
     ::_exit(kExitNotExecutable);
 }
 
-// The files execvpe tries for a command without a '/', in PATH order (its
-// own PATH, as glibc reads it, with glibc's default when unset).
-std::vector<std::string> path_candidates(const std::string& command) {
-    std::vector<std::string> out;
-    if (command.find('/') != std::string::npos) return out;
-    const char* path = ::getenv("PATH");
-    std::string dirs = path ? path : "/bin:/usr/bin";
-    for (size_t start = 0;;) {
-        size_t end = dirs.find(':', start);
-        std::string dir = dirs.substr(start, end == std::string::npos ? end : end - start);
-        out.push_back((dir.empty() ? "." : dir) + "/" + command);
-        if (end == std::string::npos) return out;
-        start = end + 1;
-    }
-}
-
 // True when the agent can see a regular file among the candidates.
 // Async-signal-safe.
 bool sees_a_file(char* const* candidates) {
@@ -86,12 +75,15 @@ bool sees_a_file(char* const* candidates) {
     return false;
 }
 
-// Closes every descriptor from 3 up but `keep`. Async-signal-safe; 0, or -1
-// with errno set.
-int close_all_but(int keep) {
+// Closes every descriptor from 3 up but `a` and `b` (either may be -1).
+// Async-signal-safe; 0, or -1 with errno set.
+int close_all_but(int a, int b) {
     unsigned int from = 3;
-    if (keep >= 3) {
-        if (keep > 3 && ::syscall(SYS_close_range, 3U, keep - 1U, 0U) != 0) return -1;
+    for (int keep : {std::min(a, b), std::max(a, b)}) {
+        if (keep < 3) continue;
+        if (static_cast<unsigned>(keep) > from &&
+            ::syscall(SYS_close_range, from, keep - 1U, 0U) != 0)
+            return -1;
         from = keep + 1U;
     }
     return ::syscall(SYS_close_range, from, UINT_MAX, 0U) != 0 ? -1 : 0;
@@ -118,7 +110,8 @@ int close_all_but(int keep) {
     // while the child prepares: the session's lock file least of all, which
     // a child stuck before execve would otherwise keep looking alive. The
     // report pipe closes on execve.
-    if (close_all_but(report_fd) != 0) child_fail(report_fd, Stage::descriptors, errno);
+    if (close_all_but(report_fd, spec.landlock_fd) != 0)
+        child_fail(report_fd, Stage::descriptors, errno);
 
     // No core dump can carry the delivered credentials out of the session.
     rlimit no_core{0, 0};
@@ -136,6 +129,10 @@ int close_all_but(int keep) {
 
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         child_fail(report_fd, Stage::no_new_privs, errno);
+
+    if (spec.landlock_fd >= 0)
+        if (int rc = landlock::restrict_self(spec.landlock_fd); rc != 0)
+            child_fail(report_fd, Stage::landlock, -rc);
 
     // Last before execve, so that the filter judges the agent, not us.
     if (spec.filter)
@@ -167,6 +164,20 @@ Error exec_error(const SpawnSpec& spec) {
 }
 
 }  // namespace
+
+std::vector<std::string> path_candidates(const std::string& command) {
+    std::vector<std::string> out;
+    if (command.find('/') != std::string::npos) return out;
+    const char* path = ::getenv("PATH");
+    std::string dirs = path ? path : "/bin:/usr/bin";
+    for (size_t start = 0;;) {
+        size_t end = dirs.find(':', start);
+        std::string dir = dirs.substr(start, end == std::string::npos ? end : end - start);
+        out.push_back((dir.empty() ? "." : dir) + "/" + command);
+        if (end == std::string::npos) return out;
+        start = end + 1;
+    }
+}
 
 Result<Child> spawn(const SpawnSpec& spec) {
     if (spec.argv.empty()) return plain_error("no command to run", "give it after --");

@@ -25,6 +25,7 @@ struct SpawnSpec {
     const seccomp::Program* filter = nullptr;
     const Identity* identity = nullptr;  // who the agent runs as
     const MountPlan* mounts = nullptr;   // its own mount namespace, when set
+    int landlock_fd = -1;                // a Landlock ruleset to confine it to, when set
 };
 
 struct Child {
@@ -51,6 +52,11 @@ bool is_exec_failure(const Error& e);
 // is filtered by nothing, whoever uses it. Unix sockets, pipes, files and
 // terminals pass. The error names the descriptor and how to redirect it.
 Status refuse_inet_stdio();
+
+// The files execvpe tries for a command without a '/', in PATH order (its
+// own PATH, as glibc reads it, with glibc's default when unset); none for a
+// command with a '/'.
+std::vector<std::string> path_candidates(const std::string& command);
 
 // Waits for the child and returns its wait status (as from waitpid).
 Result<int> reap(const Child& child);

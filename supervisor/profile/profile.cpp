@@ -324,6 +324,43 @@ void read_dns(const json& value, const std::string& path, Profile& out) {
     }
 }
 
+// Filesystem -------------------------------------------------------------------
+
+// An array of distinct absolute paths. Relative ones are refused: a rule
+// must name the same file whatever directory agent-run starts in.
+std::vector<std::string> read_path_list(const json& value, const std::string& path) {
+    if (!value.is_array()) wrong_type(value, path, "an array of absolute paths");
+    std::vector<std::string> paths;
+    for (size_t i = 0; i < value.size(); ++i) {
+        std::string at = index_path(path, i);
+        const std::string& text =
+            read_string(value[i], at, "an absolute path such as \"/usr/bin\"");
+        if (text.empty() || text[0] != '/')
+            throw ProfileError(at, "\"" + text +
+                                       "\" is not an absolute path (write it from /, "
+                                       "such as \"/srv/workspace\")");
+        if (std::find(paths.begin(), paths.end(), text) != paths.end())
+            throw ProfileError(at, "\"" + text + "\" is listed twice (list it once)");
+        paths.push_back(text);
+    }
+    return paths;
+}
+
+constexpr std::array<Field<FilesystemPolicy>, 3> kFilesystemFields{{
+    {"read", false, "an array of paths",
+     [](const json& v, const std::string& p, FilesystemPolicy& out) {
+         out.read = read_path_list(v, p);
+     }},
+    {"write", false, "an array of paths",
+     [](const json& v, const std::string& p, FilesystemPolicy& out) {
+         out.write = read_path_list(v, p);
+     }},
+    {"execute", false, "an array of paths",
+     [](const json& v, const std::string& p, FilesystemPolicy& out) {
+         out.execute = read_path_list(v, p);
+     }},
+}};
+
 // The document ---------------------------------------------------------------
 
 void read_api_version(const json& value, const std::string& path, Profile& out) {
@@ -335,7 +372,7 @@ void read_api_version(const json& value, const std::string& path, Profile& out) 
     out.api_version = version;
 }
 
-constexpr std::array<Field<Profile>, 10> kProfileFields{{
+constexpr std::array<Field<Profile>, 11> kProfileFields{{
     {"apiVersion", true, "\"cordon/v1\"", read_api_version},
     {"identity", true, "an identity object with agentId, agentType, version, expiresAt",
      [](const json& v, const std::string& p, Profile& out) {
@@ -370,6 +407,10 @@ constexpr std::array<Field<Profile>, 10> kProfileFields{{
          read_object<SyscallPolicy>(v, p, kSyscallFields, out.syscalls);
      }},
     {"dns", false, "a dns object such as {\"minTtl\": \"5s\", \"maxTtl\": \"1h\"}", read_dns},
+    {"filesystem", false, "a filesystem object such as {\"read\": [...], \"write\": [...]}",
+     [](const json& v, const std::string& p, Profile& out) {
+         read_object<FilesystemPolicy>(v, p, kFilesystemFields, out.filesystem.emplace());
+     }},
 }};
 
 // Cross-object checks ----------------------------------------------------------

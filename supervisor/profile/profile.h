@@ -85,6 +85,14 @@ struct DnsPolicy {
     std::chrono::seconds max_ttl{3600};
 };
 
+// filesystem: the paths the agent may read, write (read too) and execute
+// (read too), enforced by Landlock. Absolute paths, as written.
+struct FilesystemPolicy {
+    std::vector<std::string> read;
+    std::vector<std::string> write;
+    std::vector<std::string> execute;
+};
+
 struct Profile {
     std::string api_version;  // "cordon/v1"
     Identity identity;
@@ -104,6 +112,8 @@ struct Profile {
     std::map<std::string, Credential> credentials;
     SyscallPolicy syscalls;
     DnsPolicy dns;
+    // Unset: no Landlock ruleset, the agent's account decides what it reaches.
+    std::optional<FilesystemPolicy> filesystem;
 };
 
 // A profile that cannot be used. path is where in the document
