@@ -502,7 +502,7 @@ Result<Plan> plan_session(const SessionOptions& options) {
     plan.identity = std::move(*identity);
     if (plan.identity.root()) log()->warn("{}", kRootAgentWarning);
     if (plan.profile.filesystem) {
-        auto rules = filesystem_rules(*plan.profile.filesystem, options.command);
+        auto rules = filesystem_rules(*plan.profile.filesystem, options.command, plan.identity);
         if (!rules) return rules.error();
         plan.landlock = std::move(*rules);
     }

@@ -215,8 +215,9 @@ TEST_F(AgentRunLandlockTest, CheckReportsTheKernelsAbiAndTheRules) {
     EXPECT_EQ(out["landlock"]["abi"], landlock::abi_version());
     auto enforced = out["landlock"]["enforced"];
     EXPECT_EQ(enforced[0], "execute");
-    if (landlock::abi_version() >= 3)
+    if (landlock::abi_version() >= 3) {
         EXPECT_NE(std::find(enforced.begin(), enforced.end(), "truncate"), enforced.end());
+    }
     EXPECT_EQ(out["filesystem"]["read"][0], (tree_ / "allowed").string()) << r.out;
     EXPECT_NE(
         std::find(out["filesystem"]["write"].begin(), out["filesystem"]["write"].end(), "/tmp"),

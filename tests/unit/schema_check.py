@@ -66,6 +66,9 @@ INVALID = {
     "egressBudget with an unknown unit": lambda d: d.update(session={"egressBudget": "10MB"}),
     "egressBudget zero": lambda d: d.update(session={"egressBudget": "0K"}),
     "egressBudget negative": lambda d: d.update(session={"egressBudget": -1}),
+    "filesystem path relative": lambda d: d.update(filesystem={"read": ["data"]}),
+    "filesystem unknown list": lambda d: d.update(filesystem={"exec": ["/bin"]}),
+    "filesystem path twice": lambda d: d.update(filesystem={"write": ["/w", "/w"]}),
 }
 
 

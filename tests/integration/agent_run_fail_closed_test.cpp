@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: Apache-2.0
+// Fail closed: when a layer cannot be applied, agent-run starts nothing and
+// says which layer failed and why. Each failure is a real one, provoked on
+// the real kernel; the agent would create a file, and the file must not
+// exist afterwards.
+#include "agent_run_fixture.h"
+
+namespace cordon::testing {
+namespace {
+
+using nlohmann::json;
+
+class AgentRunFailClosedTest : public AgentRunTest {
+  protected:
+    // Runs agent-run with `options`, the agent a `touch` of ran_; expects
+    // exit 125, `message` on stderr and, when `audited`, in session.error.
+    void expect_refused(std::vector<std::string> options, const std::string& message,
+                        bool audited) {
+        std::vector<std::string> args = {"--profile", write_profile({}, {}).string()};
+        args.insert(args.end(), options.begin(), options.end());
+        args.insert(args.end(), {"--", "/usr/bin/touch", ran_.string()});
+        auto r = run(args);
+        EXPECT_EQ(r.exit_code, 125) << r.err;
+        EXPECT_NE(r.err.find(message), std::string::npos) << r.err;
+        EXPECT_FALSE(fs::exists(ran_)) << "the agent ran";
+        if (audited) {
+            auto errors = events_named(audit_events(), "session.error");
+            ASSERT_EQ(errors.size(), 1u) << read_text(audit_log_);
+            EXPECT_NE(errors[0]["error"].get<std::string>().find(message), std::string::npos)
+                << errors[0].dump();
+        } else {
+            EXPECT_FALSE(fs::exists(audit_log_)) << "refused before any session: no audit log";
+        }
+        EXPECT_TRUE(events_named(audit_events(), "session.start").empty());
+        EXPECT_EQ(leftover_cgroups(), 0u);
+    }
+
+    fs::path ran_ = fs::path("/var/tmp") / ("cordon-fail-closed-ran-" + std::to_string(::getpid()));
+    void TearDown() override {
+        fs::remove(ran_);
+        AgentRunTest::TearDown();
+    }
+};
+
+// The kernel caps the seccomp instructions of a thread; agent-run started
+// under filters that fill that cap cannot give its agent one more.
+TEST_F(AgentRunFailClosedTest, SeccompFilterTheKernelRefusesStartsNothing) {
+    wrapper_ = {std::string(CORDON_HELPERS_DIR) + "/sc_stack"};
+    expect_refused({},
+                   "cannot prepare the agent: installing the seccomp filter failed: Cannot "
+                   "allocate memory (nothing was started)",
+                   true);
+}
+
+TEST_F(AgentRunFailClosedTest, SeccompBaselineThatDoesNotCompileStartsNothing) {
+    auto data = dir_ / "seccomp";
+    fs::create_directories(data / "baselines");
+    fs::copy_file(fs::path(CORDON_SOURCE_DIR) / "profiles/seccomp/groups.json",
+                  data / "groups.json");
+    write_text(data / "baselines/agent-default.json",
+               R"({"baseline": "agent-default", "help": "broken", "default": "allow",
+                   "rules": [{"syscalls": ["no_such_syscall"], "action": "errno:EPERM"}]})");
+    expect_refused({"--seccomp-dir", data.string()}, "no_such_syscall", false);
+}
+
+TEST_F(AgentRunFailClosedTest, CgroupThatCannotBeCreatedStartsNothing) {
+    auto mount = cgroup::find_cgroup2_mount();
+    ASSERT_TRUE(mount.ok());
+    std::string name = "cordon-test-absent-" + std::to_string(::getpid()) + "/sub";
+    expect_refused({"--cgroup", name},
+                   "cannot create cgroup " + *mount + "/" + name + ": No such file or directory",
+                   true);
+}
+
+TEST_F(AgentRunFailClosedTest, BpfPinDirNotOnBpffsStartsNothing) {
+    auto pins = dir_ / "pins";
+    expect_refused({"--bpf-pin-dir", pins.string()},
+                   dir_.string() +
+                       " is not on a BPF filesystem (mount one: mount -t bpf bpf "
+                       "/sys/fs/bpf)",
+                   true);
+}
+
+}  // namespace
+}  // namespace cordon::testing
