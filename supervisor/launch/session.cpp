@@ -50,6 +50,13 @@ std::shared_ptr<spdlog::logger> log() {
 
 using SysTime = std::chrono::system_clock::time_point;
 
+// A layer's error, named by its layer: a refused launch says which layer
+// could not be applied ("seccomp: ...", "cgroup: ...").
+Error in_layer(const char* layer, Error e) {
+    e.what = std::string(layer) + ": " + e.what;
+    return e;
+}
+
 // The earlier of expiresAt and start + maxDuration, to the nanosecond (the
 // policy's deadline is to the second, for display).
 SysTime session_deadline(const profile::Profile& profile, SysTime start) {
@@ -495,7 +502,7 @@ Result<Plan> plan_session(const SessionOptions& options) {
         return plain_error(options.profile_path + ": " + e.what());
     }
     auto filter = seccomp::build(plan.profile.syscalls, default_seccomp_dir(options.seccomp_dir));
-    if (!filter) return filter.error();
+    if (!filter) return in_layer("seccomp", filter.error());
     plan.filter = std::move(*filter);
     auto identity = resolve_identity(plan.profile.user, ::getuid());
     if (!identity) return identity.error();
@@ -594,9 +601,9 @@ Result<Host> open_host(const SessionOptions& options) {
     auto mount = cgroup::find_cgroup2_mount();
     if (!mount) return mount.error();
     std::string root = *mount + "/" + options.cgroup_name;
-    if (auto st = cgroup::ensure_dir(root); !st) return st.error();
+    if (auto st = cgroup::ensure_dir(root); !st) return in_layer("cgroup", st.error());
     auto nf = netfilter::Netfilter::open_or_attach(root, options.bpf_pin_dir, options.netfilter);
-    if (!nf) return nf.error();
+    if (!nf) return in_layer("network filter (BPF)", nf.error());
     // Lock files no agent can open (see OwnerLocks).
     auto locks =
         cgroup::OwnerLocks::open(cgroup::owner_lock_dir(options.run_dir, options.cgroup_name));
@@ -613,16 +620,16 @@ Status install_session(Session& s, const audit::Subject& subject, const Plan& pl
     s.nf = std::move(host.nf);
     auto cg = cgroup::SessionCgroup::create(host.root, s.id, session_label(s.subject, ::getpid()),
                                             &host.locks);
-    if (!cg) return cg.error();
+    if (!cg) return in_layer("cgroup", cg.error());
     s.cgroup = std::move(*cg);
     auto resolver = start_resolver(s, plan, audit, reporter);
-    if (!resolver) return resolver.error();
+    if (!resolver) return in_layer("DNS", resolver.error());
     s.resolver = std::move(*resolver);
     netfilter::Resolver dns_server{s.resolver->address(), 53};
     const auto& policy = plan.policy;
     if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules, dns_server, policy.egress_budget);
         !st)
-        return st;
+        return in_layer("network filter (BPF)", st.error());
     s.policy_installed = true;
     return ok_status();
 }
@@ -719,7 +726,7 @@ int run_session(const SessionOptions& options) {
 
     // 4. The agent, contained from its first instruction.
     auto mounts = agent_mounts(s, options.run_dir);
-    if (!mounts) return refuse(mounts.error());
+    if (!mounts) return refuse(in_layer("mount namespace", mounts.error()));
     auto child = start_agent(s, *plan, options, *mounts);
     if (!child) {
         (void)refuse(child.error());

@@ -60,22 +60,26 @@ TEST_F(AgentRunFailClosedTest, SeccompBaselineThatDoesNotCompileStartsNothing) {
     write_text(data / "baselines/agent-default.json",
                R"({"baseline": "agent-default", "help": "broken", "default": "allow",
                    "rules": [{"syscalls": ["no_such_syscall"], "action": "errno:EPERM"}]})");
-    expect_refused({"--seccomp-dir", data.string()}, "no_such_syscall", false);
+    expect_refused({"--seccomp-dir", data.string()},
+                   "seccomp: " + (data / "baselines/agent-default.json").string() +
+                       ": rules[0].syscalls[0]: unknown syscall 'no_such_syscall'",
+                   false);
 }
 
 TEST_F(AgentRunFailClosedTest, CgroupThatCannotBeCreatedStartsNothing) {
     auto mount = cgroup::find_cgroup2_mount();
     ASSERT_TRUE(mount.ok());
     std::string name = "cordon-test-absent-" + std::to_string(::getpid()) + "/sub";
-    expect_refused({"--cgroup", name},
-                   "cannot create cgroup " + *mount + "/" + name + ": No such file or directory",
-                   true);
+    expect_refused(
+        {"--cgroup", name},
+        "cgroup: cannot create cgroup " + *mount + "/" + name + ": No such file or directory",
+        true);
 }
 
 TEST_F(AgentRunFailClosedTest, BpfPinDirNotOnBpffsStartsNothing) {
     auto pins = dir_ / "pins";
     expect_refused({"--bpf-pin-dir", pins.string()},
-                   dir_.string() +
+                   "network filter (BPF): " + dir_.string() +
                        " is not on a BPF filesystem (mount one: mount -t bpf bpf "
                        "/sys/fs/bpf)",
                    true);
