@@ -85,5 +85,16 @@ TEST_F(AgentRunFailClosedTest, BpfPinDirNotOnBpffsStartsNothing) {
                    true);
 }
 
+// The files laid over the agent's view (its resolv.conf) cannot be made:
+// the mount namespace has nothing to bind.
+TEST_F(AgentRunFailClosedTest, MountNamespaceWithoutItsFilesStartsNothing) {
+    auto run_dir = dir_ / "run";
+    fs::create_directories(run_dir);
+    write_text(run_dir / "sessions", "a file where the sessions directory belongs");
+    expect_refused({"--run-dir", run_dir.string()},
+                   "mount namespace: cannot create " + (run_dir / "sessions").string() + "/",
+                   true);
+}
+
 }  // namespace
 }  // namespace cordon::testing
