@@ -147,11 +147,13 @@ class RuleAdder {
     // default, which is skipped when absent.
     Status add(const std::string& path, uint64_t rights, const std::string& key) {
         UniqueFd fd(::open(path.c_str(), O_PATH | O_CLOEXEC));
-        if (!fd.valid()) {
-            if (key.empty() && errno == ENOENT) return ok_status();
+        if (!fd.valid() && key.empty()) {
+            if (errno == ENOENT) return ok_status();
+            return errno_error("Landlock: cannot open " + path + ", a path every ruleset allows");
+        }
+        if (!fd.valid())
             return errno_error(key + ": cannot open " + path + " for a Landlock rule",
                                "create it or remove it from the profile");
-        }
         struct stat st {};
         if (::fstat(fd.get(), &st) != 0) return errno_error("cannot stat " + path);
         PathBeneathAttr rule{rights & handled_, fd.get()};
@@ -235,8 +237,13 @@ std::vector<std::string> scope_names(uint64_t scopes) {
 }
 
 json kernel_json() {
-    auto support = support_for(abi_version());
-    if (!support) return {{"abi", nullptr}, {"error", support.error().message()}};
+    int abi = abi_version();
+    auto support = support_for(abi);
+    if (!support)
+        return {{"abi", nullptr},
+                {"enforced", json::array()},
+                {"scopes", json::array()},
+                {"missing", "this kernel " + why_missing(abi)}};
     return {{"abi", support->abi},
             {"enforced", right_names(support->fs_rights)},
             {"scopes", scope_names(support->scopes)}};

@@ -47,7 +47,8 @@ std::vector<std::string> right_names(uint64_t fs_rights);
 std::vector<std::string> scope_names(uint64_t scopes);
 
 // The kernel's ABI and what it enforces, for --check: {"abi": 7,
-// "enforced": [...], "scopes": [...]} or {"abi": null, "error": "..."}.
+// "enforced": [...], "scopes": [...]}; without Landlock, abi null, the
+// lists empty and "missing" saying why.
 nlohmann::json kernel_json();
 
 // A ruleset built in the supervisor, ready for the child's restrict_self.

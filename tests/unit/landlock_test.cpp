@@ -79,6 +79,15 @@ TEST(ProfileFilesystem, RefusesUnknownKeysAndWrongTypes) {
               "filesystem: expected an object with keys read, write, execute, got array");
 }
 
+// The example is documentation: the real parser reads it too.
+TEST(ProfileFilesystem, CodingAgentExampleParses) {
+    auto p = profile::load_profile(
+        std::string(CORDON_SOURCE_DIR) + "/profiles/examples/coding-agent.json", kNow);
+    ASSERT_TRUE(p.filesystem.has_value());
+    EXPECT_EQ(p.filesystem->write, std::vector<std::string>{"/srv/agent-workspace"});
+    EXPECT_EQ(p.filesystem->execute.front(), "/usr/bin/git");
+}
+
 TEST(LandlockSupport, MissingLandlockRefusesTheLaunchAndSaysWhy) {
     auto disabled = support_for(-EOPNOTSUPP);
     ASSERT_FALSE(disabled);
