@@ -638,13 +638,11 @@ Status install_session(Session& s, const audit::Subject& subject, const Plan& pl
 // and the spawn environment, so the supervisor keeps no copy.
 Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
                           const MountPlan& mounts) {
-    SpawnSpec spec{options.command,
-                   agent_environment(plan.profile, plan.deliveries, plan.identity, s.id),
-                   s.cgroup->dir_fd(),
-                   &plan.filter,
-                   &plan.identity,
-                   &mounts,
-                   plan.landlock ? plan.landlock->fd.get() : -1};
+    SpawnSpec spec{
+        options.command,    agent_environment(plan.profile, plan.deliveries, plan.identity, s.id),
+        s.cgroup->dir_fd(), &plan.filter,
+        &plan.identity,     &mounts};
+    if (plan.landlock) spec.landlock_fd = plan.landlock->fd.get();
     auto child = spawn(spec);
     plan.deliveries.clear();
     for (auto& entry : spec.env) ::explicit_bzero(entry.data(), entry.size());

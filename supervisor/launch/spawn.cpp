@@ -66,6 +66,26 @@ struct ChildFailure {
     ::_exit(kExitNotExecutable);
 }
 
+}  // namespace
+
+// The files execvpe tries for a command without a '/', in PATH order (its
+// own PATH, as glibc reads it, with glibc's default when unset).
+std::vector<std::string> path_candidates(const std::string& command) {
+    std::vector<std::string> out;
+    if (command.find('/') != std::string::npos) return out;
+    const char* path = ::getenv("PATH");
+    std::string dirs = path ? path : "/bin:/usr/bin";
+    for (size_t start = 0;;) {
+        size_t end = dirs.find(':', start);
+        std::string dir = dirs.substr(start, end == std::string::npos ? end : end - start);
+        out.push_back((dir.empty() ? "." : dir) + "/" + command);
+        if (end == std::string::npos) return out;
+        start = end + 1;
+    }
+}
+
+namespace {
+
 // True when the agent can see a regular file among the candidates.
 // Async-signal-safe.
 bool sees_a_file(char* const* candidates) {
@@ -164,20 +184,6 @@ Error exec_error(const SpawnSpec& spec) {
 }
 
 }  // namespace
-
-std::vector<std::string> path_candidates(const std::string& command) {
-    std::vector<std::string> out;
-    if (command.find('/') != std::string::npos) return out;
-    const char* path = ::getenv("PATH");
-    std::string dirs = path ? path : "/bin:/usr/bin";
-    for (size_t start = 0;;) {
-        size_t end = dirs.find(':', start);
-        std::string dir = dirs.substr(start, end == std::string::npos ? end : end - start);
-        out.push_back((dir.empty() ? "." : dir) + "/" + command);
-        if (end == std::string::npos) return out;
-        start = end + 1;
-    }
-}
 
 Result<Child> spawn(const SpawnSpec& spec) {
     if (spec.argv.empty()) return plain_error("no command to run", "give it after --");

@@ -392,9 +392,10 @@ TEST(Profile, CredentialFromEnvironment) {
 // ---- the document: invalid ---------------------------------------------------
 
 TEST(ProfileErrors, RootMustBeAnObject) {
-    expect_error(json::array(), "",
-                 "expected an object with keys apiVersion, identity, session, allowedTools, "
-                 "deniedTools, approvalRequired, tools, credentials, syscalls, dns, got array");
+    expect_error(
+        json::array(), "",
+        "expected an object with keys apiVersion, identity, session, allowedTools, "
+        "deniedTools, approvalRequired, tools, credentials, syscalls, dns, filesystem, got array");
 }
 
 TEST(Profile, DnsTtlsHaveDefaultsAndBounds) {
@@ -419,7 +420,7 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
     const std::string top =
         "unknown key (expected one of: apiVersion, identity, session, "
         "allowedTools, deniedTools, approvalRequired, tools, credentials, "
-        "syscalls, dns)";
+        "syscalls, dns, filesystem)";
     expect_error(with(base_profile(), "/limits", {{"pids", 1}}), "limits", top);
     expect_error(with(base_profile(), "/identity/name", "x"), "identity.name",
                  "unknown key (expected one of: agentId, agentType, version, expiresAt)");
