@@ -92,8 +92,35 @@ TEST_F(AgentRunFailClosedTest, MountNamespaceWithoutItsFilesStartsNothing) {
     fs::create_directories(run_dir);
     write_text(run_dir / "sessions", "a file where the sessions directory belongs");
     expect_refused({"--run-dir", run_dir.string()},
-                   "mount namespace: cannot create " + (run_dir / "sessions").string() + "/",
-                   true);
+                   "mount namespace: cannot create " + (run_dir / "sessions").string() + "/", true);
+}
+
+// agent-run on a kernel whose Landlock probe answers ENOSYS (a seccomp
+// filter of the test's makes it so): a profile that asks for Landlock is
+// refused, and --check says Landlock is missing.
+TEST_F(AgentRunFailClosedTest, FilesystemSectionWithoutLandlockStartsNothing) {
+#if !defined(__x86_64__)
+    GTEST_SKIP() << "sc_nolandlock's filter knows x86_64 system call numbers only";
+#endif
+    wrapper_ = {std::string(CORDON_HELPERS_DIR) + "/sc_nolandlock"};
+    auto profile = write_profile({}, {}, "5m", {{"filesystem", {{"write", {"/var/tmp"}}}}});
+    auto r = run({"--profile", profile.string(), "--", "/usr/bin/touch", ran_.string()});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("Landlock: the profile's filesystem section needs Landlock, and this "
+                         "kernel was built without Landlock; nothing was started"),
+              std::string::npos)
+        << r.err;
+    EXPECT_FALSE(fs::exists(ran_)) << "the agent ran";
+    EXPECT_EQ(leftover_cgroups(), 0u);
+
+    // Without the section the same host runs agents, and --check says why
+    // Landlock is off.
+    r = run({"--check", "--profile", write_profile({}, {}).string()});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto landlock = json::parse(r.out)["landlock"];
+    EXPECT_TRUE(landlock["abi"].is_null()) << landlock.dump();
+    EXPECT_EQ(landlock["missing"], "this kernel was built without Landlock");
+    EXPECT_TRUE(landlock["enforced"].empty());
 }
 
 }  // namespace
