@@ -141,6 +141,23 @@ TEST_F(AgentRunLandlockTest, Python3AndBashRunUnderTheDefaults) {
     EXPECT_EQ(r.out, "cat-ran\nls-refused\n");
 }
 
+// A coding agent: git, its helpers, and a workspace to commit in.
+TEST_F(AgentRunLandlockTest, GitCommitsInItsWorkspace) {
+    auto profile = write_fs_profile({{"write", {(tree_ / "workspace").string()}},
+                                     {"execute", {"/usr/bin/git", "/usr/lib/git-core"}}});
+    std::string repo = (tree_ / "workspace" / "repo").string();
+    std::string script = "git init -q " + repo + " && cd " + repo +
+                         " && echo hello > a.txt && git add a.txt && git -c user.name=agent "
+                         "-c user.email=agent@example.test commit -q -m first && git log "
+                         "--format=%s && git init -q " +
+                         (tree_ / "elsewhere" / "repo").string() + " 2>/dev/null || echo refused";
+    auto r = run({"--profile", profile, "--", "sh", "-c", script});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "first\nrefused\n");
+    EXPECT_TRUE(fs::exists(tree_ / "workspace" / "repo" / ".git"));
+    EXPECT_FALSE(fs::exists(tree_ / "elsewhere" / "repo"));
+}
+
 // A script named as the command runs: its interpreter is added with it.
 TEST_F(AgentRunLandlockTest, ScriptCommandRunsWithItsInterpreter) {
     auto script = tree_ / "allowed" / "agent.sh";
