@@ -180,14 +180,18 @@ class RuleAdder {
 };
 
 Status add_profile_lists(RuleAdder& rules, const profile::FilesystemPolicy& policy) {
-    const std::pair<const std::vector<std::string>*, uint64_t> lists[] = {
-        {&policy.read, kRead}, {&policy.write, kWrite}, {&policy.execute, kExec}};
-    const char* keys[] = {"read", "write", "execute"};
-    for (size_t l = 0; l < 3; ++l) {
-        const auto& [paths, rights] = lists[l];
-        for (size_t i = 0; i < paths->size(); ++i) {
-            std::string key = "filesystem." + std::string(keys[l]) + "[" + std::to_string(i) + "]";
-            if (auto st = rules.add((*paths)[i], rights, key); !st) return st;
+    struct List {
+        const char* key;
+        const std::vector<std::string>& paths;
+        uint64_t rights;
+    };
+    const List lists[] = {{"read", policy.read, kRead},
+                          {"write", policy.write, kWrite},
+                          {"execute", policy.execute, kExec}};
+    for (const List& list : lists) {
+        for (size_t i = 0; i < list.paths.size(); ++i) {
+            std::string key = std::string("filesystem.") + list.key + "[" + std::to_string(i) + "]";
+            if (auto st = rules.add(list.paths[i], list.rights, key); !st) return st;
         }
     }
     return ok_status();
