@@ -30,6 +30,9 @@ struct [[gnu::packed]] PathBeneathAttr {
 static_assert(sizeof(PathBeneathAttr) == 12, "struct landlock_path_beneath_attr is packed");
 
 constexpr uint32_t kCreateRulesetVersion = 1U << 0;
+// LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON (ABI 7): the kernel audits denials
+// after execve too, which is when the agent runs; by default it stops there.
+constexpr uint32_t kLogNewExecOn = 1U << 1;
 constexpr int kRulePathBeneath = 1;
 
 // LANDLOCK_ACCESS_FS_*, bit N named kRightNames[N].
@@ -271,7 +274,9 @@ Result<Ruleset> build(const profile::FilesystemPolicy& policy,
 }
 
 int restrict_self(int ruleset_fd) {
-    if (::syscall(SYS_landlock_restrict_self, ruleset_fd, 0U) != 0) return -errno;
+    // abi_version() was probed by the supervisor before the clone: a read.
+    uint32_t flags = abi_version() >= 7 ? kLogNewExecOn : 0U;
+    if (::syscall(SYS_landlock_restrict_self, ruleset_fd, flags) != 0) return -errno;
     return 0;
 }
 
