@@ -27,13 +27,14 @@ class AgentRunLandlockTest : public AgentRunTest {
                 ("cordon-landlock-" + std::to_string(::getpid()) + "-" +
                  ::testing::UnitTest::GetInstance()->current_test_info()->name());
         fs::remove_all(tree_);
-        for (const char* d : {"allowed", "workspace", "elsewhere"}) {
+        for (const char* d : {"allowed", "workspace", "elsewhere", "tools"}) {
             fs::create_directories(tree_ / d);
             fs::permissions(tree_ / d, fs::perms::all);
         }
         fs::permissions(tree_, fs::perms::all);
         write_text(tree_ / "allowed" / "notes.txt", "allowed text");
         write_text(tree_ / "secret.txt", "secret text");
+        fs::copy_file("/usr/bin/true", tree_ / "tools" / "tool");
         for (const auto& f : {tree_ / "allowed" / "notes.txt", tree_ / "secret.txt"})
             fs::permissions(f, fs::perms::owner_all | fs::perms::group_read |
                                    fs::perms::others_read | fs::perms::others_write);
@@ -82,13 +83,16 @@ std::string probe_script(const fs::path& tree) {
            "/secret.txt', 'a').write('x'))\n"
            "attempt('exec listed', lambda: subprocess.run(['/usr/bin/id', '-u'], check=True, "
            "stdout=subprocess.DEVNULL))\n"
+           "attempt('exec in a listed directory', lambda: subprocess.run(['" +
+           t +
+           "/tools/tool'], check=True))\n"
            "attempt('exec unlisted', lambda: subprocess.run(['/usr/bin/whoami'], check=True))\n";
 }
 
 TEST_F(AgentRunLandlockTest, ReadsWritesAndExecutesOnlyWhatTheProfileLists) {
     auto profile = write_fs_profile({{"read", {(tree_ / "allowed").string()}},
                                      {"write", {(tree_ / "workspace").string()}},
-                                     {"execute", {"/usr/bin/id"}}});
+                                     {"execute", {"/usr/bin/id", (tree_ / "tools").string()}}});
     auto r = run({"--profile", profile, "--", "python3", "-c", probe_script(tree_)});
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out,
@@ -99,6 +103,7 @@ TEST_F(AgentRunLandlockTest, ReadsWritesAndExecutesOnlyWhatTheProfileLists) {
               "write outside: EACCES\n"
               "write over outside: EACCES\n"
               "exec listed: ok\n"
+              "exec in a listed directory: ok\n"
               "exec unlisted: EACCES\n");
     EXPECT_EQ(read_text(tree_ / "workspace" / "out.txt"), "x");
     EXPECT_FALSE(fs::exists(tree_ / "elsewhere" / "out.txt"));
