@@ -324,7 +324,7 @@ void read_dns(const json& value, const std::string& path, Profile& out) {
     }
 }
 
-// Filesystem -------------------------------------------------------------------
+// Filesystem -----------------------------------------------------------------
 
 // An array of distinct absolute paths. Relative ones are refused: a rule
 // must name the same file whatever directory agent-run starts in.
