@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// Runs argv[1..] under stacked seccomp filters that allow everything but
-// leave room for only 50 more instructions on the thread: the kernel caps
-// all of a thread's filters together (MAX_INSNS_PER_PATH, 32768
-// instructions, each filter counted 4 more; kernel/seccomp.c), so the
-// next filter any descendant installs fails with ENOMEM. A real way for a
-// sandbox layer to fail.
+// Runs argv[1..] under stacked seccomp filters that allow everything and
+// fill the thread's whole seccomp budget: the kernel caps all of a thread's
+// filters together (MAX_INSNS_PER_PATH, 32768 instructions, each filter
+// counted 4 more; kernel/seccomp.c), so any filter a descendant installs
+// fails with ENOMEM. A real way for a sandbox layer to fail. The budget is
+// filled greedily, halving the filter size at each ENOMEM, so that filters
+// already in place (a container's) do not matter.
+#include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
@@ -12,8 +14,6 @@
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <unistd.h>
-
-enum { kMaxPath = 32768, kPerFilter = 4, kRoomLeft = 50 };
 
 // A filter of `len` instructions that loads the syscall number len-1 times
 // and allows.
@@ -39,16 +39,13 @@ int main(int argc, char** argv) {
         perror("sc_stack: no_new_privs");
         return 1;
     }
-    int used = 0;
-    while (kMaxPath - used > kRoomLeft) {
-        int room = kMaxPath - used - kRoomLeft;
-        int len = room > BPF_MAXINSNS + kPerFilter ? BPF_MAXINSNS : room - kPerFilter;
-        if (len < 2) break;
-        if (install_allow_all((unsigned short)len) != 0) {
+    for (unsigned short len = BPF_MAXINSNS; len >= 1;) {
+        if (install_allow_all(len) == 0) continue;
+        if (errno != ENOMEM) {
             perror("sc_stack: seccomp");
             return 1;
         }
-        used += len + kPerFilter;
+        len /= 2;
     }
     execv(argv[1], argv + 1);
     perror("sc_stack: execv");
