@@ -29,7 +29,10 @@
 #include "creds/creds.h"
 #include "dns/dns.h"
 #include "launch/identity.h"
+#include "launch/init.h"
+#include "launch/limits.h"
 #include "launch/spawn.h"
+#include "launch/view.h"
 #include "netfilter/netfilter.h"
 #include "policy/policy.h"
 #include "profile/profile.h"
@@ -221,8 +224,7 @@ Status ignore_signals() {
 Result<UniqueFd> forwarded_signals() {
     sigset_t set;
     sigemptyset(&set);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH})
-        sigaddset(&set, sig);
+    for (int sig : kForwardedSignals) sigaddset(&set, sig);
     if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return errno_error("cannot block signals");
     UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!fd.valid()) return errno_error("cannot create a signalfd");
@@ -453,7 +455,32 @@ struct Plan {
     Identity identity;
     std::vector<creds::Delivery> deliveries;
     std::vector<dns::Upstream> upstreams;  // empty when no allowed tool has a name
+    std::string cgroup2_mount;
+    LimitsPlan limits;
+    bool seal_memfd_exec = false;  // the kernel keeps vm.memfd_noexec per pid namespace
+    std::vector<std::string> warnings;
 };
+
+constexpr const char* kNoMemfdNoexecWarning =
+    "this kernel has no per-pid-namespace vm.memfd_noexec (Linux 6.3): the agent can "
+    "create an executable memfd and run a program it wrote there";
+
+// How the profile's limits apply on this host, and what the kernel lacks.
+Status plan_containment(Plan& plan) {
+    auto mount = cgroup::find_cgroup2_mount();
+    if (!mount) return mount.error();
+    plan.cgroup2_mount = *mount;
+    auto available = available_controllers(*mount);
+    if (!available) return available.error();
+    auto now = std::chrono::system_clock::now();
+    auto duration =
+        std::chrono::ceil<std::chrono::seconds>(session_deadline(plan.profile, now) - now);
+    plan.limits = plan_limits(plan.profile.limits, *available, duration);
+    plan.warnings = plan.limits.warnings;
+    plan.seal_memfd_exec = memfd_noexec_supported();
+    if (!plan.seal_memfd_exec) plan.warnings.push_back(kNoMemfdNoexecWarning);
+    return ok_status();
+}
 
 // The resolvers --dns-upstream names (parsed once, for the start-time
 // resolution and the session's resolver alike), or none when it is unset.
@@ -499,6 +526,8 @@ Result<Plan> plan_session(const SessionOptions& options) {
     if (!identity) return identity.error();
     plan.identity = std::move(*identity);
     if (plan.identity.root()) log()->warn("{}", kRootAgentWarning);
+    if (auto st = plan_containment(plan); !st) return st.error();
+    for (const auto& w : plan.warnings) log()->warn("{}", w);
     auto deliveries = creds::load_static(plan.profile, plan.policy.credentials);
     if (!deliveries) return deliveries.error();
     plan.deliveries = std::move(*deliveries);
@@ -557,7 +586,9 @@ Result<MountPlan> agent_mounts(Session& s, const std::string& run_dir) {
                     fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
                         fs::perms::others_read,
                     ec);
-    return dns_view(path);
+    auto view = dns_view(path);
+    if (view) add_private_view(*view);
+    return view;
 }
 
 // The session resolver as --check shows it: the names it answers for, how
@@ -625,9 +656,10 @@ Status install_session(Session& s, const audit::Subject& subject, const Plan& pl
 Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
                           const MountPlan& mounts) {
     SpawnSpec spec{
-        options.command,    agent_environment(plan.profile, plan.deliveries, plan.identity, s.id),
-        s.cgroup->dir_fd(), &plan.filter,
-        &plan.identity,     &mounts};
+        options.command,      agent_environment(plan.profile, plan.deliveries, plan.identity, s.id),
+        s.cgroup->dir_fd(),   &plan.filter,
+        &plan.identity,       &mounts,
+        &plan.limits.rlimits, plan.seal_memfd_exec};
     auto child = spawn(spec);
     plan.deliveries.clear();
     for (auto& entry : spec.env) ::explicit_bzero(entry.data(), entry.size());
@@ -639,6 +671,7 @@ json start_event(const Plan& plan, pid_t pid, SysTime deadline) {
     start["deadline"] = audit::format_time(deadline);
     start["user"] = plan.identity.name;
     start["uid"] = plan.identity.uid;
+    start["limits"] = plan.limits.fields;
     return start;
 }
 
@@ -654,7 +687,9 @@ int check_profile(const SessionOptions& options) {
     out["runAs"] = {{"user", plan->identity.name}, {"uid", plan->identity.uid}};
     out["seccompInstructions"] = plan->filter.size();
     out["dns"] = dns_json(*plan);
+    out["limits"] = plan->limits.fields;
     if (plan->identity.root()) out["warnings"].push_back(kRootAgentWarning);
+    for (const auto& w : plan->warnings) out["warnings"].push_back(w);
     std::cout << out.dump(2) << "\n";
     return 0;
 }
@@ -700,6 +735,10 @@ int run_session(const SessionOptions& options) {
     if (!signals) return refuse(signals.error());
     Session s;
     if (auto st = install_session(s, subject, *plan, *host, **audit, **reporter); !st)
+        return refuse(st.error());
+    if (auto st =
+            apply_cgroup_limits(plan->limits, plan->cgroup2_mount, host->root, s.cgroup->path());
+        !st)
         return refuse(st.error());
     auto denials = s.nf->watch(s.cgroup->id());
     if (!denials) return refuse(denials.error());

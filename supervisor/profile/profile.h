@@ -85,6 +85,15 @@ struct DnsPolicy {
     std::chrono::seconds max_ttl{3600};
 };
 
+// limits: what the session may use. Unset: no limit.
+struct Limits {
+    std::optional<uint64_t> pids;    // tasks (processes and threads)
+    std::optional<uint64_t> memory;  // bytes
+    // A share of one CPU in percent: 50 is half a CPU, 200 two CPUs.
+    std::optional<uint64_t> cpu_percent;
+    bool any() const { return pids || memory || cpu_percent; }
+};
+
 struct Profile {
     std::string api_version;  // "cordon/v1"
     Identity identity;
@@ -104,6 +113,7 @@ struct Profile {
     std::map<std::string, Credential> credentials;
     SyscallPolicy syscalls;
     DnsPolicy dns;
+    Limits limits;
 };
 
 // A profile that cannot be used. path is where in the document
