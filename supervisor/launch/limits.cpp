@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "launch/limits.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <fstream>
 #include <sstream>
+
+#include "cordon/fd.h"
 
 namespace cordon::launch {
 namespace {
@@ -18,11 +23,11 @@ bool has(const std::vector<std::string>& list, const std::string& name) {
     return std::find(list.begin(), list.end(), name) != list.end();
 }
 
+// One write(2), as the kernel wants control files written: its errno is the answer.
 Status write_file(const std::string& path, const std::string& value, const std::string& hint) {
-    std::ofstream out(path);
-    out << value;
-    out.close();
-    if (!out) return errno_error("cannot write \"" + value + "\" to " + path, hint);
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!fd.valid() || ::write(fd.get(), value.data(), value.size()) < 0)
+        return errno_error("cannot write \"" + value + "\" to " + path, hint);
     return ok_status();
 }
 

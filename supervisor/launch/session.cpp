@@ -467,15 +467,19 @@ constexpr const char* kNoMemfdNoexecWarning =
 
 // How the profile's limits apply on this host, and what the kernel lacks.
 Status plan_containment(Plan& plan) {
-    auto mount = cgroup::find_cgroup2_mount();
-    if (!mount) return mount.error();
-    plan.cgroup2_mount = *mount;
-    auto available = available_controllers(*mount);
-    if (!available) return available.error();
+    // Without a cgroup2 mount no session can start (open_host says so), but
+    // --check still shows the profile, with every limit on its fallback.
+    std::vector<std::string> available;
+    if (auto mount = cgroup::find_cgroup2_mount()) {
+        plan.cgroup2_mount = *mount;
+        auto listed = available_controllers(*mount);
+        if (!listed) return listed.error();
+        available = std::move(*listed);
+    }
     auto now = std::chrono::system_clock::now();
     auto duration =
         std::chrono::ceil<std::chrono::seconds>(session_deadline(plan.profile, now) - now);
-    plan.limits = plan_limits(plan.profile.limits, *available, duration);
+    plan.limits = plan_limits(plan.profile.limits, available, duration);
     plan.warnings = plan.limits.warnings;
     plan.seal_memfd_exec = memfd_noexec_supported();
     if (!plan.seal_memfd_exec) plan.warnings.push_back(kNoMemfdNoexecWarning);
