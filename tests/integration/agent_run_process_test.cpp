@@ -64,23 +64,36 @@ bool controller_available(const std::string& controller) {
     return false;
 }
 
-TEST_F(AgentRunTest, AgentSeesOnlyItsOwnProcesses) {
-    auto profile = write_profile({}, {});
+// Sessions of the default profile (no tool, 5 minutes) unless a test needs more.
+class ProcessTest : public AgentRunTest {
+  protected:
+    RunResult run_agent(const std::vector<std::string>& command) {
+        std::vector<std::string> args{"--profile", write_profile({}, {}), "--"};
+        args.insert(args.end(), command.begin(), command.end());
+        return run(args);
+    }
+
+    // Runs command as the agent: it must exit 0 and print exactly `expected`.
+    void expect_agent_prints(const std::vector<std::string>& command, const std::string& expected) {
+        auto r = run_agent(command);
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        EXPECT_EQ(r.out, expected);
+    }
+};
+
+TEST_F(ProcessTest, AgentSeesOnlyItsOwnProcesses) {
     std::string script =
         "import os\n"
         "print(os.getpid(), sorted(int(p) for p in os.listdir('/proc') if p.isdigit()))\n"
         "print(open('/proc/1/comm').read().strip() == open('/proc/self/comm').read().strip())\n";
-    auto r = run({"--profile", profile, "--", "python3", "-c", script});
-
-    EXPECT_EQ(r.exit_code, 0) << r.err;
     // pid 1 is Cordon's init (a copy of agent-run, never exec'd), pid 2 the agent.
-    EXPECT_EQ(r.out, "2 [1, 2]\nFalse\n");
+    expect_agent_prints({"python3", "-c", script}, "2 [1, 2]\nFalse\n");
     auto start = events_named(audit_events(), "session.start");
     ASSERT_EQ(start.size(), 1u);
     EXPECT_GT(start[0]["pid"].get<int>(), 2) << "session.start names the host's pid of the init";
 }
 
-TEST_F(AgentRunTest, AnotherSessionCannotReadOrSignalTheAgent) {
+TEST_F(ProcessTest, AnotherSessionCannotReadOrSignalTheAgent) {
     auto profile = write_profile({}, {});
     std::string sleep = unique_sleep();
     pid_t first = start({"--profile", profile, "--", "sleep", sleep});
@@ -130,13 +143,12 @@ TEST_F(AgentRunTest, AnotherSessionCannotReadOrSignalTheAgent) {
     EXPECT_EQ(starts[0]["uid"], starts[1]["uid"]) << "both sessions run as the same account";
 }
 
-TEST_F(AgentRunTest, InitHoldsNoPrivilegeAndIgnoresTheAgentsSignals) {
-    auto profile = write_profile({}, {});
+TEST_F(ProcessTest, InitHoldsNoPrivilegeAndIgnoresTheAgentsSignals) {
     std::string script =
         "grep -E '^(Uid|CapEff|CapPrm|CapBnd|NoNewPrivs):' /proc/1/status; "
         "cat /proc/1/environ >/dev/null 2>&1 && echo environ readable || echo environ closed; "
         "kill -KILL 1; kill -STOP 1; sleep 0.2; echo still here";
-    auto r = run({"--profile", profile, "--", "sh", "-c", script});
+    auto r = run_agent({"sh", "-c", script});
 
     EXPECT_EQ(r.exit_code, 0) << r.err;
     auto start = events_named(audit_events(), "session.start");
@@ -150,7 +162,7 @@ TEST_F(AgentRunTest, InitHoldsNoPrivilegeAndIgnoresTheAgentsSignals) {
                          "still here\n");
 }
 
-TEST_F(AgentRunTest, SigtermReachesABashTrapThroughTheInit) {
+TEST_F(ProcessTest, SigtermReachesABashTrapThroughTheInit) {
     auto profile = write_profile({}, {});
     auto ready = dir_ / "ready";
     pid_t pid = start({"--profile", profile, "--", "bash", "-c",
@@ -168,12 +180,11 @@ TEST_F(AgentRunTest, SigtermReachesABashTrapThroughTheInit) {
     EXPECT_EQ(end[0]["reason"], "exit");
 }
 
-TEST_F(AgentRunTest, ExitStatusesPassThroughTheInit) {
-    auto profile = write_profile({}, {});
-    EXPECT_EQ(run({"--profile", profile, "--", "true"}).exit_code, 0);
-    EXPECT_EQ(run({"--profile", profile, "--", "sh", "-c", "exit 3"}).exit_code, 3);
-    EXPECT_EQ(run({"--profile", profile, "--", "sh", "-c", "kill -SEGV $$"}).exit_code, 128 + 11);
-    EXPECT_EQ(run({"--profile", profile, "--", "sh", "-c", "kill -KILL $$"}).exit_code, 128 + 9);
+TEST_F(ProcessTest, ExitStatusesPassThroughTheInit) {
+    EXPECT_EQ(run_agent({"true"}).exit_code, 0);
+    EXPECT_EQ(run_agent({"sh", "-c", "exit 3"}).exit_code, 3);
+    EXPECT_EQ(run_agent({"sh", "-c", "kill -SEGV $$"}).exit_code, 128 + 11);
+    EXPECT_EQ(run_agent({"sh", "-c", "kill -KILL $$"}).exit_code, 128 + 9);
     auto ends = events_named(audit_events(), "session.end");
     ASSERT_EQ(ends.size(), 4u);
     EXPECT_EQ(ends[0]["exitStatus"], 0);
@@ -183,24 +194,19 @@ TEST_F(AgentRunTest, ExitStatusesPassThroughTheInit) {
     EXPECT_EQ(ends[3]["signal"], "SIGKILL");
 }
 
-TEST_F(AgentRunTest, OrphanedZombiesAreReaped) {
-    auto profile = write_profile({}, {});
+TEST_F(ProcessTest, OrphanedZombiesAreReaped) {
     // Three orphans, reparented to the init, that exit while the agent runs.
     std::string script =
         "for i in 1 2 3; do (sleep 0.3 &); done; sleep 0.1; "
         "grep -l '^Name:.sleep' /proc/[0-9]*/status | xargs grep -h '^PPid' | sort | uniq -c; "
         "sleep 1; for f in /proc/[0-9]*/stat; do read -r p c s rest < $f && printf '%s%s ' $p $s; "
         "done";
-    auto r = run({"--profile", profile, "--", "sh", "-c", script});
-
-    EXPECT_EQ(r.exit_code, 0) << r.err;
     // The orphans' parent was pid 1; then only the init (asleep) and sh
     // (running its builtins) are left.
-    EXPECT_EQ(r.out, "      3 PPid:\t1\n1S 2R ");
+    expect_agent_prints({"sh", "-c", script}, "      3 PPid:\t1\n1S 2R ");
 }
 
-TEST_F(AgentRunTest, WritingToAnotherCgroupsProcsFails) {
-    auto profile = write_profile({}, {});
+TEST_F(ProcessTest, WritingToAnotherCgroupsProcsFails) {
     auto mount = cgroup::find_cgroup2_mount();
     ASSERT_TRUE(mount.ok());
     std::string script =
@@ -210,14 +216,11 @@ TEST_F(AgentRunTest, WritingToAnotherCgroupsProcsFails) {
         "/cgroup.procs'):\n"
         " try:\n  open(p,'w').write(str(os.getpid())); print('moved')\n"
         " except OSError as e: print(errno.errorcode[e.errno])\n";
-    auto r = run({"--profile", profile, "--", "python3", "-c", script});
-
-    EXPECT_EQ(r.exit_code, 0) << r.err;
     // The files are root's, mode 0644: the agent's account cannot open them.
-    EXPECT_EQ(r.out, "EACCES\nEACCES\n");
+    expect_agent_prints({"python3", "-c", script}, "EACCES\nEACCES\n");
 }
 
-TEST_F(AgentRunTest, MemfdWithAnElfCannotBeExecuted) {
+TEST_F(ProcessTest, MemfdWithAnElfCannotBeExecuted) {
     if (!launch::memfd_noexec_supported())
         GTEST_SKIP() << "no per-pid-namespace vm.memfd_noexec on this kernel (Linux 6.3)";
     std::string helper = kHelpers + "/pr_memfd_exec";
@@ -227,8 +230,7 @@ TEST_F(AgentRunTest, MemfdWithAnElfCannotBeExecuted) {
         ASSERT_TRUE(WIFEXITED(status));
         EXPECT_EQ(WEXITSTATUS(status), 0) << "the helper cannot run a memfd even on the host";
     }
-    auto profile = write_profile({}, {});
-    auto r = run({"--profile", profile, "--", helper, "/bin/true"});
+    auto r = run_agent({helper, "/bin/true"});
 
     EXPECT_EQ(r.exit_code, 0) << r.err;
     std::istringstream lines(r.out);
@@ -261,12 +263,11 @@ std::string proc_mem_force_mode() {
     return "";
 }
 
-TEST_F(AgentRunTest, ProcSelfMemWriteToReadOnlyMappingIsAsTheKernelAllows) {
+TEST_F(ProcessTest, ProcSelfMemWriteToReadOnlyMappingIsAsTheKernelAllows) {
     std::string mode = proc_mem_force_mode();
     if (mode.empty())
         GTEST_SKIP() << "cannot tell the kernel's proc_mem.force_override (no /proc/config.gz)";
-    auto profile = write_profile({}, {});
-    auto r = run({"--profile", profile, "--", kHelpers + "/pr_procmem"});
+    auto r = run_agent({kHelpers + "/pr_procmem"});
 
     EXPECT_EQ(r.exit_code, 0) << r.err;
     // "always": the write is forced through the read-only protection, as
@@ -278,7 +279,7 @@ TEST_F(AgentRunTest, ProcSelfMemWriteToReadOnlyMappingIsAsTheKernelAllows) {
         EXPECT_EQ(r.out, "write: EIO\nbyte: A\n") << "mode " << mode;
 }
 
-TEST_F(AgentRunTest, ForkBombIsContainedByThePidsLimit) {
+TEST_F(ProcessTest, ForkBombIsContainedByThePidsLimit) {
     uid_t uid = private_uid();
     auto profile = write_profile(
         {}, {}, "3s", {{"session", {{"user", std::to_string(uid)}}}, {"limits", {{"pids", 16}}}});
@@ -294,7 +295,7 @@ TEST_F(AgentRunTest, ForkBombIsContainedByThePidsLimit) {
     EXPECT_EQ(end[0]["reason"], "deadline");
 }
 
-TEST_F(AgentRunTest, MemoryHogIsStoppedByTheMemoryLimit) {
+TEST_F(ProcessTest, MemoryHogIsStoppedByTheMemoryLimit) {
     auto profile = write_profile({}, {}, "30s", {{"limits", {{"memory", "64M"}}}});
     auto r = run({"--profile", profile, "--", kHelpers + "/pr_memhog"});
 
@@ -313,7 +314,7 @@ TEST_F(AgentRunTest, MemoryHogIsStoppedByTheMemoryLimit) {
     EXPECT_GE(mib, 32u) << "the limit bit far below 64M";
 }
 
-TEST_F(AgentRunTest, LimitsAreShownInCheckAndSessionStart) {
+TEST_F(ProcessTest, LimitsAreShownInCheckAndSessionStart) {
     auto profile = write_profile({}, {}, "10s",
                                  {{"limits", {{"pids", 64}, {"memory", "1G"}, {"cpu", "50%"}}}});
     auto check = run({"--check", "--profile", profile});
@@ -354,7 +355,7 @@ TEST_F(AgentRunTest, LimitsAreShownInCheckAndSessionStart) {
     EXPECT_EQ(start[0]["limits"], limits);
 }
 
-TEST_F(AgentRunTest, BadLimitsExit125AndStartNothing) {
+TEST_F(ProcessTest, BadLimitsExit125AndStartNothing) {
     auto profile = write_profile({}, {}, "5m", {{"limits", {{"cpu", "1.5"}}}});
     auto r = run({"--profile", profile, "--", "true"});
     EXPECT_EQ(r.exit_code, 125);
@@ -365,11 +366,10 @@ TEST_F(AgentRunTest, BadLimitsExit125AndStartNothing) {
     EXPECT_EQ(leftover_cgroups(), 0u);
 }
 
-TEST_F(AgentRunTest, TmpVarTmpAndDevShmAreEmptyAndPrivate) {
+TEST_F(ProcessTest, TmpVarTmpAndDevShmAreEmptyAndPrivate) {
     std::string marker = "cordon-private-" + std::to_string(::getpid());
     std::string host_file = "/tmp/cordon-host-" + std::to_string(::getpid());
     write_text(host_file, "host");
-    auto profile = write_profile({}, {});
     std::string script;
     std::string expected;
     for (const char* dir : {"/tmp", "/var/tmp", "/dev/shm"}) {
@@ -380,9 +380,9 @@ TEST_F(AgentRunTest, TmpVarTmpAndDevShmAreEmptyAndPrivate) {
         expected += std::string(dir) + " 0 1777 tmpfs capped\n";
     }
     script += "echo secret > /tmp/" + marker + " && echo written";
-    auto first = run({"--profile", profile, "--", "sh", "-c", script});
-    auto second = run({"--profile", profile, "--", "sh", "-c",
-                       "ls -A /tmp; cat /tmp/" + marker + " 2>/dev/null || echo absent"});
+    auto first = run_agent({"sh", "-c", script});
+    auto second =
+        run_agent({"sh", "-c", "ls -A /tmp; cat /tmp/" + marker + " 2>/dev/null || echo absent"});
     bool leaked = fs::exists("/tmp/" + marker);
     fs::remove(host_file);
     fs::remove("/tmp/" + marker);
@@ -405,7 +405,7 @@ UniqueFd listen_unix(const fs::path& path) {
     return fd;
 }
 
-TEST_F(AgentRunTest, HostControlSocketsAreMasked) {
+TEST_F(ProcessTest, HostControlSocketsAreMasked) {
     // Sockets of the test's own in a /run/user directory of its own name, as
     // a user's session bus and rootless engines have them.
     bool made_run_user = !fs::exists("/run/user");
@@ -425,8 +425,7 @@ TEST_F(AgentRunTest, HostControlSocketsAreMasked) {
                   " ]; then echo " + path + " null; else echo " + path + " missing; fi; ";
         expected += path + " null\n";
     }
-    auto profile = write_profile({}, {});
-    auto r = run({"--profile", profile, "--", "sh", "-c", script});
+    auto r = run_agent({"sh", "-c", script});
     fs::remove_all(user_dir);
     if (made_run_user) fs::remove("/run/user");
 

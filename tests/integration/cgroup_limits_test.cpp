@@ -57,15 +57,21 @@ class CgroupLimitsTest : public ::testing::Test {
         if (!enabled_before_) std::ofstream(mount_ + "/cgroup.subtree_control") << "-hugetlb";
     }
 
+    // One controller enabled and one of its files set, as a session's limit is.
+    Status apply_one(const std::string& controller, const std::string& file,
+                     const std::string& value) {
+        LimitsPlan plan;
+        plan.controllers = {controller};
+        plan.cgroup_files = {{file, value}};
+        return apply_cgroup_limits(plan, mount_, root_, session_);
+    }
+
     std::string mount_, root_, session_;
     bool enabled_before_ = false;
 };
 
 TEST_F(CgroupLimitsTest, EnablesTheControllerDownToTheSessionAndSetsItsFile) {
-    LimitsPlan plan;
-    plan.controllers = {"hugetlb"};
-    plan.cgroup_files = {{"hugetlb.2MB.max", "4194304"}};
-    auto st = apply_cgroup_limits(plan, mount_, root_, session_);
+    auto st = apply_one("hugetlb", "hugetlb.2MB.max", "4194304");
 
     ASSERT_TRUE(st.ok()) << st.error().message();
     EXPECT_TRUE(listed(read_text(root_ + "/cgroup.subtree_control"), "hugetlb"));
@@ -73,10 +79,7 @@ TEST_F(CgroupLimitsTest, EnablesTheControllerDownToTheSessionAndSetsItsFile) {
 }
 
 TEST_F(CgroupLimitsTest, AValueTheKernelRefusesIsAnError) {
-    LimitsPlan plan;
-    plan.controllers = {"hugetlb"};
-    plan.cgroup_files = {{"hugetlb.2MB.max", "lots"}};
-    auto st = apply_cgroup_limits(plan, mount_, root_, session_);
+    auto st = apply_one("hugetlb", "hugetlb.2MB.max", "lots");
 
     ASSERT_FALSE(st.ok());
     EXPECT_EQ(st.error().message(), "cannot write \"lots\" to " + session_ +
@@ -85,10 +88,7 @@ TEST_F(CgroupLimitsTest, AValueTheKernelRefusesIsAnError) {
 }
 
 TEST_F(CgroupLimitsTest, AControllerThatCannotBeEnabledIsAnError) {
-    LimitsPlan plan;
-    plan.controllers = {"nosuch"};
-    plan.cgroup_files = {{"nosuch.max", "1"}};
-    auto st = apply_cgroup_limits(plan, mount_, root_, session_);
+    auto st = apply_one("nosuch", "nosuch.max", "1");
 
     ASSERT_FALSE(st.ok());
     EXPECT_EQ(st.error().message(),
