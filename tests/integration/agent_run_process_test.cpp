@@ -434,5 +434,59 @@ TEST_F(ProcessTest, HostControlSocketsAreMasked) {
     EXPECT_EQ(r.out, expected);
 }
 
+// The owner of /proc/PID/environ: root for a non-dumpable process,
+// whatever its uid (proc(5), /proc/pid and PR_SET_DUMPABLE).
+uid_t environ_owner(pid_t pid) {
+    struct stat st {};
+    return ::stat(("/proc/" + std::to_string(pid) + "/environ").c_str(), &st) == 0 ? st.st_uid : -1;
+}
+
+TEST_F(ProcessTest, AgentRunIsNotDumpableFromItsStart) {
+    const passwd* nobody = ::getpwnam("nobody");
+    if (!nobody || !fs::exists("/usr/bin/setpriv"))
+        GTEST_SKIP() << "needs the nobody account and setpriv (util-linux)";
+    std::string as_nobody_uid = "--reuid=" + std::to_string(nobody->pw_uid);
+    std::string as_nobody_gid = "--regid=" + std::to_string(nobody->pw_gid);
+    // agent-run --check as nobody, held while it reads a credential from a FIFO.
+    auto fifo = dir_ / "token.fifo";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0666), 0);
+    ::chmod(fifo.c_str(), 0666);
+    json extra = {
+        {"tools", {{"allowed_tool", {{"credentials", {"token"}}}}}},
+        {"credentials",
+         {{"token", {{"source", {{"file", fifo.string()}}}, {"deliver", {{"env", "T"}}}}}}}};
+    auto profile = write_profile({}, {}, "5m", extra);
+    wrapper_ = {"/usr/bin/setpriv", as_nobody_uid, as_nobody_gid, "--clear-groups"};
+    pid_t check = start({"--check", "--profile", profile});
+    bool waiting = false;  // in the kernel's FIFO open (wait_for_partner)
+    for (int i = 0; i < 300 && !waiting; ++i) {
+        waiting = read_text("/proc/" + std::to_string(check) + "/comm") == "agent-run\n" &&
+                  read_text("/proc/" + std::to_string(check) + "/wchan").find("wait_for_partner") !=
+                      std::string::npos;
+        if (!waiting) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    uid_t owner = environ_owner(check);
+    std::ofstream(fifo) << "token\n";
+    auto r = wait(check);
+
+    // The same wrapper starts an ordinary program, dumpable, owned by nobody.
+    wrapper_ = {};
+    pid_t control = ::fork();
+    if (control == 0) {
+        ::execl("/usr/bin/setpriv", "setpriv", as_nobody_uid.c_str(), as_nobody_gid.c_str(),
+                "--clear-groups", "sleep", "5", nullptr);
+        ::_exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    uid_t control_owner = environ_owner(control);
+    ::kill(control, SIGKILL);
+    ::waitpid(control, nullptr, 0);
+
+    ASSERT_TRUE(waiting) << "agent-run never waited on the FIFO: " << r.err;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(control_owner, nobody->pw_uid);
+    EXPECT_EQ(owner, 0u) << "agent-run as nobody is dumpable";
+}
+
 }  // namespace
 }  // namespace cordon::testing
