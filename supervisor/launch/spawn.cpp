@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 #include <initializer_list>
@@ -167,15 +168,17 @@ pid_t raw_fork() {
     // Only stdio crosses execve, and nothing else of agent-run's stays open
     // while the child prepares: the session's lock file least of all, which
     // a child stuck before execve would otherwise keep looking alive. The
-    // report pipe closes on execve.
-    if (close_all_but({report_fd, status_fd}) != 0)
+    // report pipe closes on the agent's execve; the status pipe stays with
+    // the init.
+    if (close_all_but({std::min(report_fd, status_fd), std::max(report_fd, status_fd)}) != 0)
         child_fail(report_fd, Stage::descriptors, errno);
 
     // No core dump can carry the delivered credentials out of the session.
     rlimit no_core{0, 0};
     if (::setrlimit(RLIMIT_CORE, &no_core) != 0) child_fail(report_fd, Stage::core_limit, errno);
 
-    // Needs CAP_SYS_ADMIN: before the identity drops it.
+    // The filesystem view (launch/view.h), /proc the namespace's own, and
+    // vm.memfd_noexec: all need CAP_SYS_ADMIN, before the identity drops it.
     if (spec.mounts) {
         int failed_step = -1;
         if (int rc = apply(*spec.mounts, &failed_step); rc != 0)
