@@ -197,9 +197,10 @@ TEST_F(ProcessTest, ExitStatusesPassThroughTheInit) {
 TEST_F(ProcessTest, OrphanedZombiesAreReaped) {
     // Three orphans, reparented to the init, that exit while the agent runs.
     std::string script =
-        "for i in 1 2 3; do (sleep 0.3 &); done; sleep 0.1; "
+        "for i in 1 2 3; do (sleep 1 &); done; sleep 0.5; "
         "grep -l '^Name:.sleep' /proc/[0-9]*/status | xargs grep -h '^PPid' | sort | uniq -c; "
-        "sleep 1; for f in /proc/[0-9]*/stat; do read -r p c s rest < $f && printf '%s%s ' $p $s; "
+        "sleep 1.5; for f in /proc/[0-9]*/stat; do read -r p c s rest < $f && printf '%s%s ' $p "
+        "$s; "
         "done";
     // The orphans' parent was pid 1; then only the init (asleep) and sh
     // (running its builtins) are left.
