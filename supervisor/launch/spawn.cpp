@@ -220,11 +220,30 @@ Error exec_error(const SpawnSpec& spec) {
         what += " as " + spec.identity->name + " (uid " + std::to_string(spec.identity->uid) + ")";
     if (errno == ENOENT && spec.argv[0].find('/') == std::string::npos)
         return errno_error(what, "not found on PATH; give its full path");
+    // execve fails so when setresuid found the account over its RLIMIT_NPROC.
+    if (errno == EAGAIN)
+        return errno_error(what,
+                           "the account already runs as many processes as limits.pids allows "
+                           "(without a pids controller, RLIMIT_NPROC counts the account's "
+                           "processes on the whole host); raise limits.pids or give the session "
+                           "an account of its own");
     if (errno == EACCES)
         return errno_error(what,
                            "the account needs execute permission on the file and search "
                            "permission on every directory above it; or set session.user");
     return errno_error(what);
+}
+
+// A step before execve failed (errno is its error).
+Error prepare_error(Stage stage) {
+    std::string what = std::string("cannot prepare the agent: ") +
+                       kStageNames[static_cast<int>(stage)] + " failed";
+    if (stage == Stage::fork_agent && errno == EAGAIN)
+        return errno_error(what,
+                           "nothing was started; the account is at its limits.pids (without a "
+                           "pids controller, RLIMIT_NPROC counts its processes on the whole "
+                           "host): raise limits.pids or give the session an account of its own");
+    return errno_error(what, "nothing was started");
 }
 
 }  // namespace
@@ -268,9 +287,7 @@ Result<Child> spawn(const SpawnSpec& spec) {
     (void)reap(child);
     errno = failure.err;
     if (failure.stage == Stage::exec) return exec_error(spec);
-    return errno_error(std::string("cannot prepare the agent: ") +
-                           kStageNames[static_cast<int>(failure.stage)] + " failed",
-                       "nothing was started");
+    return prepare_error(failure.stage);
 }
 
 Status refuse_inet_stdio() {

@@ -8,6 +8,8 @@
 namespace cordon::profile::detail {
 namespace {
 
+// The session's init is one task, the agent another.
+constexpr uint64_t kMinPids = 2;
 // The kernel's own ceiling on tasks (PID_MAX_LIMIT on 64-bit).
 constexpr uint64_t kMaxPids = 4194304;
 // 1024 CPUs: more than any share a profile means.
@@ -15,9 +17,10 @@ constexpr uint64_t kMaxCpuPercent = 102400;
 
 void read_pids(const json& value, const std::string& path, Limits& out) {
     if (!value.is_number_integer()) wrong_type(value, path, "a number of tasks such as 256");
-    if (value.get<int64_t>() < 1 || value.get<uint64_t>() > kMaxPids)
-        throw ProfileError(path, "is " + value.dump() + " (expected a number of tasks from 1 to " +
-                                     std::to_string(kMaxPids) + ")");
+    if (value.get<int64_t>() < static_cast<int64_t>(kMinPids) || value.get<uint64_t>() > kMaxPids)
+        throw ProfileError(path, "is " + value.dump() + " (expected a number of tasks from " +
+                                     std::to_string(kMinPids) + " to " + std::to_string(kMaxPids) +
+                                     ", the session's init and the agent included)");
     out.pids = value.get<uint64_t>();
 }
 

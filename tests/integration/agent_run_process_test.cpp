@@ -296,6 +296,35 @@ TEST_F(ProcessTest, ForkBombIsContainedByThePidsLimit) {
     EXPECT_EQ(end[0]["reason"], "deadline");
 }
 
+TEST_F(ProcessTest, AnAccountAlreadyAtItsPidsLimitStartsNothing) {
+    if (controller_available("pids")) GTEST_SKIP() << "pids.max counts the session's tasks only";
+    if (!fs::exists("/usr/bin/setpriv")) GTEST_SKIP() << "needs setpriv (util-linux)";
+    uid_t uid = private_uid();
+    // One process of the account elsewhere, and the session's init: 2 of 2.
+    pid_t other = ::fork();
+    if (other == 0) {
+        std::string reuid = "--reuid=" + std::to_string(uid);
+        ::execl("/usr/bin/setpriv", "setpriv", reuid.c_str(), "--regid=65534", "--clear-groups",
+                "sleep", "30", nullptr);
+        ::_exit(127);
+    }
+    for (int i = 0; i < 100 && processes_of_uid(uid).empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto profile = write_profile(
+        {}, {}, "5m", {{"session", {{"user", std::to_string(uid)}}}, {"limits", {{"pids", 2}}}});
+    auto r = run({"--profile", profile, "--", "true"});
+    ::kill(other, SIGKILL);
+    ::waitpid(other, nullptr, 0);
+
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("cannot prepare the agent: forking the agent from the session's init "
+                         "failed: Resource temporarily unavailable (nothing was started; the "
+                         "account is at its limits.pids"),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
 TEST_F(ProcessTest, MemoryHogIsStoppedByTheMemoryLimit) {
     auto profile = write_profile({}, {}, "30s", {{"limits", {{"memory", "64M"}}}});
     auto r = run({"--profile", profile, "--", kHelpers + "/pr_memhog"});

@@ -47,10 +47,12 @@ TEST(ProfileLimits, ParsesPidsMemoryAndCpu) {
 }
 
 TEST(ProfileLimits, BadValuesNameThePathAndTheForm) {
-    expect_error({{"pids", 0}}, "limits.pids",
-                 "is 0 (expected a number of tasks from 1 to 4194304)");
-    expect_error({{"pids", 5000000}}, "limits.pids",
-                 "is 5000000 (expected a number of tasks from 1 to 4194304)");
+    const std::string pids_range =
+        " (expected a number of tasks from 2 to 4194304, the session's init and the agent "
+        "included)";
+    expect_error({{"pids", 1}}, "limits.pids", "is 1" + pids_range);
+    expect_error({{"pids", -3}}, "limits.pids", "is -3" + pids_range);
+    expect_error({{"pids", 5000000}}, "limits.pids", "is 5000000" + pids_range);
     expect_error({{"pids", "256"}}, "limits.pids",
                  "expected a number of tasks such as 256, got string");
     expect_error({{"memory", "0M"}}, "limits.memory",
