@@ -27,6 +27,10 @@ int apply_step(const MountStep& step) {
                         step.options.empty() ? nullptr : step.options.c_str()) != 0)
                 return -errno;
             return 0;
+        case MountStep::Kind::procfs:
+            if (::mount("proc", step.target.c_str(), "proc", kHardened | MS_NOEXEC, nullptr) != 0)
+                return -errno;
+            return 0;
     }
     return -EINVAL;
 }
@@ -45,20 +49,26 @@ Result<MountPlan> dns_view(const std::string& resolv_conf) {
                            "create /etc/resolv.conf on this host");
     MountPlan plan;
     plan.steps.push_back({MountStep::Kind::bind_file_ro, resolv_conf, host.string(), {}});
-    static const char* const kResolvingSockets[] = {
-        "/run/systemd/resolve/io.systemd.Resolve",
-        "/run/systemd/resolve/io.systemd.Resolve.Monitor",
-        "/run/nscd/socket",
-        "/var/run/nscd/socket",
-        "/run/dbus/system_bus_socket",
-    };
-    std::set<fs::path> covered;  // /var/run is often /run
-    for (const char* path : kResolvingSockets) {
+    mask_sockets(plan, {
+                           "/run/systemd/resolve/io.systemd.Resolve",
+                           "/run/systemd/resolve/io.systemd.Resolve.Monitor",
+                           "/run/nscd/socket",
+                           "/var/run/nscd/socket",
+                           "/run/dbus/system_bus_socket",
+                       });
+    return plan;
+}
+
+void mask_sockets(MountPlan& plan, const std::vector<std::string>& paths) {
+    namespace fs = std::filesystem;
+    std::set<std::string> covered;
+    for (const auto& step : plan.steps) covered.insert(step.target);
+    std::error_code ec;
+    for (const auto& path : paths) {
         fs::path real = fs::canonical(path, ec);
-        if (!ec && fs::is_socket(real) && covered.insert(real).second)
+        if (!ec && fs::is_socket(real) && covered.insert(real.string()).second)
             plan.steps.push_back({MountStep::Kind::bind_file_ro, "/dev/null", real.string(), {}});
     }
-    return plan;
 }
 
 int apply(const MountPlan& plan, int* failed_step) {

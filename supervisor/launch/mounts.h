@@ -16,6 +16,7 @@ struct MountStep {
     enum class Kind {
         bind_file_ro,  // source (a file the supervisor made) over target, read-only
         tmpfs,         // a fresh tmpfs at target with `options` ("mode=1777,size=...")
+        procfs,        // a fresh procfs at target: the processes of the child's pid namespace
     };
     Kind kind;
     std::string source;
@@ -34,6 +35,10 @@ struct MountPlan {
 // D-Bus system bus (org.freedesktop.resolve1). Only paths that exist on
 // this host are planned. Fails when the host has no resolv.conf to cover.
 Result<MountPlan> dns_view(const std::string& resolv_conf);
+
+// Adds a /dev/null bind over each path that is a socket on this host and
+// that the plan does not cover yet (paths are resolved: /var/run is often /run).
+void mask_sockets(MountPlan& plan, const std::vector<std::string>& paths);
 
 // In the child: unshare(CLONE_NEWNS), make every mount a slave of the host's
 // (so nothing done here propagates back), then each step. Returns 0 or

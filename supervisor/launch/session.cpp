@@ -30,7 +30,10 @@
 #include "dns/dns.h"
 #include "launch/filesystem.h"
 #include "launch/identity.h"
+#include "launch/init.h"
+#include "launch/limits.h"
 #include "launch/spawn.h"
+#include "launch/view.h"
 #include "netfilter/netfilter.h"
 #include "policy/policy.h"
 #include "profile/profile.h"
@@ -229,8 +232,7 @@ Status ignore_signals() {
 Result<UniqueFd> forwarded_signals() {
     sigset_t set;
     sigemptyset(&set);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH})
-        sigaddset(&set, sig);
+    for (int sig : kForwardedSignals) sigaddset(&set, sig);
     if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return errno_error("cannot block signals");
     UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
     if (!fd.valid()) return errno_error("cannot create a signalfd");
@@ -462,7 +464,36 @@ struct Plan {
     std::vector<creds::Delivery> deliveries;
     std::vector<dns::Upstream> upstreams;       // empty when no allowed tool has a name
     std::optional<landlock::Ruleset> landlock;  // when the profile has a filesystem section
+    std::string cgroup2_mount;
+    LimitsPlan limits;
+    bool seal_memfd_exec = false;  // the kernel keeps vm.memfd_noexec per pid namespace
+    std::vector<std::string> warnings;
 };
+
+constexpr const char* kNoMemfdNoexecWarning =
+    "this kernel has no per-pid-namespace vm.memfd_noexec (Linux 6.3): the agent can "
+    "create an executable memfd and run a program it wrote there";
+
+// How the profile's limits apply on this host, and what the kernel lacks.
+Status plan_containment(Plan& plan) {
+    // Without a cgroup2 mount no session can start (open_host says so), but
+    // --check still shows the profile, with every limit on its fallback.
+    std::vector<std::string> available;
+    if (auto mount = cgroup::find_cgroup2_mount()) {
+        plan.cgroup2_mount = *mount;
+        auto listed = available_controllers(*mount);
+        if (!listed) return listed.error();
+        available = std::move(*listed);
+    }
+    auto now = std::chrono::system_clock::now();
+    auto duration =
+        std::chrono::ceil<std::chrono::seconds>(session_deadline(plan.profile, now) - now);
+    plan.limits = plan_limits(plan.profile.limits, available, duration);
+    plan.warnings = plan.limits.warnings;
+    plan.seal_memfd_exec = memfd_noexec_supported();
+    if (!plan.seal_memfd_exec) plan.warnings.push_back(kNoMemfdNoexecWarning);
+    return ok_status();
+}
 
 // The resolvers --dns-upstream names (parsed once, for the start-time
 // resolution and the session's resolver alike), or none when it is unset.
@@ -513,6 +544,8 @@ Result<Plan> plan_session(const SessionOptions& options) {
         if (!rules) return rules.error();
         plan.landlock = std::move(*rules);
     }
+    if (auto st = plan_containment(plan); !st) return st.error();
+    for (const auto& w : plan.warnings) log()->warn("{}", w);
     auto deliveries = creds::load_static(plan.profile, plan.policy.credentials);
     if (!deliveries) return deliveries.error();
     plan.deliveries = std::move(*deliveries);
@@ -571,7 +604,9 @@ Result<MountPlan> agent_mounts(Session& s, const std::string& run_dir) {
                     fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
                         fs::perms::others_read,
                     ec);
-    return dns_view(path);
+    auto view = dns_view(path);
+    if (view) add_private_view(*view);
+    return view;
 }
 
 // The session resolver as --check shows it: the names it answers for, how
@@ -639,9 +674,10 @@ Status install_session(Session& s, const audit::Subject& subject, const Plan& pl
 Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
                           const MountPlan& mounts) {
     SpawnSpec spec{
-        options.command,    agent_environment(plan.profile, plan.deliveries, plan.identity, s.id),
-        s.cgroup->dir_fd(), &plan.filter,
-        &plan.identity,     &mounts};
+        options.command,      agent_environment(plan.profile, plan.deliveries, plan.identity, s.id),
+        s.cgroup->dir_fd(),   &plan.filter,
+        &plan.identity,       &mounts,
+        &plan.limits.rlimits, plan.seal_memfd_exec};
     if (plan.landlock) spec.landlock_fd = plan.landlock->fd.get();
     auto child = spawn(spec);
     plan.deliveries.clear();
@@ -655,6 +691,7 @@ json start_event(const Plan& plan, pid_t pid, SysTime deadline) {
     start["user"] = plan.identity.name;
     start["uid"] = plan.identity.uid;
     start["filesystem"] = plan.landlock ? plan.landlock->summary : json(nullptr);
+    start["limits"] = plan.limits.fields;
     return start;
 }
 
@@ -672,7 +709,9 @@ int check_profile(const SessionOptions& options) {
     out["dns"] = dns_json(*plan);
     out["landlock"] = landlock::kernel_json();
     if (plan->landlock) out["filesystem"] = plan->landlock->summary;
+    out["limits"] = plan->limits.fields;
     if (plan->identity.root()) out["warnings"].push_back(kRootAgentWarning);
+    for (const auto& w : plan->warnings) out["warnings"].push_back(w);
     std::cout << out.dump(2) << "\n";
     return 0;
 }
@@ -718,6 +757,10 @@ int run_session(const SessionOptions& options) {
     if (!signals) return refuse(signals.error());
     Session s;
     if (auto st = install_session(s, subject, *plan, *host, **audit, **reporter); !st)
+        return refuse(st.error());
+    if (auto st =
+            apply_cgroup_limits(plan->limits, plan->cgroup2_mount, host->root, s.cgroup->path());
+        !st)
         return refuse(st.error());
     auto denials = s.nf->watch(s.cgroup->id());
     if (!denials) return refuse(denials.error());

@@ -16,6 +16,10 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <initializer_list>
+#include <iterator>
+
+#include "launch/init.h"
 
 #include "landlock/landlock.h"
 
@@ -37,7 +41,12 @@ enum class Stage : int {
     descriptors,
     core_limit,
     mounts,
+    memfd_noexec,
+    resource_limits,
     identity,
+    init_hardening,
+    signals,
+    fork_agent,
     no_new_privs,
     landlock,
     seccomp,
@@ -48,11 +57,18 @@ constexpr const char* kStageNames[] = {"setsid",
                                        "closing inherited descriptors",
                                        "disabling core dumps",
                                        "mount namespace",
+                                       "setting vm.memfd_noexec in the pid namespace",
+                                       "setting resource limits",
                                        "switching user and dropping capabilities",
+                                       "making the session's init non-dumpable",
+                                       "blocking the signals the init forwards",
+                                       "forking the agent from the session's init",
                                        "no_new_privs",
                                        "applying the Landlock ruleset",
                                        "installing the seccomp filter",
                                        "execve"};
+
+static_assert(std::size(kStageNames) == static_cast<size_t>(Stage::exec) + 1, "one name per stage");
 
 struct ChildFailure {
     Stage stage;
@@ -95,57 +111,34 @@ bool sees_a_file(char* const* candidates) {
     return false;
 }
 
-// Closes every descriptor from 3 up but `a` and `b` (either may be -1).
-// Async-signal-safe; 0, or -1 with errno set.
-int close_all_but(int a, int b) {
+// Closes every descriptor from 3 up but those in `keep` (any order; -1
+// entries are ignored). Async-signal-safe; 0, or -1 with errno set.
+int close_all_but(std::initializer_list<int> keep) {
+    int sorted[8];
+    size_t n = 0;
+    for (int fd : keep) {
+        if (fd < 3) continue;
+        if (n == std::size(sorted)) return errno = EINVAL, -1;
+        size_t i = n++;
+        for (; i > 0 && sorted[i - 1] > fd; --i) sorted[i] = sorted[i - 1];
+        sorted[i] = fd;
+    }
     unsigned int from = 3;
-    for (int keep : {std::min(a, b), std::max(a, b)}) {
-        if (keep < 3) continue;
-        if (static_cast<unsigned>(keep) > from &&
-            ::syscall(SYS_close_range, from, keep - 1U, 0U) != 0)
+    for (size_t i = 0; i < n; ++i) {
+        int fd = sorted[i];
+        if (fd < static_cast<int>(from)) continue;
+        if (fd > static_cast<int>(from) && ::syscall(SYS_close_range, from, fd - 1U, 0U) != 0)
             return -1;
-        from = keep + 1U;
+        from = fd + 1U;
     }
     return ::syscall(SYS_close_range, from, UINT_MAX, 0U) != 0 ? -1 : 0;
 }
 
-// The child's steps, in order. Only async-signal-safe calls from here on.
-[[noreturn]] void child_main(const SpawnSpec& spec, char* const* argv, char* const* envp,
+// The agent, pid 2 of the session: the last steps before execve. Only
+// async-signal-safe calls.
+[[noreturn]] void agent_main(const SpawnSpec& spec, char* const* argv, char* const* envp,
                              char* const* candidates, int report_fd) {
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    // Ignored signals stay ignored across execve: the agent starts with
-    // every disposition at its default, whatever agent-run ignores.
-    struct sigaction dfl {};
-    dfl.sa_handler = SIG_DFL;
-    for (int sig = 1; sig < _NSIG; ++sig) (void)::sigaction(sig, &dfl, nullptr);
-
-    // Its own session: no controlling terminal to push input into
-    // (TIOCSTI), and the caller's terminal signals reach it only through
-    // agent-run, which forwards them.
-    if (::setsid() < 0) child_fail(report_fd, Stage::session, errno);
-
-    // Only stdio crosses execve, and nothing else of agent-run's stays open
-    // while the child prepares: the session's lock file least of all, which
-    // a child stuck before execve would otherwise keep looking alive. The
-    // report pipe closes on execve.
-    if (close_all_but(report_fd, spec.landlock_fd) != 0)
-        child_fail(report_fd, Stage::descriptors, errno);
-
-    // No core dump can carry the delivered credentials out of the session.
-    rlimit no_core{0, 0};
-    if (::setrlimit(RLIMIT_CORE, &no_core) != 0) child_fail(report_fd, Stage::core_limit, errno);
-
-    // Needs CAP_SYS_ADMIN: before the identity drops it.
-    if (spec.mounts) {
-        int failed_step = -1;
-        if (int rc = apply(*spec.mounts, &failed_step); rc != 0)
-            child_fail(report_fd, Stage::mounts, -rc);
-    }
-
-    if (spec.identity)
-        if (int rc = become(*spec.identity); rc != 0) child_fail(report_fd, Stage::identity, -rc);
+    unblock_signals();
 
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         child_fail(report_fd, Stage::no_new_privs, errno);
@@ -168,6 +161,79 @@ int close_all_but(int a, int b) {
     child_fail(report_fd, Stage::exec, err);
 }
 
+// fork() by raw clone: glibc's fork takes locks that, in a clone3 child of
+// a multi-threaded process, another thread may have held at clone time.
+pid_t raw_fork() {
+    clone_args args{};
+    args.exit_signal = SIGCHLD;
+    return static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+}
+
+// The session's pid 1 (launch/init.h), in order. Only async-signal-safe
+// calls from here on.
+[[noreturn]] void child_main(const SpawnSpec& spec, char* const* argv, char* const* envp,
+                             char* const* candidates, int report_fd, int status_fd) {
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    // Ignored signals stay ignored across execve: the agent starts with
+    // every disposition at its default, whatever agent-run ignores.
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < _NSIG; ++sig) (void)::sigaction(sig, &dfl, nullptr);
+
+    // Its own session: no controlling terminal to push input into
+    // (TIOCSTI), and the caller's terminal signals reach it only through
+    // agent-run, which forwards them.
+    if (::setsid() < 0) child_fail(report_fd, Stage::session, errno);
+
+    // Only stdio crosses execve, and nothing else of agent-run's stays open
+    // while the child prepares: the session's lock file least of all, which
+    // a child stuck before execve would otherwise keep looking alive. The
+    // report pipe closes on the agent's execve; the status pipe stays with
+    // the init.
+    if (close_all_but({report_fd, status_fd, spec.landlock_fd}) != 0)
+        child_fail(report_fd, Stage::descriptors, errno);
+
+    // No core dump can carry the delivered credentials out of the session.
+    rlimit no_core{0, 0};
+    if (::setrlimit(RLIMIT_CORE, &no_core) != 0) child_fail(report_fd, Stage::core_limit, errno);
+
+    // The filesystem view (launch/view.h), /proc the namespace's own, and
+    // vm.memfd_noexec: all need CAP_SYS_ADMIN, before the identity drops it.
+    if (spec.mounts) {
+        int failed_step = -1;
+        if (int rc = apply(*spec.mounts, &failed_step); rc != 0)
+            child_fail(report_fd, Stage::mounts, -rc);
+    }
+    if (spec.seal_memfd_exec)
+        if (int rc = seal_memfd_exec(); rc != 0) child_fail(report_fd, Stage::memfd_noexec, -rc);
+    if (spec.rlimits)
+        if (int rc = apply_rlimits(*spec.rlimits); rc != 0)
+            child_fail(report_fd, Stage::resource_limits, -rc);
+
+    // The init becomes the agent's account too: it can signal the agent
+    // without CAP_KILL, and holds no capability an agent could borrow.
+    if (spec.identity)
+        if (int rc = become(*spec.identity); rc != 0) child_fail(report_fd, Stage::identity, -rc);
+    // After become(): a change of uid resets dumpability (fs.suid_dumpable).
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        child_fail(report_fd, Stage::init_hardening, errno);
+    if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+        child_fail(report_fd, Stage::no_new_privs, errno);
+    if (int rc = block_init_signals(); rc != 0) child_fail(report_fd, Stage::signals, -rc);
+
+    pid_t agent = raw_fork();
+    if (agent < 0) child_fail(report_fd, Stage::fork_agent, errno);
+    if (agent == 0) {
+        ::close(status_fd);
+        agent_main(spec, argv, envp, candidates, report_fd);
+    }
+    // The report pipe reaches EOF when the agent execs: only its copy may stay.
+    ::close(report_fd);
+    run_init(agent, status_fd);
+}
+
 // execve's failure, naming the account it ran as: a command root can run
 // may be out of the agent's reach.
 Error exec_error(const SpawnSpec& spec) {
@@ -176,11 +242,30 @@ Error exec_error(const SpawnSpec& spec) {
         what += " as " + spec.identity->name + " (uid " + std::to_string(spec.identity->uid) + ")";
     if (errno == ENOENT && spec.argv[0].find('/') == std::string::npos)
         return errno_error(what, "not found on PATH; give its full path");
+    // execve fails so when setresuid found the account over its RLIMIT_NPROC.
+    if (errno == EAGAIN)
+        return errno_error(what,
+                           "the account already runs as many processes as limits.pids allows "
+                           "(without a pids controller, RLIMIT_NPROC counts the account's "
+                           "processes on the whole host); raise limits.pids or give the session "
+                           "an account of its own");
     if (errno == EACCES)
         return errno_error(what,
                            "the account needs execute permission on the file and search "
                            "permission on every directory above it; or set session.user");
     return errno_error(what);
+}
+
+// A step before execve failed (errno is its error).
+Error prepare_error(Stage stage) {
+    std::string what = std::string("cannot prepare the agent: ") +
+                       kStageNames[static_cast<int>(stage)] + " failed";
+    if (stage == Stage::fork_agent && errno == EAGAIN)
+        return errno_error(what,
+                           "nothing was started; the account is at its limits.pids (without a "
+                           "pids controller, RLIMIT_NPROC counts its processes on the whole "
+                           "host): raise limits.pids or give the session an account of its own");
+    return errno_error(what, "nothing was started");
 }
 
 }  // namespace
@@ -192,13 +277,16 @@ Result<Child> spawn(const SpawnSpec& spec) {
     auto candidate_strings = path_candidates(spec.argv[0]);
     CArgs candidates(candidate_strings);
 
-    int report[2];
+    int report[2], status[2];
     if (::pipe2(report, O_CLOEXEC) != 0) return errno_error("cannot create a pipe");
     UniqueFd report_read(report[0]), report_write(report[1]);
+    if (::pipe2(status, O_CLOEXEC) != 0) return errno_error("cannot create a pipe");
+    UniqueFd status_read(status[0]), status_write(status[1]);
 
     int pidfd = -1;
     clone_args args{};
-    args.flags = CLONE_PIDFD | CLONE_INTO_CGROUP;
+    // Its own pid namespace: the session sees, and can signal, only its own processes.
+    args.flags = CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_NEWPID;
     args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
     args.exit_signal = SIGCHLD;
     args.cgroup = static_cast<uint64_t>(spec.cgroup_fd);
@@ -209,10 +297,11 @@ Result<Child> spawn(const SpawnSpec& spec) {
                            "Cordon needs Linux 5.7 or later with cgroup v2");
     if (pid == 0)
         child_main(spec, argv.ptrs.data(), envp.ptrs.data(), candidates.ptrs.data(),
-                   report_write.get());
+                   report_write.get(), status_write.get());
 
-    Child child{static_cast<pid_t>(pid), UniqueFd(pidfd)};
+    Child child{static_cast<pid_t>(pid), UniqueFd(pidfd), std::move(status_read)};
     report_write.reset();
+    status_write.reset();
     ChildFailure failure{};
     ssize_t n = ::read(report_read.get(), &failure, sizeof failure);
     if (n != sizeof failure) return child;  // the pipe closed on execve: running
@@ -220,9 +309,7 @@ Result<Child> spawn(const SpawnSpec& spec) {
     (void)reap(child);
     errno = failure.err;
     if (failure.stage == Stage::exec) return exec_error(spec);
-    return errno_error(std::string("cannot prepare the agent: ") +
-                           kStageNames[static_cast<int>(failure.stage)] + " failed",
-                       "nothing was started");
+    return prepare_error(failure.stage);
 }
 
 Status refuse_inet_stdio() {
@@ -257,6 +344,10 @@ Result<int> reap(const Child& child) {
     siginfo_t info{};
     if (::waitid(P_PIDFD, child.pidfd.get(), &info, WEXITED) != 0)
         return errno_error("cannot wait for the agent");
+    int agent_status = 0;
+    if (child.status.valid() &&
+        ::read(child.status.get(), &agent_status, sizeof agent_status) == sizeof agent_status)
+        return agent_status;
     if (info.si_code == CLD_EXITED) return W_EXITCODE(info.si_status, 0);
     return info.si_status & 0x7f;  // killed or dumped: the signal number
 }

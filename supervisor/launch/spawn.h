@@ -13,6 +13,7 @@
 #include "cordon/fd.h"
 #include "cordon/result.h"
 #include "launch/identity.h"
+#include "launch/limits.h"
 #include "launch/mounts.h"
 #include "seccomp/seccomp.h"
 
@@ -23,14 +24,18 @@ struct SpawnSpec {
     std::vector<std::string> env;   // "NAME=value"
     int cgroup_fd = -1;             // directory fd of the session cgroup
     const seccomp::Program* filter = nullptr;
-    const Identity* identity = nullptr;  // who the agent runs as
-    const MountPlan* mounts = nullptr;   // its own mount namespace, when set
-    int landlock_fd = -1;                // a Landlock ruleset to confine it to, when set
+    const Identity* identity = nullptr;                // who the agent runs as
+    const MountPlan* mounts = nullptr;                 // its own mount namespace, when set
+    const std::vector<RlimitStep>* rlimits = nullptr;  // set in its pid 1, inherited
+    bool seal_memfd_exec = false;                      // vm.memfd_noexec=2 in its pid namespace
+    int landlock_fd = -1;  // a Landlock ruleset to confine the agent to, when set
 };
 
+// The session's pid 1 (launch/init.h), which runs the agent as its pid 2.
 struct Child {
     pid_t pid = -1;
-    UniqueFd pidfd;  // readable when the child exits
+    UniqueFd pidfd;   // readable when the child exits
+    UniqueFd status;  // the agent's wait status, written by the init as it exits
 };
 
 // Exit statuses for a command that cannot run, as env(1) and timeout(1) use them.
@@ -58,7 +63,9 @@ Status refuse_inet_stdio();
 // command with a '/'.
 std::vector<std::string> path_candidates(const std::string& command);
 
-// Waits for the child and returns its wait status (as from waitpid).
+// Waits for the child and returns the agent's wait status (as from
+// waitpid): the one its init reported, else the init's own (killed by
+// cgroup.kill before the agent ended).
 Result<int> reap(const Child& child);
 
 }  // namespace cordon::launch

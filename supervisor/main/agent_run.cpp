@@ -5,6 +5,7 @@
 //   agent-run --check --profile PROFILE
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/prctl.h>
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -93,6 +94,14 @@ void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& c
 }  // namespace
 
 int main(int argc, char** argv) {
+    // agent-run holds credentials (client secrets, delivered tokens): no
+    // core dump, and no ptrace or /proc/PID/mem for its uid without
+    // CAP_SYS_PTRACE (prctl(2), PR_SET_DUMPABLE).
+    if (::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        std::cerr << "agent-run: error: cannot make agent-run non-dumpable: "
+                  << std::strerror(errno) << "\n";
+        return kExitFailure;
+    }
     cordon::launch::SessionOptions options;
     bool check = false;
     std::string log_level = "info";

@@ -69,4 +69,12 @@ void read_object(const json& value, const std::string& path, std::span<const Fie
     }
 }
 
+// A size: a string such as "10M" or a JSON integer of bytes, positive.
+// `unset_hint` says how to have none ("leave egressBudget out for no budget").
+uint64_t read_positive_size(const json& value, const std::string& path,
+                            const std::string& unset_hint);
+
+// The limits object (profile/limits.cpp).
+void read_limits(const json& value, const std::string& path, Profile& out);
+
 }  // namespace cordon::profile::detail

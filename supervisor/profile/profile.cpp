@@ -143,29 +143,9 @@ void read_pass_environment(const json& value, const std::string& path, Profile& 
     out.pass_environment = read_name_list(value, path, env_name_rule());
 }
 
-// A size string ("10M") or a plain number of bytes, either as a string or
-// as a JSON integer.
 void read_egress_budget(const json& value, const std::string& path, Profile& out) {
-    uint64_t bytes = 0;
-    if (value.is_number_unsigned()) {
-        bytes = value.get<uint64_t>();
-    } else if (value.is_number_integer()) {
-        if (value.get<int64_t>() < 0)
-            throw ProfileError(path, "is negative (expected a positive size such as \"10M\")");
-        bytes = value.get<uint64_t>();
-    } else {
-        const std::string& text = read_string(value, path, "a size string such as \"10M\"");
-        try {
-            bytes = parse_size(text);
-        } catch (const std::invalid_argument& e) {
-            throw ProfileError(path, e.what());
-        }
-    }
-    if (bytes == 0)
-        throw ProfileError(path,
-                           "is zero (expected a positive size; leave egressBudget out for "
-                           "no budget)");
-    out.egress_budget = bytes;
+    out.egress_budget =
+        detail::read_positive_size(value, path, "leave egressBudget out for no budget");
 }
 
 constexpr std::array<Field<Profile>, 4> kSessionFields{{
@@ -372,7 +352,7 @@ void read_api_version(const json& value, const std::string& path, Profile& out) 
     out.api_version = version;
 }
 
-constexpr std::array<Field<Profile>, 11> kProfileFields{{
+constexpr std::array<Field<Profile>, 12> kProfileFields{{
     {"apiVersion", true, "\"cordon/v1\"", read_api_version},
     {"identity", true, "an identity object with agentId, agentType, version, expiresAt",
      [](const json& v, const std::string& p, Profile& out) {
@@ -411,7 +391,37 @@ constexpr std::array<Field<Profile>, 11> kProfileFields{{
      [](const json& v, const std::string& p, Profile& out) {
          read_object<FilesystemPolicy>(v, p, kFilesystemFields, out.filesystem.emplace());
      }},
+    {"limits", false, "a limits object such as {\"pids\": 256, \"memory\": \"2G\"}",
+     detail::read_limits},
 }};
+
+}  // namespace
+
+// A size string ("10M") or a plain number of bytes, either as a string or
+// as a JSON integer.
+uint64_t detail::read_positive_size(const json& value, const std::string& path,
+                                    const std::string& unset_hint) {
+    uint64_t bytes = 0;
+    if (value.is_number_unsigned()) {
+        bytes = value.get<uint64_t>();
+    } else if (value.is_number_integer()) {
+        if (value.get<int64_t>() < 0)
+            throw ProfileError(path, "is negative (expected a positive size such as \"10M\")");
+        bytes = value.get<uint64_t>();
+    } else {
+        if (!value.is_string()) wrong_type(value, path, "a size string such as \"10M\"");
+        try {
+            bytes = parse_size(value.get<std::string>());
+        } catch (const std::invalid_argument& e) {
+            throw ProfileError(path, e.what());
+        }
+    }
+    if (bytes == 0)
+        throw ProfileError(path, "is zero (expected a positive size; " + unset_hint + ")");
+    return bytes;
+}
+
+namespace {
 
 // Cross-object checks ----------------------------------------------------------
 

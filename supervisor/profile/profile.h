@@ -93,6 +93,15 @@ struct FilesystemPolicy {
     std::vector<std::string> execute;
 };
 
+// limits: what the session may use. Unset: no limit.
+struct Limits {
+    std::optional<uint64_t> pids;    // tasks (processes and threads)
+    std::optional<uint64_t> memory;  // bytes
+    // A share of one CPU in percent: 50 is half a CPU, 200 two CPUs.
+    std::optional<uint64_t> cpu_percent;
+    bool any() const { return pids || memory || cpu_percent; }
+};
+
 struct Profile {
     std::string api_version;  // "cordon/v1"
     Identity identity;
@@ -114,6 +123,7 @@ struct Profile {
     DnsPolicy dns;
     // Unset: no Landlock ruleset, the agent's account decides what it reaches.
     std::optional<FilesystemPolicy> filesystem;
+    Limits limits;
 };
 
 // A profile that cannot be used. path is where in the document

@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -106,6 +107,30 @@ inline bool process_alive(pid_t pid) {
     return true;
 }
 
+// Host pids of live processes whose command line (arguments joined by
+// spaces) starts with `marker`. An agent knows only the pids of its own pid
+// namespace; the test finds its processes by what they run.
+inline std::vector<pid_t> pids_running(const std::string& marker) {
+    std::vector<pid_t> pids;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/proc", ec)) {
+        std::string name = e.path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::string cmdline = read_text(e.path() / "cmdline");
+        std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
+        pid_t pid = std::stoi(name);
+        if (cmdline.rfind(marker, 0) == 0 && pid != ::getpid() && process_alive(pid))
+            pids.push_back(pid);
+    }
+    return pids;
+}
+
+// A `sleep` duration no other process runs: "300.PID<n>", for pids_running.
+inline std::string unique_sleep() {
+    static int n = 0;
+    return "300." + std::to_string(::getpid()) + std::to_string(++n);
+}
+
 // Answers one HTTP request on a loopback listener, from a thread.
 struct OneShotHttpServer {
     Listener listener = Listener::on("127.0.0.1");
@@ -167,9 +192,10 @@ class AgentRunTest : public ::testing::Test {
         if (::geteuid() != 0)
             GTEST_SKIP() << "needs root: creates cgroups and attaches BPF programs";
         if (cgroup_root_.empty()) GTEST_SKIP() << "no cgroup2 mount on this host";
-        dir_ = fs::temp_directory_path() /
-               ("cordon-test-" + std::to_string(::getpid()) + "-" +
-                ::testing::UnitTest::GetInstance()->current_test_info()->name());
+        // Not below /tmp: the agent has a private /tmp of its own, and the
+        // files it writes here must reach the test.
+        dir_ = fs::path("/run") / ("cordon-test-" + std::to_string(::getpid()) + "-" +
+                                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
         fs::remove_all(dir_);
         fs::create_directories(dir_);
         fs::permissions(dir_, fs::perms::all);

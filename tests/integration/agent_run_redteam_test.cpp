@@ -55,7 +55,11 @@ TEST_F(AgentRunTest, AgentHoldingCgroupDirLocksIsStillReapedPromptly) {
         "time.sleep(300)\n";
     pid_t supervisor = start({"--profile", profile, "--", "python3", "-c", script});
     ASSERT_TRUE(wait_for_file(pidfile)) << read_text(dir_ / "stderr");
-    pid_t agent = std::stoi(read_text(pidfile));
+    // The pid the agent knows is of its own pid namespace: on the host, its
+    // session's init (session.start's pid) is the one to watch.
+    auto first = events_named(audit_events(), "session.start");
+    ASSERT_EQ(first.size(), 1u) << read_text(audit_log_);
+    pid_t agent = first[0]["pid"].get<pid_t>();
 
     ::kill(supervisor, SIGKILL);
     ::waitpid(supervisor, nullptr, 0);
@@ -108,27 +112,30 @@ TEST_F(AgentRunTest, SessionLockFilesAreInADirectoryOnlyRootCanOpen) {
 TEST_F(AgentRunTest, ClosedStderrPipeDoesNotSaveTheAgentFromItsDeadline) {
     auto profile = write_profile({}, {}, "2s");
     auto pidfile = dir_ / "agent.pid";
+    std::string sleep = unique_sleep();
     int p[2];
     ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
     UniqueFd reader(p[0]), writer(p[1]);
     stdio_[2] = writer.get();
     pid_t pid = start({"--audit-log", "-", "--profile", profile, "--", "sh", "-c",
-                       "echo $$ > " + pidfile.string() + "; exec sleep 300"});
+                       "echo $$ > " + pidfile.string() + "; exec sleep " + sleep});
     writer.reset();
     std::string line;
     char c = 0;
     while (::read(reader.get(), &c, 1) == 1 && c != '\n') line += c;
     reader.reset();
+    ASSERT_TRUE(wait_for_file(pidfile));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the exec
+    auto agents = pids_running("sleep " + sleep);
 
     auto r = wait(pid, std::chrono::seconds(15));
 
     EXPECT_FALSE(line.empty()) << "agent-run wrote nothing to stderr";
     EXPECT_EQ(r.exit_code, 124) << "141 is death by SIGPIPE";
-    ASSERT_TRUE(wait_for_file(pidfile));
-    pid_t agent = std::stoi(read_text(pidfile));
-    EXPECT_FALSE(process_alive(agent)) << "agent " << agent << " outlived its deadline";
+    ASSERT_EQ(agents.size(), 1u) << "the agent never ran";
+    EXPECT_FALSE(process_alive(agents[0])) << "agent " << agents[0] << " outlived its deadline";
     EXPECT_EQ(leftover_cgroups(), 0u);
-    if (process_alive(agent)) ::kill(agent, SIGKILL);
+    if (process_alive(agents[0])) ::kill(agents[0], SIGKILL);
 }
 
 // Waits until the audit log reports the session started.

@@ -266,16 +266,20 @@ TEST_F(AgentRunTest, ForwardsSigintSigtermSighup) {
 
 TEST_F(AgentRunTest, DeadlineKillsDoubleForkedDaemon) {
     auto profile = write_profile({}, {}, "2s");
-    auto pidfile = dir_ / "daemon.pid";
+    auto started = dir_ / "daemon.started";
+    std::string sleep = unique_sleep();
     // The agent double-forks a daemon in a new session, then waits forever.
-    std::string script = "setsid sh -c 'sleep 300 & echo $! > " + pidfile.string() +
+    std::string script = "setsid sh -c 'sleep " + sleep + " & echo $! > " + started.string() +
                          "' </dev/null >/dev/null 2>&1 & sleep 300";
-    auto r = run({"--profile", profile, "--", "sh", "-c", script});
+    pid_t pid = start({"--profile", profile, "--", "sh", "-c", script});
+    for (int i = 0; i < 100 && !fs::exists(started); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto daemons = pids_running("sleep " + sleep);
+    auto r = wait(pid);
 
     EXPECT_EQ(r.exit_code, 124) << r.err;
-    ASSERT_TRUE(fs::exists(pidfile)) << r.err;
-    pid_t daemon = std::stoi(read_text(pidfile));
-    EXPECT_FALSE(process_alive(daemon)) << "daemon " << daemon << " outlived its session";
+    ASSERT_EQ(daemons.size(), 1u) << "the daemon never ran: " << r.err;
+    EXPECT_FALSE(process_alive(daemons[0])) << "daemon " << daemons[0] << " outlived its session";
     auto events = audit_events();
     EXPECT_EQ(events_named(events, "session.expire").size(), 1u);
     auto end = events_named(events, "session.end");
@@ -289,13 +293,17 @@ TEST_F(AgentRunTest, DeadlineKillsDoubleForkedDaemon) {
 
 TEST_F(AgentRunTest, DaemonLeftAtExitIsKilledWithTheSession) {
     auto profile = write_profile({}, {});
-    auto pidfile = dir_ / "daemon.pid";
-    std::string script = "setsid sh -c 'sleep 300 & echo $! > " + pidfile.string() +
-                         "' </dev/null >/dev/null 2>&1; exit 3";
+    auto started = dir_ / "daemon.started";
+    std::string sleep = unique_sleep();
+    // The daemon reports it runs; the agent exits once it has.
+    std::string script = "setsid sh -c 'sleep " + sleep + " & echo $! > " + started.string() +
+                         "' </dev/null >/dev/null 2>&1; while [ ! -s " + started.string() +
+                         " ]; do sleep 0.05; done; exit 3";
     auto r = run({"--profile", profile, "--", "sh", "-c", script});
     EXPECT_EQ(r.exit_code, 3) << r.err;
-    pid_t daemon = std::stoi(read_text(pidfile));
-    EXPECT_FALSE(process_alive(daemon)) << "daemon " << daemon << " outlived its session";
+    ASSERT_TRUE(fs::exists(started)) << r.err;
+    EXPECT_EQ(pids_running("sleep " + sleep), std::vector<pid_t>{})
+        << "the daemon outlived its session";
     EXPECT_EQ(leftover_cgroups(), 0u);
 }
 

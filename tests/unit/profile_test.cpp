@@ -392,10 +392,10 @@ TEST(Profile, CredentialFromEnvironment) {
 // ---- the document: invalid ---------------------------------------------------
 
 TEST(ProfileErrors, RootMustBeAnObject) {
-    expect_error(
-        json::array(), "",
-        "expected an object with keys apiVersion, identity, session, allowedTools, "
-        "deniedTools, approvalRequired, tools, credentials, syscalls, dns, filesystem, got array");
+    expect_error(json::array(), "",
+                 "expected an object with keys apiVersion, identity, session, allowedTools, "
+                 "deniedTools, approvalRequired, tools, credentials, syscalls, dns, filesystem, "
+                 "limits, got array");
 }
 
 TEST(Profile, DnsTtlsHaveDefaultsAndBounds) {
@@ -420,8 +420,8 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
     const std::string top =
         "unknown key (expected one of: apiVersion, identity, session, "
         "allowedTools, deniedTools, approvalRequired, tools, credentials, "
-        "syscalls, dns, filesystem)";
-    expect_error(with(base_profile(), "/limits", {{"pids", 1}}), "limits", top);
+        "syscalls, dns, filesystem, limits)";
+    expect_error(with(base_profile(), "/quotas", {{"pids", 1}}), "quotas", top);
     expect_error(with(base_profile(), "/identity/name", "x"), "identity.name",
                  "unknown key (expected one of: agentId, agentType, version, expiresAt)");
     expect_error(with(base_profile(), "/session/idle", "1m"), "session.idle",

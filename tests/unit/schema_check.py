@@ -42,7 +42,7 @@ def mutated(change):
 
 # Each of these must fail the schema; the name says which rule.
 INVALID = {
-    "unknown top-level key": lambda d: d.update(limits={"pids": 1}),
+    "unknown top-level key": lambda d: d.update(quotas={"pids": 1}),
     "unknown identity key": lambda d: d["identity"].update(name="x"),
     "unknown tool key": lambda d: d["tools"]["t1"].update(url="http://x"),
     "unknown source key": lambda d: d["credentials"]["c1"]["source"].update(vault="x"),
@@ -69,6 +69,11 @@ INVALID = {
     "filesystem path relative": lambda d: d.update(filesystem={"read": ["data"]}),
     "filesystem unknown list": lambda d: d.update(filesystem={"exec": ["/bin"]}),
     "filesystem path twice": lambda d: d.update(filesystem={"write": ["/w", "/w"]}),
+    "limits.pids below the init and the agent": lambda d: d.update(limits={"pids": 1}),
+    "limits.memory with an unknown unit": lambda d: d.update(limits={"memory": "1GB"}),
+    "limits.cpu without percent": lambda d: d.update(limits={"cpu": "0.5"}),
+    "limits.cpu zero": lambda d: d.update(limits={"cpu": "0%"}),
+    "limits unknown key": lambda d: d.update(limits={"files": 10}),
 }
 
 
