@@ -37,6 +37,7 @@ enum class Stage : int {
     identity,
     no_new_privs,
     seccomp,
+    listener,
     exec
 };
 
@@ -47,6 +48,7 @@ constexpr const char* kStageNames[] = {"setsid",
                                        "switching user and dropping capabilities",
                                        "no_new_privs",
                                        "installing the seccomp filter",
+                                       "passing the seccomp listener to agent-run",
                                        "execve"};
 
 struct ChildFailure {
@@ -86,20 +88,65 @@ bool sees_a_file(char* const* candidates) {
     return false;
 }
 
-// Closes every descriptor from 3 up but `keep`. Async-signal-safe; 0, or -1
-// with errno set.
-int close_all_but(int keep) {
+// Closes every descriptor from 3 up but `keep` and `also` (-1: none).
+// Async-signal-safe; 0, or -1 with errno set.
+int close_all_but(int keep, int also) {
+    int lo = keep < also ? keep : also, hi = keep < also ? also : keep;
     unsigned int from = 3;
-    if (keep >= 3) {
-        if (keep > 3 && ::syscall(SYS_close_range, 3U, keep - 1U, 0U) != 0) return -1;
-        from = keep + 1U;
+    for (int fd : {lo, hi}) {
+        if (fd < static_cast<int>(from)) continue;
+        if (fd > static_cast<int>(from) && ::syscall(SYS_close_range, from, fd - 1U, 0U) != 0)
+            return -1;
+        from = fd + 1U;
     }
     return ::syscall(SYS_close_range, from, UINT_MAX, 0U) != 0 ? -1 : 0;
 }
 
+// Passes the filter's listener to agent-run over `sock` (SCM_RIGHTS), then
+// closes both: the agent keeps neither. Async-signal-safe; 0 or -errno.
+int send_listener(int sock, int listener) {
+    char byte = 'L';
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(cm), &listener, sizeof(int));
+    int rc = ::sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+    ::close(listener);
+    ::close(sock);
+    return rc;
+}
+
+// The listener the child sent before execve.
+Result<UniqueFd> receive_listener(int sock) {
+    char byte;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    if (::recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+        return errno_error("cannot receive the seccomp listener from the agent's process");
+    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+    if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
+        return plain_error("the agent's process sent no seccomp listener");
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    return UniqueFd(fd);
+}
+
 // The child's steps, in order. Only async-signal-safe calls from here on.
 [[noreturn]] void child_main(const SpawnSpec& spec, char* const* argv, char* const* envp,
-                             char* const* candidates, int report_fd) {
+                             char* const* candidates, int report_fd, int listener_sock) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -118,7 +165,8 @@ int close_all_but(int keep) {
     // while the child prepares: the session's lock file least of all, which
     // a child stuck before execve would otherwise keep looking alive. The
     // report pipe closes on execve.
-    if (close_all_but(report_fd) != 0) child_fail(report_fd, Stage::descriptors, errno);
+    if (close_all_but(report_fd, listener_sock) != 0)
+        child_fail(report_fd, Stage::descriptors, errno);
 
     // No core dump can carry the delivered credentials out of the session.
     rlimit no_core{0, 0};
@@ -137,10 +185,15 @@ int close_all_but(int keep) {
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         child_fail(report_fd, Stage::no_new_privs, errno);
 
-    // Last before execve, so that the filter judges the agent, not us.
+    // Last before execve, so that the filter judges the agent, not us. The
+    // filter allows sendmsg and close, which hand its listener over.
+    int listener = -1;
     if (spec.filter)
-        if (int rc = seccomp::install(*spec.filter); rc != 0)
+        if (int rc = seccomp::install(*spec.filter, &listener); rc != 0)
             child_fail(report_fd, Stage::seccomp, -rc);
+    if (listener >= 0)
+        if (int rc = send_listener(listener_sock, listener); rc != 0)
+            child_fail(report_fd, Stage::listener, -rc);
 
     ::execvpe(argv[0], argv, envp);
     // execvpe says EACCES when any PATH directory is closed to the agent,
@@ -178,6 +231,12 @@ Result<Child> spawn(const SpawnSpec& spec) {
     int report[2];
     if (::pipe2(report, O_CLOEXEC) != 0) return errno_error("cannot create a pipe");
     UniqueFd report_read(report[0]), report_write(report[1]);
+    // The child sends the filter's user-notification listener over this.
+    int listener_pair[2] = {-1, -1};
+    bool notifies = spec.filter && spec.filter->notifies();
+    if (notifies && ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, listener_pair) != 0)
+        return errno_error("cannot create a socket pair for the seccomp listener");
+    UniqueFd listener_read(listener_pair[0]), listener_write(listener_pair[1]);
 
     int pidfd = -1;
     clone_args args{};
@@ -192,13 +251,24 @@ Result<Child> spawn(const SpawnSpec& spec) {
                            "Cordon needs Linux 5.7 or later with cgroup v2");
     if (pid == 0)
         child_main(spec, argv.ptrs.data(), envp.ptrs.data(), candidates.ptrs.data(),
-                   report_write.get());
+                   report_write.get(), listener_write.get());
 
-    Child child{static_cast<pid_t>(pid), UniqueFd(pidfd)};
+    Child child{static_cast<pid_t>(pid), UniqueFd(pidfd), {}};
     report_write.reset();
+    listener_write.reset();
     ChildFailure failure{};
     ssize_t n = ::read(report_read.get(), &failure, sizeof failure);
-    if (n != sizeof failure) return child;  // the pipe closed on execve: running
+    if (n != sizeof failure) {  // the pipe closed on execve: running
+        if (!notifies) return child;
+        auto listener = receive_listener(listener_read.get());
+        if (!listener) {
+            ::syscall(SYS_pidfd_send_signal, child.pidfd.get(), SIGKILL, nullptr, 0);
+            (void)reap(child);
+            return listener.error();
+        }
+        child.listener = std::move(*listener);
+        return child;
+    }
 
     (void)reap(child);
     errno = failure.err;

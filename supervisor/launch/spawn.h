@@ -29,7 +29,8 @@ struct SpawnSpec {
 
 struct Child {
     pid_t pid = -1;
-    UniqueFd pidfd;  // readable when the child exits
+    UniqueFd pidfd;     // readable when the child exits
+    UniqueFd listener;  // the filter's user-notification listener, when it notifies
 };
 
 // Exit statuses for a command that cannot run, as env(1) and timeout(1) use them.

@@ -5,7 +5,9 @@
 #include <linux/netlink.h>
 #include <linux/sched.h>
 #include <seccomp.h>
+#include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/personality.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -78,6 +80,19 @@ const std::pair<const char*, uint64_t> kConstants[] = {
     CORDON_CONST(CLONE_NEWTIME),
     CORDON_CONST(TIOCSTI),
     CORDON_CONST(TIOCLINUX),
+    CORDON_CONST(SOCK_STREAM),
+    CORDON_CONST(SOCK_DGRAM),
+    CORDON_CONST(SOCK_SEQPACKET),
+    CORDON_CONST(AT_EMPTY_PATH),
+    CORDON_CONST(PER_LINUX),
+    CORDON_CONST(PER_LINUX32),
+    CORDON_CONST(READ_IMPLIES_EXEC),
+    CORDON_CONST(ADDR_NO_RANDOMIZE),
+    // Names of our own, for masks and values that have none in the headers.
+    {"CLONE_NAMESPACES", CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |
+                             CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET},
+    {"PERSONALITY_QUERY", 0xffffffffULL},  // personality(2): read, do not change
+    {"HIGH_32_BITS", 0xffffffff00000000ULL},
 };
 #undef CORDON_CONST
 
@@ -374,13 +389,15 @@ Result<Action> Action::parse(const std::string& text) {
     if (text == "allow") return Action{Kind::allow, 0};
     if (text == "log") return Action{Kind::log, 0};
     if (text == "kill-process") return Action{Kind::kill_process, 0};
+    if (text == "notify") return Action{Kind::notify, 0};
     if (text.rfind("errno:", 0) == 0) {
         std::string name = text.substr(6);
         for (const auto& [n, e] : kErrnos)
             if (name == n) return Action{Kind::errno_ret, e};
         return plain_error("unknown errno '" + name + "' in action '" + text + "'");
     }
-    return plain_error("unknown action '" + text + "' (allow, log, kill-process or errno:NAME)");
+    return plain_error("unknown action '" + text +
+                       "' (allow, log, kill-process, notify or errno:NAME)");
 }
 
 std::string Action::str() const {
@@ -391,6 +408,8 @@ std::string Action::str() const {
             return "log";
         case Kind::kill_process:
             return "kill-process";
+        case Kind::notify:
+            return "notify";
         case Kind::errno_ret:
             for (const auto& [n, e] : kErrnos)
                 if (e == err) return std::string("errno:") + n;
