@@ -33,6 +33,7 @@
 #include "netfilter/netfilter.h"
 #include "policy/policy.h"
 #include "profile/profile.h"
+#include "seccomp/cache.h"
 #include "seccomp/notify.h"
 #include "seccomp/seccomp.h"
 
@@ -497,7 +498,10 @@ Result<Plan> plan_session(const SessionOptions& options) {
     } catch (const std::exception& e) {
         return plain_error(options.profile_path + ": " + e.what());
     }
-    auto filter = seccomp::build(plan.profile.syscalls, default_seccomp_dir(options.seccomp_dir));
+    // Compiled once per distinct policy: the run directory keeps the programs.
+    auto filter = seccomp::build_cached(plan.profile.syscalls,
+                                        default_seccomp_dir(options.seccomp_dir),
+                                        options.run_dir + "/seccomp");
     if (!filter) return filter.error();
     plan.filter = std::move(*filter);
     auto identity = resolve_identity(plan.profile.user, ::getuid());
