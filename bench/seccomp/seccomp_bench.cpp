@@ -45,8 +45,9 @@ fs::path g_dir;
 }
 
 enum class Variant { none, allow_all, agent_default };
-constexpr std::pair<Variant, const char*> kVariants[] = {
-    {Variant::none, "none"}, {Variant::allow_all, "allow-all"}, {Variant::agent_default, "agent-default"}};
+constexpr std::pair<Variant, const char*> kVariants[] = {{Variant::none, "none"},
+                                                         {Variant::allow_all, "allow-all"},
+                                                         {Variant::agent_default, "agent-default"}};
 
 const Program* filter_of(Variant v) {
     static const Program agent_default = [] {
@@ -124,15 +125,13 @@ void run(benchmark::State& state, Variant variant, void (*work)(), long ops) {
 void register_all() {
     for (const auto& [variant, name] : kVariants) {
         Variant v = variant;
-        benchmark::RegisterBenchmark((std::string("getppid/") + name).c_str(),
-                                     [v](benchmark::State& s) {
-                                         run(s, v, getppid_loop, kGetppidCalls);
-                                     })
+        benchmark::RegisterBenchmark(
+            (std::string("getppid/") + name).c_str(),
+            [v](benchmark::State& s) { run(s, v, getppid_loop, kGetppidCalls); })
             ->UseManualTime()
             ->Unit(benchmark::kMillisecond);
-        benchmark::RegisterBenchmark(
-            (std::string("files/") + name).c_str(),
-            [v](benchmark::State& s) { run(s, v, file_walk, g_files); })
+        benchmark::RegisterBenchmark((std::string("files/") + name).c_str(),
+                                     [v](benchmark::State& s) { run(s, v, file_walk, g_files); })
             ->UseManualTime()
             ->Unit(benchmark::kMillisecond);
     }

@@ -399,8 +399,8 @@ Result<UniqueFd> epoll_on(std::initializer_list<int> fds) {
 }
 
 Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit::AuditLog& audit,
-                         netfilter::DenialStream* denials, DenialReporter& reporter,
-                         int signal_fd, seccomp::Notifier* notifier) {
+                         netfilter::DenialStream* denials, DenialReporter& reporter, int signal_fd,
+                         seccomp::Notifier* notifier) {
     auto timer = deadline_timer(deadline);
     if (!timer) return timer.error();
     auto ep = epoll_on({child.pidfd.get(), signal_fd, timer->get(), reporter.timer_fd(),
@@ -499,9 +499,9 @@ Result<Plan> plan_session(const SessionOptions& options) {
         return plain_error(options.profile_path + ": " + e.what());
     }
     // Compiled once per distinct policy: the run directory keeps the programs.
-    auto filter = seccomp::build_cached(plan.profile.syscalls,
-                                        default_seccomp_dir(options.seccomp_dir),
-                                        options.run_dir + "/seccomp");
+    auto filter =
+        seccomp::build_cached(plan.profile.syscalls, default_seccomp_dir(options.seccomp_dir),
+                              options.run_dir + "/seccomp");
     if (!filter) return filter.error();
     plan.filter = std::move(*filter);
     auto identity = resolve_identity(plan.profile.user, ::getuid());

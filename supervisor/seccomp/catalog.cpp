@@ -2,10 +2,10 @@
 // Reading profiles/seccomp/: the group table, the baselines, the names a
 // rule may use for argument values. Everything is validated here, so that
 // resolve() and compile() only meet well-formed data.
+#include <fcntl.h>
 #include <linux/netlink.h>
 #include <linux/sched.h>
 #include <seccomp.h>
-#include <fcntl.h>
 #include <sys/ioctl.h>
 #include <sys/personality.h>
 #include <sys/socket.h>
@@ -180,7 +180,8 @@ constexpr OpName kOps[] = {
 };
 
 Result<Condition> parse_condition(const json& c, const std::string& where) {
-    if (auto s = check_keys(c, {"arg", "eq", "ne", "masked_eq", "any_bits", "in", "ge", "wide"}, where);
+    if (auto s =
+            check_keys(c, {"arg", "eq", "ne", "masked_eq", "any_bits", "in", "ge", "wide"}, where);
         !s)
         return s.error();
     if (!c.contains("arg") || !c["arg"].is_number_unsigned() || c["arg"].get<unsigned>() > 5)
@@ -209,7 +210,8 @@ Result<Condition> parse_condition(const json& c, const std::string& where) {
             cond.values = std::move(*v);
         }
     }
-    if (ops != 1) return data_error(where, "needs exactly one of eq, ne, masked_eq, any_bits, in, ge");
+    if (ops != 1)
+        return data_error(where, "needs exactly one of eq, ne, masked_eq, any_bits, in, ge");
     return cond;
 }
 

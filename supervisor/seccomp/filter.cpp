@@ -199,9 +199,9 @@ Result<std::vector<sock_filter>> export_bpf(scmp_filter_ctx ctx) {
 // What programs call most (strace -c of python3, node, bash, git, curl):
 // looked at first where libseccomp keeps a linear list.
 void prioritise_hot_syscalls(scmp_filter_ctx ctx) {
-    static constexpr const char* kHot[] = {"read",  "write", "futex",        "close",
-                                           "openat", "newfstatat", "fstat", "mmap",
-                                           "lseek", "epoll_wait", "rt_sigprocmask", "poll"};
+    static constexpr const char* kHot[] = {"read",   "write",      "futex",          "close",
+                                           "openat", "newfstatat", "fstat",          "mmap",
+                                           "lseek",  "epoll_wait", "rt_sigprocmask", "poll"};
     constexpr uint8_t kTop = 255;
     for (size_t i = 0; i < std::size(kHot); ++i) {
         int nr = seccomp_syscall_resolve_name(kHot[i]);
@@ -277,7 +277,8 @@ Result<FilterCtx> new_filter(const Action& def) {
 // per-syscall allow cache, so only the excepted ones pay for it.
 Result<std::vector<sock_filter>> compile_exceptions(const Ruleset& rules) {
     bool any = false;
-    for (const auto& [name, rs] : rules.syscalls) any = any || (has_unconditional(rs) && rs.size() > 1);
+    for (const auto& [name, rs] : rules.syscalls)
+        any = any || (has_unconditional(rs) && rs.size() > 1);
     if (!any) return std::vector<sock_filter>{};
     auto ctx = new_filter(Action{});
     if (!ctx) return ctx.error();

@@ -102,8 +102,7 @@ struct Ruleset {
 class Program {
   public:
     Program() = default;
-    Program(std::vector<sock_filter> insns, bool notifies,
-            std::vector<sock_filter> exceptions = {})
+    Program(std::vector<sock_filter> insns, bool notifies, std::vector<sock_filter> exceptions = {})
         : insns_(std::move(insns)), exceptions_(std::move(exceptions)), notifies_(notifies) {}
     // Valid as long as this Program lives.
     sock_fprog fprog() const { return as_fprog(insns_); }

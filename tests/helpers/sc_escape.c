@@ -72,9 +72,8 @@ static long process_vm_read_parent(void) {
 }
 
 static long perf_open(void) {
-    struct perf_event_attr attr = {.size = sizeof attr,
-                                   .type = PERF_TYPE_SOFTWARE,
-                                   .config = PERF_COUNT_SW_CPU_CLOCK};
+    struct perf_event_attr attr = {
+        .size = sizeof attr, .type = PERF_TYPE_SOFTWARE, .config = PERF_COUNT_SW_CPU_CLOCK};
     return syscall(SYS_perf_event_open, &attr, 0, -1, -1, 0);
 }
 

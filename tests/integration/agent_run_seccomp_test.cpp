@@ -105,9 +105,9 @@ TEST_F(AgentRunSeccompTest, ArgumentRulesAnswerWithTheirErrno) {
 
 // The other side of each argument rule: the forms programs use pass.
 TEST_F(AgentRunSeccompTest, AllowedFormsOfFilteredSyscallsWork) {
-    for (const char* name : {"socket-unix", "socket-inet", "socket-inet6", "socket-netlink-route",
-                             "clone-plain", "ioctl-plain", "personality-query",
-                             "personality-linux"}) {
+    for (const char* name :
+         {"socket-unix", "socket-inet", "socket-inet6", "socket-netlink-route", "clone-plain",
+          "ioctl-plain", "personality-query", "personality-linux"}) {
         auto r = run_case(name);
         EXPECT_EQ(r.exit_code, 0) << name << ": " << r.out << r.err;
     }
@@ -157,8 +157,8 @@ TEST_F(AgentRunSeccompTest, SyscallDenialsAreRateLimited) {
 // notified syscall (ENOSYS) rather than letting it run.
 TEST_F(AgentRunSeccompTest, NotifiedSyscallFailsWhenTheSupervisorIsKilled) {
     auto go = dir_ / "go";
-    pid_t supervisor = start({"--profile", write_profile({}, {}), "--", kEscape, "--after",
-                              go.string(), "unshare"});
+    pid_t supervisor = start(
+        {"--profile", write_profile({}, {}), "--", kEscape, "--after", go.string(), "unshare"});
     fs::path ready = go.string() + ".ready", result = go.string() + ".result";
     for (int i = 0; i < 500 && read_text(ready).empty(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));

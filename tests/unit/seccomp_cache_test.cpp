@@ -37,10 +37,11 @@ Ruleset with_deny(const std::string& name) {
 
 bool same_program(const Program& a, const Program& b) {
     auto eq = [](const std::vector<sock_filter>& x, const std::vector<sock_filter>& y) {
-        return x.size() == y.size() &&
-               std::equal(x.begin(), x.end(), y.begin(), [](const sock_filter& l, const sock_filter& r) {
-                   return l.code == r.code && l.jt == r.jt && l.jf == r.jf && l.k == r.k;
-               });
+        return x.size() == y.size() && std::equal(x.begin(), x.end(), y.begin(),
+                                                  [](const sock_filter& l, const sock_filter& r) {
+                                                      return l.code == r.code && l.jt == r.jt &&
+                                                             l.jf == r.jf && l.k == r.k;
+                                                  });
     };
     return eq(a.insns(), b.insns()) && eq(a.exceptions(), b.exceptions()) &&
            a.notifies() == b.notifies();

@@ -67,6 +67,13 @@ Catalog must_load(const std::string& dir) {
     return cat ? std::move(cat).value() : Catalog{};
 }
 
+// The rules of the scratch baseline "base".
+Result<Ruleset> resolve_base(const Catalog& cat) {
+    profile::SyscallPolicy policy;
+    policy.baseline = "base";
+    return resolve(cat, policy);
+}
+
 std::string load_error(const std::string& groups, const std::string& base) {
     DataDir d(groups, {{"base", base}});
     auto cat = load_catalog(d.path());
@@ -96,8 +103,7 @@ TEST(SeccompData, GroupsExpandThroughIncludes) {
 
     auto all = expand(cat, "@sandbox-escape", "test");
     ASSERT_TRUE(all);
-    for (const char* s :
-         {"mount", "fsopen", "keyctl", "add_key", "unshare", "setns", "ptrace"})
+    for (const char* s : {"mount", "fsopen", "keyctl", "add_key", "unshare", "setns", "ptrace"})
         EXPECT_TRUE(contains(*all, s)) << s;
 
     auto one = expand(cat, "getpid", "test");
@@ -395,11 +401,9 @@ TEST(SeccompResolve, ExceptionsOnlyToAnUnconditionalAllow) {
     DataDir ok(kSmallGroups, {{"base", baseline(R"([
         {"syscalls": ["ioctl"], "action": "allow"},
         {"syscalls": ["ioctl"], "action": "errno:EPERM", "why": "tty injection",
-         "when": [{"arg": 1, "eq": "TIOCSTI"}]}])", "errno:ENOSYS")}});
-    Catalog cat = must_load(ok.path());
-    profile::SyscallPolicy policy;
-    policy.baseline = "base";
-    auto rs = resolve(cat, policy);
+         "when": [{"arg": 1, "eq": "TIOCSTI"}]}])",
+                                                "errno:ENOSYS")}});
+    auto rs = resolve_base(must_load(ok.path()));
     ASSERT_TRUE(rs) << rs.error().message();
     auto prog = compile(*rs);
     ASSERT_TRUE(prog) << prog.error().message();
@@ -408,9 +412,9 @@ TEST(SeccompResolve, ExceptionsOnlyToAnUnconditionalAllow) {
     DataDir bad(kSmallGroups, {{"base", baseline(R"([
         {"syscalls": ["ioctl"], "action": "errno:EPERM"},
         {"syscalls": ["ioctl"], "action": "allow", "why": "one request",
-         "when": [{"arg": 1, "eq": "TIOCSTI"}]}])", "errno:ENOSYS")}});
-    Catalog cat2 = must_load(bad.path());
-    rs = resolve(cat2, policy);
+         "when": [{"arg": 1, "eq": "TIOCSTI"}]}])",
+                                                 "errno:ENOSYS")}});
+    rs = resolve_base(must_load(bad.path()));
     ASSERT_FALSE(rs);
     EXPECT_NE(rs.error().message().find("ioctl already has a rule at"), std::string::npos)
         << rs.error().message();
@@ -452,10 +456,7 @@ TEST(SeccompCompile, EveryConditionFormCompiles) {
          "when": [{"arg": 0, "eq": 0}]},
         {"syscalls": ["getpid"], "action": "allow"}])",
                                                "errno:EPERM")}});
-    Catalog cat = must_load(d.path());
-    profile::SyscallPolicy policy;
-    policy.baseline = "base";
-    auto rs = resolve(cat, policy);
+    auto rs = resolve_base(must_load(d.path()));
     ASSERT_TRUE(rs) << rs.error().message();
     auto prog = compile(*rs);
     ASSERT_TRUE(prog) << prog.error().message();
