@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
@@ -88,11 +89,13 @@ Status check_private(int fd, const std::string& path, mode_t type) {
     if ((st.st_mode & S_IFMT) != type)
         return plain_error(path + " is not a " + (type == S_IFDIR ? "directory" : "regular file"),
                            "remove it; agent-run rebuilds its seccomp cache");
-    if (st.st_uid != ::geteuid() || (st.st_mode & 077) != 0)
+    if (st.st_uid != ::geteuid() || (st.st_mode & 077) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
         return plain_error(path + " is owned by uid " + std::to_string(st.st_uid) + " with mode " +
-                               std::to_string(st.st_mode & 0777) +
-                               ": the seccomp cache must be private to agent-run's user",
+                               mode + ": the seccomp cache must be private to agent-run's user",
                            "remove it; agent-run rebuilds it");
+    }
     return ok_status();
 }
 
@@ -145,10 +148,14 @@ Status write_program(const std::string& path, const std::string& text, const Pro
     return ok_status();
 }
 
-// The cache directory, made private when missing, refused when it is not.
+// The cache directory, made private when missing (its missing parents
+// 0755, as the lock directories'), refused when it is not private.
 Status prepare_dir(const std::string& dir) {
+    std::error_code ec;
+    std::filesystem::create_directories(std::filesystem::path(dir).parent_path(), ec);
     if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
-        return errno_error("cannot create " + dir);
+        return errno_error("cannot create " + dir,
+                           "run as root, or give --run-dir a writable place");
     UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd.valid()) return errno_error("cannot open " + dir);
     return check_private(fd.get(), dir, S_IFDIR);

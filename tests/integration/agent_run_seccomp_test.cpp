@@ -176,6 +176,37 @@ TEST_F(AgentRunSeccompTest, NotifiedSyscallFailsWhenTheSupervisorIsKilled) {
     EXPECT_EQ(leftover_cgroups(), 0u);
 }
 
+// agent-run compiles the filter once and keeps it under its run directory:
+// the next session with the same policy reads it back; a damaged file is
+// compiled again and replaced, and the session runs all the same.
+TEST_F(AgentRunSeccompTest, CompiledFilterIsKeptInTheRunDirectory) {
+    auto profile = write_profile({}, {});
+    fs::path dir = run_dir_ + "/seccomp";
+    fs::remove_all(dir);
+    auto r = run({"--profile", profile, "--", "true"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::vector<fs::path> files;
+    for (const auto& e : fs::directory_iterator(dir)) files.push_back(e.path());
+    ASSERT_EQ(files.size(), 1u);
+    struct stat st {};
+    ASSERT_EQ(::stat(dir.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0700u);
+    ASSERT_EQ(::stat(files[0].c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    ino_t first = st.st_ino;
+
+    r = run({"--profile", profile, "--", kEscape, "ptrace"});
+    EXPECT_EQ(r.exit_code, EPERM) << r.err;
+    ASSERT_EQ(::stat(files[0].c_str(), &st), 0);
+    EXPECT_EQ(st.st_ino, first) << "a hit must not rewrite the file";
+
+    write_text(files[0], "damaged");
+    r = run({"--profile", profile, "--", kEscape, "ptrace"});
+    EXPECT_EQ(r.exit_code, EPERM) << r.err;
+    EXPECT_NE(r.err.find("compiling again"), std::string::npos) << r.err;
+    EXPECT_NE(read_text(files[0]), "damaged");
+}
+
 // ---- ordinary programs, unchanged ----
 
 TEST_F(AgentRunSeccompTest, Python3Runs) {
