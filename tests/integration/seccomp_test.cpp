@@ -12,8 +12,10 @@
 #include <linux/netlink.h>
 #include <linux/perf_event.h>
 #include <linux/sched.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
@@ -28,7 +30,9 @@
 
 #include <gtest/gtest.h>
 
+#include "seccomp/notify.h"
 #include "seccomp/seccomp.h"
+#include "send_fd.h"
 
 namespace cordon::seccomp {
 namespace {
@@ -249,6 +253,64 @@ TEST(SeccompFilter, Int80SyscallKillsTheProcess) {
     int status = exec_filtered(kHelpers + "/sc_int80");
     ASSERT_TRUE(WIFSIGNALED(status)) << "exited with " << WEXITSTATUS(status);
     EXPECT_EQ(WTERMSIG(status), SIGSYS);
+}
+
+// The listener's own descriptor, received from `sock` (SCM_RIGHTS).
+int receive_fd(int sock) {
+    char byte;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    if (::recvmsg(sock, &msg, 0) != 1 || !CMSG_FIRSTHDR(&msg)) return -1;
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof fd);
+    return fd;
+}
+
+// The Notifier on its own: a child installs the filter with a listener and
+// hands it over, as spawn() does; the test answers in agent-run's place.
+TEST(SeccompNotifier, AnswersEpermAndReportsEachCall) {
+    ASSERT_TRUE(default_filter().notifies());
+    int pair[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), 0);
+    pid_t pid = ::fork();
+    if (pid == 0) {
+        int listener = -1;
+        if (install(default_filter(), &listener) != 0 || listener < 0) _exit(200);
+        if (cordon::testing::send_fd(pair[1], listener) != 0) _exit(201);
+        ::close(listener);
+        if (::ptrace(PTRACE_TRACEME, 0, 0, 0) == 0 || errno != EPERM) _exit(1);
+        _exit(::unshare(CLONE_NEWUSER) == 0 ? 0 : errno);
+    }
+    ::close(pair[1]);
+    UniqueFd listener(receive_fd(pair[0]));
+    ::close(pair[0]);
+    ASSERT_TRUE(listener.valid());
+    std::vector<std::pair<std::string, nlohmann::json>> events;
+    auto n = Notifier::create(
+        std::move(listener),
+        [&](const std::string& e, const nlohmann::json& f) { events.emplace_back(e, f); });
+    ASSERT_TRUE(n) << n.error().message();
+    for (int i = 0; i < 500; ++i) {  // until no process of the filter is left
+        pollfd p{n->fd(), POLLIN, 0};
+        if (::poll(&p, 1, 10) < 0) break;
+        if (!n->on_ready(p.revents & POLLHUP ? EPOLLHUP : 0)) break;
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), EPERM);
+    ASSERT_EQ(events.size(), 2u);
+    EXPECT_EQ(events[0].first, "syscall.deny");
+    EXPECT_EQ(events[0].second["syscall"], "ptrace");
+    EXPECT_EQ(events[0].second["nr"], SYS_ptrace);
+    EXPECT_EQ(events[0].second["pid"], pid);
+    EXPECT_EQ(events[1].second["syscall"], "unshare");
+    EXPECT_EQ(n->total_suppressed(), 0u);
 }
 
 TEST(SeccompFilter, ProfileDenyAddsARefusal) {
