@@ -255,22 +255,6 @@ TEST(SeccompFilter, Int80SyscallKillsTheProcess) {
     EXPECT_EQ(WTERMSIG(status), SIGSYS);
 }
 
-// The listener's own descriptor, received from `sock` (SCM_RIGHTS).
-int receive_fd(int sock) {
-    char byte;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    if (::recvmsg(sock, &msg, 0) != 1 || !CMSG_FIRSTHDR(&msg)) return -1;
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(CMSG_FIRSTHDR(&msg)), sizeof fd);
-    return fd;
-}
-
 // The Notifier on its own: a child installs the filter with a listener and
 // hands it over, as spawn() does; the test answers in agent-run's place.
 TEST(SeccompNotifier, AnswersEpermAndReportsEachCall) {
@@ -287,7 +271,7 @@ TEST(SeccompNotifier, AnswersEpermAndReportsEachCall) {
         _exit(::unshare(CLONE_NEWUSER) == 0 ? 0 : errno);
     }
     ::close(pair[1]);
-    UniqueFd listener(receive_fd(pair[0]));
+    UniqueFd listener(cordon::testing::receive_fd(pair[0]));
     ::close(pair[0]);
     ASSERT_TRUE(listener.valid());
     std::vector<std::pair<std::string, nlohmann::json>> events;
