@@ -16,6 +16,8 @@
 #include <climits>
 #include <cstring>
 
+#include "cordon/fd_passing.h"
+
 namespace cordon::launch {
 namespace {
 
@@ -102,33 +104,10 @@ int close_all_but(int keep, int also) {
     return ::syscall(SYS_close_range, from, UINT_MAX, 0U) != 0 ? -1 : 0;
 }
 
-// One byte with room for one descriptor, as SCM_RIGHTS carries it. On the
-// stack, so the child may use it.
-struct FdMessage {
-    char byte = 'L';
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    FdMessage() {
-        msg.msg_iov = &iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control;
-        msg.msg_controllen = sizeof control;
-    }
-    FdMessage(const FdMessage&) = delete;
-    FdMessage& operator=(const FdMessage&) = delete;
-};
-
 // Passes the filter's listener to agent-run over `sock` (SCM_RIGHTS), then
 // closes both: the agent keeps neither. Async-signal-safe; 0 or -errno.
 int send_listener(int sock, int listener) {
-    FdMessage m;
-    cmsghdr* cm = CMSG_FIRSTHDR(&m.msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(cm), &listener, sizeof(int));
-    int rc = ::sendmsg(sock, &m.msg, MSG_NOSIGNAL) == 1 ? 0 : -errno;
+    int rc = send_fd(sock, listener, MSG_NOSIGNAL) == 0 ? 0 : -errno;
     ::close(listener);
     ::close(sock);
     return rc;
@@ -136,14 +115,8 @@ int send_listener(int sock, int listener) {
 
 // The listener the child sent before execve.
 Result<UniqueFd> receive_listener(int sock) {
-    FdMessage m;
-    if (::recvmsg(sock, &m.msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
-        return errno_error("cannot receive the seccomp listener from the agent's process");
-    cmsghdr* cm = CMSG_FIRSTHDR(&m.msg);
-    if (!cm || cm->cmsg_type != SCM_RIGHTS || cm->cmsg_len != CMSG_LEN(sizeof(int)))
-        return plain_error("the agent's process sent no seccomp listener");
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    int fd = receive_fd(sock, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (fd < 0) return errno_error("cannot receive the seccomp listener from the agent's process");
     return UniqueFd(fd);
 }
 
