@@ -209,7 +209,12 @@ Result<Program> DiskCache::get(const Ruleset& rules, CacheOutcome* outcome) {
     std::string path = path_for(text);
     CacheOutcome result = CacheOutcome::miss;
     if (auto dir = prepare_dir(dir_); !dir) {
-        log()->warn("seccomp cache not used: {}", dir.error().message());
+        // Only a directory someone else could write is worth a warning; one
+        // that cannot be made (--check as a user) just means no cache.
+        if (dir.error().err == 0)
+            log()->warn("seccomp cache not used: {}", dir.error().message());
+        else
+            log()->debug("seccomp cache not used: {}", dir.error().message());
         if (outcome) *outcome = CacheOutcome::miss;
         return compile(rules);
     }
