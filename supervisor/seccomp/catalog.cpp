@@ -302,6 +302,11 @@ Status load_baseline(Catalog& cat, const fs::path& file) {
     if (!def_text) return def_text.error();
     auto def = Action::parse(*def_text);
     if (!def) return data_error(where + ": default", def.error().what);
+    // Every syscall, read and write included, would wait for agent-run.
+    if (def->kind == Action::Kind::notify)
+        return data_error(where + ": default",
+                          "notify cannot be a baseline's default; name the syscalls agent-run "
+                          "should answer in a rule");
     b.default_action = *def;
     if (!doc->contains("rules") || !(*doc)["rules"].is_array())
         return data_error(where, "missing array 'rules'");

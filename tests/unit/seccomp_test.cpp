@@ -395,6 +395,11 @@ TEST(SeccompData, NotifyIsAnAction) {
         << bad.error().message();
 }
 
+TEST(SeccompData, NotifyIsNoDefault) {
+    std::string msg = load_error(kSmallGroups, baseline("[]", "notify"));
+    EXPECT_NE(msg.find("notify cannot be a baseline's default"), std::string::npos) << msg;
+}
+
 // An unconditional allow may have conditional refusals as exceptions
 // (compiled into a second filter); an unconditional refusal may not.
 TEST(SeccompResolve, ExceptionsOnlyToAnUnconditionalAllow) {
