@@ -404,13 +404,14 @@ Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit
     auto timer = deadline_timer(deadline);
     if (!timer) return timer.error();
     auto ep = epoll_on({child.pidfd.get(), signal_fd, timer->get(), reporter.timer_fd(),
-                        denials ? denials->fd() : -1, notifier ? notifier->fd() : -1});
+                        denials ? denials->fd() : -1, notifier ? notifier->fd() : -1,
+                        notifier ? notifier->timer_fd() : -1});
     if (!ep) return ep.error();
     auto report = [&](const netfilter::Denial& d) { reporter.report(d); };
     Ending ending;
     for (;;) {
-        epoll_event events[6];
-        int n = ::epoll_wait(ep->get(), events, 6, -1);
+        epoll_event events[7];
+        int n = ::epoll_wait(ep->get(), events, 7, -1);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return errno_error("epoll_wait failed");
         for (int i = 0; i < n; ++i) {
@@ -421,6 +422,8 @@ Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit
                 // No process of the filter left: nothing more to answer.
                 if (!notifier->on_ready(events[i].events))
                     (void)::epoll_ctl(ep->get(), EPOLL_CTL_DEL, fd, nullptr);
+            } else if (notifier && fd == notifier->timer_fd()) {
+                notifier->on_timer();
             } else if (fd == reporter.timer_fd()) {
                 reporter.on_timer();
             } else if (fd == signal_fd) {

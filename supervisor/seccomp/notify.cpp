@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -51,13 +52,18 @@ Result<Notifier> Notifier::create(UniqueFd listener, Emit emit) {
     if (::syscall(SYS_seccomp, SECCOMP_GET_NOTIF_SIZES, 0, &sizes) != 0)
         return errno_error("cannot read the seccomp notification sizes",
                            "seccomp user notification needs Linux 5.0 or later");
-    return Notifier(std::move(listener), std::move(emit),
+    UniqueFd timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!timer.valid())
+        return errno_error("cannot create a timerfd for suppressed syscall denials");
+    return Notifier(std::move(listener), std::move(timer), std::move(emit),
                     std::max<size_t>(sizes.seccomp_notif, sizeof(seccomp_notif)),
                     std::max<size_t>(sizes.seccomp_notif_resp, sizeof(seccomp_notif_resp)));
 }
 
-Notifier::Notifier(UniqueFd listener, Emit emit, size_t notif_size, size_t resp_size)
+Notifier::Notifier(UniqueFd listener, UniqueFd timer, Emit emit, size_t notif_size,
+                   size_t resp_size)
     : listener_(std::move(listener)),
+      timer_(std::move(timer)),
       emit_(std::move(emit)),
       notif_size_(notif_size),
       resp_size_(resp_size),
@@ -89,11 +95,27 @@ bool Notifier::answer_one() {
     // way the syscall did not run.
     if (::ioctl(listener_.get(), SECCOMP_IOCTL_NOTIF_SEND, resp) != 0 && errno != ENOENT)
         log()->error("cannot answer a seccomp notification: {}", std::strerror(errno));
+    report(req->data.nr, req->pid);
+    return true;
+}
+
+void Notifier::report(int nr, uint32_t pid) {
     if (limiter_.admit(audit::DenialLimiter::Clock::now())) {
         flush();
-        emit_("syscall.deny", deny_fields(req->data.nr, req->pid));
+        emit_("syscall.deny", deny_fields(nr, pid));
+        return;
     }
-    return true;
+    if (limiter_.pending() != 1) return;  // the timer is armed already
+    itimerspec spec{};
+    spec.it_value.tv_sec = audit::kSuppressedReportInterval.count();
+    if (::timerfd_settime(timer_.get(), 0, &spec, nullptr) != 0)
+        log()->error("cannot arm the suppressed syscall denials timer: {}", std::strerror(errno));
+}
+
+void Notifier::on_timer() {
+    uint64_t expirations;
+    (void)!::read(timer_.get(), &expirations, sizeof expirations);
+    flush();
 }
 
 void Notifier::flush() {

@@ -4,7 +4,9 @@
 // watches it in its epoll loop and answers each syscall EPERM, deciding on
 // the syscall number alone: it never reads the agent's memory, whose
 // contents the agent could change after the check anyway. Each refusal is
-// reported as a syscall.deny event, within a budget like net.deny's.
+// reported as a syscall.deny event, within a budget like net.deny's: what
+// it holds back is reported as syscall.deny.suppressed 2 s after the first
+// one held back, before the next one reported, and at the end.
 #pragma once
 
 #include <cstdint>
@@ -27,11 +29,16 @@ class Notifier {
     static Result<Notifier> create(UniqueFd listener, Emit emit);
 
     int fd() const { return listener_.get(); }
+    // Fires kSuppressedReportInterval after the first event held back.
+    int timer_fd() const { return timer_.get(); }
 
     // The listener is readable: answers every pending notification.
     // Returns false once no process of the filter is left (EPOLLHUP, or
     // the listener failed): stop watching it then.
     bool on_ready(uint32_t epoll_events);
+
+    // The timer fired: reports what the budget held back.
+    void on_timer();
 
     // Reports what the budget held back as syscall.deny.suppressed.
     void flush();
@@ -40,10 +47,12 @@ class Notifier {
     uint64_t total_suppressed() const { return limiter_.total_suppressed(); }
 
   private:
-    Notifier(UniqueFd listener, Emit emit, size_t notif_size, size_t resp_size);
+    Notifier(UniqueFd listener, UniqueFd timer, Emit emit, size_t notif_size, size_t resp_size);
     bool answer_one();
+    void report(int nr, uint32_t pid);
 
     UniqueFd listener_;
+    UniqueFd timer_;
     Emit emit_;
     size_t notif_size_;
     size_t resp_size_;
