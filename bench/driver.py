@@ -409,6 +409,41 @@ def run_netfilter(world, cfg):
     return {k: {c: summary(v) for c, v in d.items()} for k, d in res.items()}
 
 
+def run_seccomp(world, cfg):
+    """The seccomp filter in process: getppid loop and file walk, no filter,
+    allow-all and agent-default, each in forked children (bench/seccomp)."""
+    exe = world.build / "bench" / "seccomp_bench"
+    out = world.work / "seccomp.json"
+    sh([str(exe), f"--benchmark_min_time={cfg.gb_min_time}",
+        f"--benchmark_repetitions={cfg.gb_reps}", "--benchmark_enable_random_interleaving=true",
+        "--benchmark_report_aggregates_only=false", f"--files={cfg.files}",
+        f"--benchmark_out={out}", "--benchmark_out_format=json"], stdout=subprocess.DEVNULL)
+    res = {}
+    for b in json.loads(out.read_text())["benchmarks"]:
+        if b.get("run_type") != "iteration":
+            continue
+        work, variant = b["run_name"].split("/")[:2]
+        res.setdefault(work, {}).setdefault(variant, []).append(b["real_time"])  # ms
+    return {w: {v: summary(t) for v, t in d.items()} for w, d in res.items()}
+
+
+def report_seccomp(sc, cfg):
+    lines = ["## Seccomp filter, in process (Google Benchmark, issue 4)", "",
+             "Each iteration forks a child that installs the variant's filter and times the "
+             "work itself: 1,000,000 `getppid` calls, or `openat`+`fstat`+`read`+`close` over "
+             f"{cfg.files} small files. `allow-all` is a filter that allows everything: the cost "
+             "of entering seccomp at all. Median of the repetitions.", "",
+             "| workload | filter | median ms | IQR | ratio to none |", "|---|---|---|---|---|"]
+    for work, d in sorted(sc.items()):
+        bare = d["none"]["median"]
+        for v in ("none", "allow-all", "agent-default"):
+            if v in d:
+                s = d[v]
+                lines.append(f"| {work} | {v} | {s['median']:.2f} | {s['p25']:.2f}-{s['p75']:.2f} "
+                             f"| {s['median'] / bare:.3f} |")
+    return lines + [""]
+
+
 # ---- the report ----
 
 def machine():
@@ -619,6 +654,8 @@ def write_report(path, meta, results, cfg):
               "child blocked before exec): " +
               ", ".join(f"{k}: {v}" for k, v in HANGS.items()) + ". Their times are not in the "
               "figures above.", ""]
+    if "seccomp" in results:
+        L += report_seccomp(results["seccomp"], cfg)
     L += ["## Not measured yet", "",
           "- agent-run through cordond: there is no daemon yet.", ""]
     Path(path).write_text("\n".join(L))
@@ -664,7 +701,7 @@ def main():
     ap.add_argument("--build", required=True, help="a build made with -DCORDON_BENCH=ON")
     ap.add_argument("--out", default=str(SOURCE / "bench" / "results"))
     ap.add_argument("--quick", action="store_true", help="fewer runs, for a short check")
-    ap.add_argument("--only", default="netfilter,launch,syscalls,network,scale",
+    ap.add_argument("--only", default="netfilter,seccomp,launch,syscalls,network,scale",
                     help="comma-separated scenarios")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -690,6 +727,9 @@ def main():
     if "netfilter" in only:
         log("netfilter (Google Benchmark)")
         results["netfilter"] = run_netfilter(world, cfg)
+    if "seccomp" in only:
+        log("seccomp (Google Benchmark)")
+        results["seccomp"] = run_seccomp(world, cfg)
     contenders = sandboxes(world, profile, bwrap_bpf)
     if "launch" in only:
         results["launch"] = scenario_launch(world, cfg, contenders)

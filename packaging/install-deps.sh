@@ -20,7 +20,7 @@ build=(
 )
 runtime_and_tests=(
   libgtest-dev googletest liburing-dev
-  python3 python3-jsonschema
+  python3 python3-jsonschema nodejs
   curl iproute2 procps ca-certificates dnsmasq-base
 )
 

@@ -37,6 +37,8 @@
 #include "netfilter/netfilter.h"
 #include "policy/policy.h"
 #include "profile/profile.h"
+#include "seccomp/cache.h"
+#include "seccomp/notify.h"
 #include "seccomp/seccomp.h"
 
 extern char** environ;
@@ -407,24 +409,31 @@ Result<UniqueFd> epoll_on(std::initializer_list<int> fds) {
 }
 
 Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit::AuditLog& audit,
-                         netfilter::DenialStream* denials, DenialReporter& reporter,
-                         int signal_fd) {
+                         netfilter::DenialStream* denials, DenialReporter& reporter, int signal_fd,
+                         seccomp::Notifier* notifier) {
     auto timer = deadline_timer(deadline);
     if (!timer) return timer.error();
     auto ep = epoll_on({child.pidfd.get(), signal_fd, timer->get(), reporter.timer_fd(),
-                        denials ? denials->fd() : -1});
+                        denials ? denials->fd() : -1, notifier ? notifier->fd() : -1,
+                        notifier ? notifier->timer_fd() : -1});
     if (!ep) return ep.error();
     auto report = [&](const netfilter::Denial& d) { reporter.report(d); };
     Ending ending;
     for (;;) {
-        epoll_event events[5];
-        int n = ::epoll_wait(ep->get(), events, 5, -1);
+        epoll_event events[7];
+        int n = ::epoll_wait(ep->get(), events, 7, -1);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return errno_error("epoll_wait failed");
         for (int i = 0; i < n; ++i) {
             int fd = events[i].data.fd;
             if (denials && fd == denials->fd()) {
                 (void)denials->drain(report);
+            } else if (notifier && fd == notifier->fd()) {
+                // No process of the filter left: nothing more to answer.
+                if (!notifier->on_ready(events[i].events))
+                    (void)::epoll_ctl(ep->get(), EPOLL_CTL_DEL, fd, nullptr);
+            } else if (notifier && fd == notifier->timer_fd()) {
+                notifier->on_timer();
             } else if (fd == reporter.timer_fd()) {
                 reporter.on_timer();
             } else if (fd == signal_fd) {
@@ -532,7 +541,10 @@ Result<Plan> plan_session(const SessionOptions& options) {
     } catch (const std::exception& e) {
         return plain_error(options.profile_path + ": " + e.what());
     }
-    auto filter = seccomp::build(plan.profile.syscalls, default_seccomp_dir(options.seccomp_dir));
+    // Compiled once per distinct policy: the run directory keeps the programs.
+    auto filter =
+        seccomp::build_cached(plan.profile.syscalls, default_seccomp_dir(options.seccomp_dir),
+                              options.run_dir + "/seccomp");
     if (!filter) return in_layer("seccomp", filter.error());
     plan.filter = std::move(*filter);
     auto identity = resolve_identity(plan.profile.user, ::getuid());
@@ -685,6 +697,20 @@ Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
     return child;
 }
 
+// Answers the escape class the agent's filter hands over, reporting each
+// refusal as syscall.deny; none when the filter notifies nothing.
+Result<std::unique_ptr<seccomp::Notifier>> syscall_notifier(Child& child,
+                                                            const audit::Subject& subject,
+                                                            audit::AuditLog& audit) {
+    if (!child.listener.valid()) return std::unique_ptr<seccomp::Notifier>{};
+    auto emit = [&audit, subject](const std::string& event, const json& fields) {
+        audit.emit(event, subject, fields);
+    };
+    auto n = seccomp::Notifier::create(std::move(child.listener), emit);
+    if (!n) return n.error();
+    return std::make_unique<seccomp::Notifier>(std::move(*n));
+}
+
 json start_event(const Plan& plan, pid_t pid, SysTime deadline) {
     auto start = policy::start_fields(plan.policy, pid);
     start["deadline"] = audit::format_time(deadline);
@@ -776,10 +802,15 @@ int run_session(const SessionOptions& options) {
     }
     auto deadline = session_deadline(plan->profile, std::chrono::system_clock::now());
     (*audit)->emit("session.start", s.subject, start_event(*plan, child->pid, deadline));
+    auto notifier = syscall_notifier(*child, s.subject, **audit);
+    if (!notifier) {
+        (void)s.cgroup->kill_all();
+        return refuse(notifier.error());
+    }
 
     // 5. Until the agent exits or the deadline passes.
-    auto ending =
-        supervise(s, *child, deadline, **audit, denials->get(), **reporter, signals->get());
+    auto ending = supervise(s, *child, deadline, **audit, denials->get(), **reporter,
+                            signals->get(), notifier->get());
     if (!ending) {
         (void)s.cgroup->kill_all();
         return refuse(ending.error());
@@ -792,6 +823,10 @@ int run_session(const SessionOptions& options) {
     auto end = end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit");
     end.update(traffic_fields(*s.nf, s.cgroup->id(), plan->policy.egress_budget));
     end["denialsSuppressed"] = (*reporter)->total_suppressed();
+    if (*notifier) {
+        (*notifier)->flush();
+        end["syscallDenialsSuppressed"] = (*notifier)->total_suppressed();
+    }
     (*audit)->emit("session.end", s.subject, end);
     return ending->deadline ? kExitDeadline : exit_status_of(ending->wait_status);
 }

@@ -23,6 +23,8 @@
 
 #include "landlock/landlock.h"
 
+#include "cordon/fd_passing.h"
+
 namespace cordon::launch {
 namespace {
 
@@ -50,6 +52,7 @@ enum class Stage : int {
     no_new_privs,
     landlock,
     seccomp,
+    listener,
     exec
 };
 
@@ -66,6 +69,7 @@ constexpr const char* kStageNames[] = {"setsid",
                                        "no_new_privs",
                                        "applying the Landlock ruleset",
                                        "installing the seccomp filter",
+                                       "passing the seccomp listener to agent-run",
                                        "execve"};
 
 static_assert(std::size(kStageNames) == static_cast<size_t>(Stage::exec) + 1, "one name per stage");
@@ -134,10 +138,26 @@ int close_all_but(std::initializer_list<int> keep) {
     return ::syscall(SYS_close_range, from, UINT_MAX, 0U) != 0 ? -1 : 0;
 }
 
+// Passes the filter's listener to agent-run over `sock` (SCM_RIGHTS), then
+// closes both: the agent keeps neither. Async-signal-safe; 0 or -errno.
+int send_listener(int sock, int listener) {
+    int rc = send_fd(sock, listener, MSG_NOSIGNAL) == 0 ? 0 : -errno;
+    ::close(listener);
+    ::close(sock);
+    return rc;
+}
+
+// The listener the child sent before execve.
+Result<UniqueFd> receive_listener(int sock) {
+    int fd = receive_fd(sock, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (fd < 0) return errno_error("cannot receive the seccomp listener from the agent's process");
+    return UniqueFd(fd);
+}
+
 // The agent, pid 2 of the session: the last steps before execve. Only
 // async-signal-safe calls.
 [[noreturn]] void agent_main(const SpawnSpec& spec, char* const* argv, char* const* envp,
-                             char* const* candidates, int report_fd) {
+                             char* const* candidates, int report_fd, int listener_sock) {
     unblock_signals();
 
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
@@ -147,10 +167,15 @@ int close_all_but(std::initializer_list<int> keep) {
         if (int rc = landlock::restrict_self(spec.landlock_fd); rc != 0)
             child_fail(report_fd, Stage::landlock, -rc);
 
-    // Last before execve, so that the filter judges the agent, not us.
+    // Last before execve, so that the filter judges the agent, not us. The
+    // filter allows sendmsg and close, which hand its listener over.
+    int listener = -1;
     if (spec.filter)
-        if (int rc = seccomp::install(*spec.filter); rc != 0)
+        if (int rc = seccomp::install(*spec.filter, &listener); rc != 0)
             child_fail(report_fd, Stage::seccomp, -rc);
+    if (listener >= 0)
+        if (int rc = send_listener(listener_sock, listener); rc != 0)
+            child_fail(report_fd, Stage::listener, -rc);
 
     ::execvpe(argv[0], argv, envp);
     // execvpe says EACCES when any PATH directory is closed to the agent,
@@ -172,7 +197,8 @@ pid_t raw_fork() {
 // The session's pid 1 (launch/init.h), in order. Only async-signal-safe
 // calls from here on.
 [[noreturn]] void child_main(const SpawnSpec& spec, char* const* argv, char* const* envp,
-                             char* const* candidates, int report_fd, int status_fd) {
+                             char* const* candidates, int report_fd, int status_fd,
+                             int listener_sock) {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
@@ -192,7 +218,7 @@ pid_t raw_fork() {
     // a child stuck before execve would otherwise keep looking alive. The
     // report pipe closes on the agent's execve; the status pipe stays with
     // the init.
-    if (close_all_but({report_fd, status_fd, spec.landlock_fd}) != 0)
+    if (close_all_but({report_fd, status_fd, listener_sock, spec.landlock_fd}) != 0)
         child_fail(report_fd, Stage::descriptors, errno);
 
     // No core dump can carry the delivered credentials out of the session.
@@ -227,10 +253,11 @@ pid_t raw_fork() {
     if (agent < 0) child_fail(report_fd, Stage::fork_agent, errno);
     if (agent == 0) {
         ::close(status_fd);
-        agent_main(spec, argv, envp, candidates, report_fd);
+        agent_main(spec, argv, envp, candidates, report_fd, listener_sock);
     }
     // The report pipe reaches EOF when the agent execs: only its copy may stay.
     ::close(report_fd);
+    if (listener_sock >= 0) ::close(listener_sock);
     run_init(agent, status_fd);
 }
 
@@ -282,6 +309,12 @@ Result<Child> spawn(const SpawnSpec& spec) {
     UniqueFd report_read(report[0]), report_write(report[1]);
     if (::pipe2(status, O_CLOEXEC) != 0) return errno_error("cannot create a pipe");
     UniqueFd status_read(status[0]), status_write(status[1]);
+    // The child sends the filter's user-notification listener over this.
+    int listener_pair[2] = {-1, -1};
+    bool notifies = spec.filter && spec.filter->notifies();
+    if (notifies && ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, listener_pair) != 0)
+        return errno_error("cannot create a socket pair for the seccomp listener");
+    UniqueFd listener_read(listener_pair[0]), listener_write(listener_pair[1]);
 
     int pidfd = -1;
     clone_args args{};
@@ -297,14 +330,25 @@ Result<Child> spawn(const SpawnSpec& spec) {
                            "Cordon needs Linux 5.7 or later with cgroup v2");
     if (pid == 0)
         child_main(spec, argv.ptrs.data(), envp.ptrs.data(), candidates.ptrs.data(),
-                   report_write.get(), status_write.get());
+                   report_write.get(), status_write.get(), listener_write.get());
 
-    Child child{static_cast<pid_t>(pid), UniqueFd(pidfd), std::move(status_read)};
+    Child child{static_cast<pid_t>(pid), UniqueFd(pidfd), std::move(status_read), {}};
     report_write.reset();
     status_write.reset();
+    listener_write.reset();
     ChildFailure failure{};
     ssize_t n = ::read(report_read.get(), &failure, sizeof failure);
-    if (n != sizeof failure) return child;  // the pipe closed on execve: running
+    if (n != sizeof failure) {  // the pipe closed on execve: running
+        if (!notifies) return child;
+        auto listener = receive_listener(listener_read.get());
+        if (!listener) {
+            ::syscall(SYS_pidfd_send_signal, child.pidfd.get(), SIGKILL, nullptr, 0);
+            (void)reap(child);
+            return listener.error();
+        }
+        child.listener = std::move(*listener);
+        return child;
+    }
 
     (void)reap(child);
     errno = failure.err;

@@ -34,8 +34,9 @@ struct SpawnSpec {
 // The session's pid 1 (launch/init.h), which runs the agent as its pid 2.
 struct Child {
     pid_t pid = -1;
-    UniqueFd pidfd;   // readable when the child exits
-    UniqueFd status;  // the agent's wait status, written by the init as it exits
+    UniqueFd pidfd;     // readable when the child exits
+    UniqueFd status;    // the agent's wait status, written by the init as it exits
+    UniqueFd listener;  // the filter's user-notification listener, when it notifies
 };
 
 // Exit statuses for a command that cannot run, as env(1) and timeout(1) use them.

@@ -2,10 +2,12 @@
 // Reading profiles/seccomp/: the group table, the baselines, the names a
 // rule may use for argument values. Everything is validated here, so that
 // resolve() and compile() only meet well-formed data.
+#include <fcntl.h>
 #include <linux/netlink.h>
 #include <linux/sched.h>
 #include <seccomp.h>
 #include <sys/ioctl.h>
+#include <sys/personality.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -78,6 +80,19 @@ const std::pair<const char*, uint64_t> kConstants[] = {
     CORDON_CONST(CLONE_NEWTIME),
     CORDON_CONST(TIOCSTI),
     CORDON_CONST(TIOCLINUX),
+    CORDON_CONST(SOCK_STREAM),
+    CORDON_CONST(SOCK_DGRAM),
+    CORDON_CONST(SOCK_SEQPACKET),
+    CORDON_CONST(AT_EMPTY_PATH),
+    CORDON_CONST(PER_LINUX),
+    CORDON_CONST(PER_LINUX32),
+    CORDON_CONST(READ_IMPLIES_EXEC),
+    CORDON_CONST(ADDR_NO_RANDOMIZE),
+    // Names of our own, for masks and values that have none in the headers.
+    {"CLONE_NAMESPACES", CLONE_NEWNS | CLONE_NEWCGROUP | CLONE_NEWUTS | CLONE_NEWIPC |
+                             CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET},
+    {"PERSONALITY_QUERY", 0xffffffffULL},  // personality(2): read, do not change
+    {"HIGH_32_BITS", 0xffffffff00000000ULL},
 };
 #undef CORDON_CONST
 
@@ -165,7 +180,8 @@ constexpr OpName kOps[] = {
 };
 
 Result<Condition> parse_condition(const json& c, const std::string& where) {
-    if (auto s = check_keys(c, {"arg", "eq", "ne", "masked_eq", "any_bits", "in", "ge", "wide"}, where);
+    if (auto s =
+            check_keys(c, {"arg", "eq", "ne", "masked_eq", "any_bits", "in", "ge", "wide"}, where);
         !s)
         return s.error();
     if (!c.contains("arg") || !c["arg"].is_number_unsigned() || c["arg"].get<unsigned>() > 5)
@@ -194,7 +210,8 @@ Result<Condition> parse_condition(const json& c, const std::string& where) {
             cond.values = std::move(*v);
         }
     }
-    if (ops != 1) return data_error(where, "needs exactly one of eq, ne, masked_eq, any_bits, in, ge");
+    if (ops != 1)
+        return data_error(where, "needs exactly one of eq, ne, masked_eq, any_bits, in, ge");
     return cond;
 }
 
@@ -285,6 +302,11 @@ Status load_baseline(Catalog& cat, const fs::path& file) {
     if (!def_text) return def_text.error();
     auto def = Action::parse(*def_text);
     if (!def) return data_error(where + ": default", def.error().what);
+    // Every syscall, read and write included, would wait for agent-run.
+    if (def->kind == Action::Kind::notify)
+        return data_error(where + ": default",
+                          "notify cannot be a baseline's default; name the syscalls agent-run "
+                          "should answer in a rule");
     b.default_action = *def;
     if (!doc->contains("rules") || !(*doc)["rules"].is_array())
         return data_error(where, "missing array 'rules'");
@@ -374,13 +396,15 @@ Result<Action> Action::parse(const std::string& text) {
     if (text == "allow") return Action{Kind::allow, 0};
     if (text == "log") return Action{Kind::log, 0};
     if (text == "kill-process") return Action{Kind::kill_process, 0};
+    if (text == "notify") return Action{Kind::notify, 0};
     if (text.rfind("errno:", 0) == 0) {
         std::string name = text.substr(6);
         for (const auto& [n, e] : kErrnos)
             if (name == n) return Action{Kind::errno_ret, e};
         return plain_error("unknown errno '" + name + "' in action '" + text + "'");
     }
-    return plain_error("unknown action '" + text + "' (allow, log, kill-process or errno:NAME)");
+    return plain_error("unknown action '" + text +
+                       "' (allow, log, kill-process, notify or errno:NAME)");
 }
 
 std::string Action::str() const {
@@ -391,6 +415,8 @@ std::string Action::str() const {
             return "log";
         case Kind::kill_process:
             return "kill-process";
+        case Kind::notify:
+            return "notify";
         case Kind::errno_ret:
             for (const auto& [n, e] : kErrnos)
                 if (e == err) return std::string("errno:") + n;

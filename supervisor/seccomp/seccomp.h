@@ -9,7 +9,10 @@
 //   load_catalog   groups.json and baselines/*.json, validated, cycles refused
 //   resolve        baseline + profile allow/deny -> one rule list per syscall
 //   compile        rules -> libseccomp -> classic BPF for the native ABI only
-//   install        in the child: no_new_privs, then seccomp(2)
+//   install        in the child: no_new_privs, then seccomp(2), with a
+//                  user-notification listener when the filter has notify rules
+// The escape class answers through a listener agent-run watches (see
+// notify.h).
 // The data format is documented in profiles/seccomp/README.md.
 #pragma once
 
@@ -27,11 +30,12 @@ namespace cordon::seccomp {
 
 // What the filter does with a syscall.
 struct Action {
-    enum class Kind { allow, log, errno_ret, kill_process };
+    // notify: seccomp user notification; the supervisor answers (EPERM).
+    enum class Kind { allow, log, errno_ret, kill_process, notify };
     Kind kind = Kind::allow;
     int err = 0;  // for errno_ret
 
-    // "allow", "log", "kill-process", "errno:EPERM".
+    // "allow", "log", "kill-process", "notify", "errno:EPERM".
     static Result<Action> parse(const std::string& text);
     std::string str() const;
     bool allows() const { return kind == Kind::allow || kind == Kind::log; }
@@ -92,21 +96,32 @@ struct Ruleset {
     std::map<std::string, std::vector<Rule>> syscalls;
 };
 
-// A compiled filter, ready for seccomp(SECCOMP_SET_MODE_FILTER).
+// A compiled filter, ready for seccomp(SECCOMP_SET_MODE_FILTER): the main
+// program, and a second one for the exceptions to syscalls it allows
+// outright (ioctl but TIOCSTI), empty when there are none.
 class Program {
   public:
     Program() = default;
-    explicit Program(std::vector<sock_filter> insns) : insns_(std::move(insns)) {}
+    Program(std::vector<sock_filter> insns, bool notifies, std::vector<sock_filter> exceptions = {})
+        : insns_(std::move(insns)), exceptions_(std::move(exceptions)), notifies_(notifies) {}
     // Valid as long as this Program lives.
-    sock_fprog fprog() const {
-        return sock_fprog{static_cast<unsigned short>(insns_.size()),
-                          const_cast<sock_filter*>(insns_.data())};
-    }
+    sock_fprog fprog() const { return as_fprog(insns_); }
+    sock_fprog exceptions_fprog() const { return as_fprog(exceptions_); }
+    size_t exceptions_size() const { return exceptions_.size(); }
+    const std::vector<sock_filter>& exceptions() const { return exceptions_; }
     size_t size() const { return insns_.size(); }
     const std::vector<sock_filter>& insns() const { return insns_; }
+    // True when some rule hands a syscall to a user-notification listener.
+    bool notifies() const { return notifies_; }
 
   private:
+    static sock_fprog as_fprog(const std::vector<sock_filter>& insns) {
+        return sock_fprog{static_cast<unsigned short>(insns.size()),
+                          const_cast<sock_filter*>(insns.data())};
+    }
     std::vector<sock_filter> insns_;
+    std::vector<sock_filter> exceptions_;
+    bool notifies_ = false;
 };
 
 // Reads and validates groups.json and baselines/*.json under data_dir.
@@ -136,9 +151,14 @@ Result<Program> build(const profile::SyscallPolicy& policy, const std::string& d
 Result<std::vector<std::string>> lint(const Catalog& catalog, const Ruleset& rules,
                                       const std::vector<std::string>& groups);
 
+// The syscalls `rules` hands to the listener (action notify), sorted.
+std::vector<std::string> notified(const Ruleset& rules);
+
 // Installs `prog` on the calling thread, after setting no_new_privs.
 // Async-signal-safe: for the child between clone3 and execve. Returns 0 or
-// -errno.
-int install(const Program& prog);
+// -errno. When `listener` is set and the program notifies, the filter is
+// installed with a new user-notification listener, stored there; without
+// one, the kernel answers the notified syscalls with ENOSYS.
+int install(const Program& prog, int* listener = nullptr);
 
 }  // namespace cordon::seccomp

@@ -436,23 +436,6 @@ struct Carried {
     int denied_got = -1;        // bytes and connections at the denied listener
 };
 
-int receive_fd(int over) {
-    char byte;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof(control);
-    if (recvmsg(over, &msg, 0) != 1) return -1;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(c), sizeof(int));
-    return fd;
-}
-
 // KNOWN HOLE, shown as the kernel behaves today (issue 3, item 2). The
 // kernel runs cgroup socket programs for the cgroup a socket was created
 // in (sk_cgrp_data), so an inet socket made outside Cordon's subtree is
