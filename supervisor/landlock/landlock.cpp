@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <climits>
 #include <cstring>
 
@@ -87,7 +88,18 @@ constexpr DefaultPath kDefaults[] = {
     {"/dev/urandom", kRead},
     {"/dev/tty", kDevice},
     {"/dev/pts", kDevice},
-    {"/tmp", kWrite},  // the session's private /tmp where it has one
+    {"/tmp", kWrite},
+};
+
+// The session's own mounts (launch/view.h): a fresh /proc and private
+// scratch directories. A rule on the host's directory does not cover a
+// filesystem mounted over it (Landlock skips a hidden mount point), so the
+// session's init adds these once its mounts are in place.
+constexpr DefaultPath kAfterMounts[] = {
+    {"/proc", kRead},
+    {"/tmp", kWrite},
+    {"/var/tmp", kWrite},
+    {"/dev/shm", kWrite},
 };
 
 std::vector<std::string> names_of(uint64_t bits, const char* const* names, size_t count) {
@@ -268,9 +280,29 @@ Result<Ruleset> build(const profile::FilesystemPolicy& policy,
         if (auto st = rules.add(d.path, d.rights, ""); !st) return st.error();
     if (auto st = add_executables(rules, executables); !st) return st.error();
     json summary = rules.summary();
+    for (const auto& d : kAfterMounts) {
+        auto& list = summary[d.rights & kWriteFile ? "write" : "read"];
+        if (std::find(list.begin(), list.end(), d.path) == list.end()) list.push_back(d.path);
+    }
     summary["landlockAbi"] = support.abi;
     summary["scopes"] = scope_names(support.scopes);
-    return Ruleset{std::move(fd), summary};
+    return Ruleset{std::move(fd), summary, support.fs_rights};
+}
+
+int add_after_mounts(const Ruleset& ruleset) {
+    for (const auto& d : kAfterMounts) {
+        int dir = ::open(d.path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (dir < 0) {
+            if (errno == ENOENT) continue;
+            return -errno;
+        }
+        PathBeneathAttr rule{d.rights & ruleset.handled, dir};
+        long rc = ::syscall(SYS_landlock_add_rule, ruleset.fd.get(), kRulePathBeneath, &rule, 0);
+        int err = errno;
+        ::close(dir);
+        if (rc != 0) return -err;
+    }
+    return 0;
 }
 
 int restrict_self(int ruleset_fd) {

@@ -55,6 +55,7 @@ nlohmann::json kernel_json();
 struct Ruleset {
     UniqueFd fd;
     nlohmann::json summary;  // {"landlockAbi", "read", "write", "execute"}: what the rules cover
+    uint64_t handled = 0;    // the rights the ruleset handles
 };
 
 // The session's ruleset: the profile's paths (an error names the key of one
@@ -62,6 +63,12 @@ struct Ruleset {
 // `executables` (the agent's command) with their interpreters.
 Result<Ruleset> build(const profile::FilesystemPolicy& policy,
                       const std::vector<std::string>& executables, const Support& support);
+
+// In the session's init, once its mounts are in place: rules for the
+// filesystems the session mounts itself (its /proc, /tmp, /var/tmp and
+// /dev/shm), which a rule on the host's directory does not reach.
+// Async-signal-safe; 0 or -errno.
+int add_after_mounts(const Ruleset& ruleset);
 
 // In the child, after no_new_privs: the calling thread and everything it
 // starts are confined to `ruleset_fd`'s rules. Async-signal-safe; 0 or

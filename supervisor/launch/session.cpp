@@ -690,7 +690,7 @@ Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
         s.cgroup->dir_fd(),   &plan.filter,
         &plan.identity,       &mounts,
         &plan.limits.rlimits, plan.seal_memfd_exec};
-    if (plan.landlock) spec.landlock_fd = plan.landlock->fd.get();
+    if (plan.landlock) spec.landlock = &*plan.landlock;
     auto child = spawn(spec);
     plan.deliveries.clear();
     for (auto& entry : spec.env) ::explicit_bzero(entry.data(), entry.size());

@@ -163,8 +163,8 @@ Result<UniqueFd> receive_listener(int sock) {
     if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
         child_fail(report_fd, Stage::no_new_privs, errno);
 
-    if (spec.landlock_fd >= 0)
-        if (int rc = landlock::restrict_self(spec.landlock_fd); rc != 0)
+    if (spec.landlock)
+        if (int rc = landlock::restrict_self(spec.landlock->fd.get()); rc != 0)
             child_fail(report_fd, Stage::landlock, -rc);
 
     // Last before execve, so that the filter judges the agent, not us. The
@@ -218,7 +218,8 @@ pid_t raw_fork() {
     // a child stuck before execve would otherwise keep looking alive. The
     // report pipe closes on the agent's execve; the status pipe stays with
     // the init.
-    if (close_all_but({report_fd, status_fd, listener_sock, spec.landlock_fd}) != 0)
+    int landlock_fd = spec.landlock ? spec.landlock->fd.get() : -1;
+    if (close_all_but({report_fd, status_fd, listener_sock, landlock_fd}) != 0)
         child_fail(report_fd, Stage::descriptors, errno);
 
     // No core dump can carry the delivered credentials out of the session.
@@ -232,6 +233,9 @@ pid_t raw_fork() {
         if (int rc = apply(*spec.mounts, &failed_step); rc != 0)
             child_fail(report_fd, Stage::mounts, -rc);
     }
+    if (spec.landlock)
+        if (int rc = landlock::add_after_mounts(*spec.landlock); rc != 0)
+            child_fail(report_fd, Stage::landlock, -rc);
     if (spec.seal_memfd_exec)
         if (int rc = seal_memfd_exec(); rc != 0) child_fail(report_fd, Stage::memfd_noexec, -rc);
     if (spec.rlimits)

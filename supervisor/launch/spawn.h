@@ -12,6 +12,7 @@
 
 #include "cordon/fd.h"
 #include "cordon/result.h"
+#include "landlock/landlock.h"
 #include "launch/identity.h"
 #include "launch/limits.h"
 #include "launch/mounts.h"
@@ -28,7 +29,7 @@ struct SpawnSpec {
     const MountPlan* mounts = nullptr;                 // its own mount namespace, when set
     const std::vector<RlimitStep>* rlimits = nullptr;  // set in its pid 1, inherited
     bool seal_memfd_exec = false;                      // vm.memfd_noexec=2 in its pid namespace
-    int landlock_fd = -1;  // a Landlock ruleset to confine the agent to, when set
+    const landlock::Ruleset* landlock = nullptr;       // confines the agent, when set
 };
 
 // The session's pid 1 (launch/init.h), which runs the agent as its pid 2.

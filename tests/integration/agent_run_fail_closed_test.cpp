@@ -35,7 +35,8 @@ class AgentRunFailClosedTest : public AgentRunTest {
         EXPECT_EQ(leftover_cgroups(), 0u);
     }
 
-    fs::path ran_ = fs::path("/var/tmp") / ("cordon-fail-closed-ran-" + std::to_string(::getpid()));
+    // Where the agent would leave a mark: not its private /tmp or /var/tmp.
+    fs::path ran_ = fs::path("/run") / ("cordon-fail-closed-ran-" + std::to_string(::getpid()));
     void TearDown() override {
         fs::remove(ran_);
         AgentRunTest::TearDown();
@@ -103,7 +104,7 @@ TEST_F(AgentRunFailClosedTest, FilesystemSectionWithoutLandlockStartsNothing) {
     GTEST_SKIP() << "sc_nolandlock's filter knows x86_64 system call numbers only";
 #endif
     wrapper_ = {std::string(CORDON_HELPERS_DIR) + "/sc_nolandlock"};
-    auto profile = write_profile({}, {}, "5m", {{"filesystem", {{"write", {"/var/tmp"}}}}});
+    auto profile = write_profile({}, {}, "5m", {{"filesystem", {{"write", {"/run"}}}}});
     auto r = run({"--profile", profile.string(), "--", "/usr/bin/touch", ran_.string()});
     EXPECT_EQ(r.exit_code, 125);
     EXPECT_NE(r.err.find("Landlock: the profile's filesystem section needs Landlock, and this "
