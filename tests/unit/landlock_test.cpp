@@ -9,22 +9,17 @@
 
 #include "landlock/landlock.h"
 #include "profile/profile.h"
+#include "profile_doc.h"
 
 namespace cordon::landlock {
 namespace {
 
 using nlohmann::json;
 
-const profile::TimePoint kNow = profile::parse_rfc3339("2026-06-01T00:00:00Z");
+const profile::TimePoint kNow = test_support::kProfileNow;
 
-json profile_with_filesystem(json filesystem) {
-    return {{"apiVersion", "cordon/v1"},
-            {"identity",
-             {{"agentId", "a"},
-              {"agentType", "t"},
-              {"version", "1"},
-              {"expiresAt", "2027-01-31T00:00:00Z"}}},
-            {"filesystem", std::move(filesystem)}};
+json profile_with_filesystem(json section) {
+    return test_support::minimal_profile("filesystem", std::move(section));
 }
 
 // Parses a profile with this filesystem section and returns "PATH: REASON".

@@ -6,6 +6,7 @@
 
 #include "launch/limits.h"
 #include "profile/profile.h"
+#include "profile_doc.h"
 
 namespace cordon {
 namespace {
@@ -14,16 +15,10 @@ using nlohmann::json;
 using profile::parse_profile;
 using profile::ProfileError;
 
-const profile::TimePoint kNow = profile::parse_rfc3339("2026-06-01T00:00:00Z");
+const profile::TimePoint kNow = test_support::kProfileNow;
 
-json with_limits(json limits) {
-    return {{"apiVersion", "cordon/v1"},
-            {"identity",
-             {{"agentId", "a"},
-              {"agentType", "t"},
-              {"version", "1"},
-              {"expiresAt", "2027-01-31T00:00:00Z"}}},
-            {"limits", std::move(limits)}};
+json with_limits(json section) {
+    return test_support::minimal_profile("limits", std::move(section));
 }
 
 void expect_error(json limits, const std::string& path, const std::string& reason) {
