@@ -11,10 +11,16 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 agent_run=${1:-$here/build/agent-run}
 audit_log=$(mktemp /tmp/cordon-demo-audit.XXXXXX)
+# The agent gets a private, empty /tmp, /var/tmp and /dev/shm: its script
+# is copied to where it can read it, wherever this checkout lies.
+stage=$(mktemp -d /run/cordon-demo.XXXXXX)
+chmod 755 "$stage"
+install -m 644 "$here/examples/support_agent.py" "$stage/"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   rm -f "$audit_log"
+  rm -rf "$stage"
 }
 trap cleanup EXIT
 
@@ -35,7 +41,7 @@ echo
 echo "== the agent, under Cordon"
 status=0
 "$agent_run" --profile "$here/profiles/examples/support-agent.json" --audit-log "$audit_log" \
-  -- python3 "$here/examples/support_agent.py" || status=$?
+  -- python3 "$stage/support_agent.py" || status=$?
 
 echo
 echo "== audit log"

@@ -176,7 +176,8 @@ class RuleAdder {
         if (rule.allowed_access == 0) return ok_status();
         if (::syscall(SYS_landlock_add_rule, ruleset_fd_, kRulePathBeneath, &rule, 0) != 0)
             return errno_error("cannot add a Landlock rule for " + path);
-        summary_[list_of(rights)].push_back(path);
+        auto& list = summary_[list_of(rights)];
+        if (std::find(list.begin(), list.end(), path) == list.end()) list.push_back(path);
         return ok_status();
     }
 

@@ -477,6 +477,7 @@ struct Plan {
     LimitsPlan limits;
     bool seal_memfd_exec = false;  // the kernel keeps vm.memfd_noexec per pid namespace
     std::vector<std::string> warnings;
+    std::string working_dir;  // where the agent starts
 };
 
 constexpr const char* kNoMemfdNoexecWarning =
@@ -551,12 +552,17 @@ Result<Plan> plan_session(const SessionOptions& options) {
     if (!identity) return identity.error();
     plan.identity = std::move(*identity);
     if (plan.identity.root()) log()->warn("{}", kRootAgentWarning);
+    if (!options.command.empty())
+        if (auto st = refuse_command_in_scratch(options.command[0]); !st) return st.error();
     if (plan.profile.filesystem) {
         auto rules = filesystem_rules(*plan.profile.filesystem, options.command, plan.identity);
         if (!rules) return rules.error();
         plan.landlock = std::move(*rules);
     }
     if (auto st = plan_containment(plan); !st) return st.error();
+    std::string cwd_warning;
+    plan.working_dir = agent_working_dir(cwd_warning);
+    if (!cwd_warning.empty()) plan.warnings.push_back(cwd_warning);
     for (const auto& w : plan.warnings) log()->warn("{}", w);
     auto deliveries = creds::load_static(plan.profile, plan.policy.credentials);
     if (!deliveries) return deliveries.error();
@@ -691,6 +697,7 @@ Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
         &plan.identity,       &mounts,
         &plan.limits.rlimits, plan.seal_memfd_exec};
     if (plan.landlock) spec.landlock = &*plan.landlock;
+    spec.working_dir = plan.working_dir.c_str();
     auto child = spawn(spec);
     plan.deliveries.clear();
     for (auto& entry : spec.env) ::explicit_bzero(entry.data(), entry.size());
@@ -734,6 +741,8 @@ int check_profile(const SessionOptions& options) {
     out["seccompInstructions"] = plan->filter.size();
     out["dns"] = dns_json(*plan);
     out["landlock"] = landlock::kernel_json();
+    // What the kernel could enforce; only a filesystem section applies it.
+    out["landlock"]["applied"] = plan->landlock.has_value();
     if (plan->landlock) out["filesystem"] = plan->landlock->summary;
     out["limits"] = plan->limits.fields;
     if (plan->identity.root()) out["warnings"].push_back(kRootAgentWarning);

@@ -43,6 +43,7 @@ enum class Stage : int {
     descriptors,
     core_limit,
     mounts,
+    working_dir,
     memfd_noexec,
     resource_limits,
     identity,
@@ -60,6 +61,7 @@ constexpr const char* kStageNames[] = {"setsid",
                                        "closing inherited descriptors",
                                        "disabling core dumps",
                                        "mount namespace",
+                                       "changing to the working directory",
                                        "setting vm.memfd_noexec in the pid namespace",
                                        "setting resource limits",
                                        "switching user and dropping capabilities",
@@ -236,6 +238,10 @@ pid_t raw_fork() {
     if (spec.landlock)
         if (int rc = landlock::add_after_mounts(*spec.landlock); rc != 0)
             child_fail(report_fd, Stage::landlock, -rc);
+    // The working directory by its path in the session's view, not the
+    // host's directory the view may hide.
+    if (spec.working_dir && ::chdir(spec.working_dir) != 0)
+        child_fail(report_fd, Stage::working_dir, errno);
     if (spec.seal_memfd_exec)
         if (int rc = seal_memfd_exec(); rc != 0) child_fail(report_fd, Stage::memfd_noexec, -rc);
     if (spec.rlimits)
@@ -270,7 +276,10 @@ pid_t raw_fork() {
 Error exec_error(const SpawnSpec& spec) {
     std::string what = "cannot execute " + spec.argv[0];
     if (spec.identity)
-        what += " as " + spec.identity->name + " (uid " + std::to_string(spec.identity->uid) + ")";
+        what += " as " + spec.identity->name +
+                (spec.identity->name == std::to_string(spec.identity->uid)
+                     ? ""
+                     : " (uid " + std::to_string(spec.identity->uid) + ")");
     if (errno == ENOENT && spec.argv[0].find('/') == std::string::npos)
         return errno_error(what, "not found on PATH; give its full path");
     // execve fails so when setresuid found the account over its RLIMIT_NPROC.

@@ -30,6 +30,7 @@ struct SpawnSpec {
     const std::vector<RlimitStep>* rlimits = nullptr;  // set in its pid 1, inherited
     bool seal_memfd_exec = false;                      // vm.memfd_noexec=2 in its pid namespace
     const landlock::Ruleset* landlock = nullptr;       // confines the agent, when set
+    const char* working_dir = nullptr;                 // where it starts, in its own view
 };
 
 // The session's pid 1 (launch/init.h), which runs the agent as its pid 2.

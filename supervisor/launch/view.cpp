@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "launch/view.h"
 
+#include <algorithm>
 #include <filesystem>
 
 namespace cordon::launch {
@@ -31,6 +32,42 @@ constexpr const char* kUserSockets[] = {
 
 }  // namespace
 
+std::string scratch_dir_of(const std::string& path) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::path real = fs::weakly_canonical(fs::absolute(path, ec), ec);
+    if (ec) return {};
+    for (const char* dir : kScratchDirs) {
+        fs::path scratch = fs::weakly_canonical(dir, ec);
+        if (ec) continue;
+        auto [end, _] = std::mismatch(scratch.begin(), scratch.end(), real.begin(), real.end());
+        if (end == scratch.end()) return dir;
+    }
+    return {};
+}
+
+Status refuse_command_in_scratch(const std::string& command) {
+    if (command.find('/') == std::string::npos) return ok_status();
+    std::string dir = scratch_dir_of(command);
+    if (dir.empty()) return ok_status();
+    return plain_error(
+        "cannot execute " + command + ": it is beneath " + dir +
+            ", which the session replaces with an empty private " + dir,
+        "put the program elsewhere (/usr/local/bin, /opt, /srv) and run it from there");
+}
+
+std::string agent_working_dir(std::string& warning) {
+    std::error_code ec;
+    std::string cwd = std::filesystem::current_path(ec).string();
+    if (ec) return "/";
+    std::string dir = scratch_dir_of(cwd);
+    if (dir.empty()) return cwd;
+    warning = "the working directory " + cwd + " is beneath " + dir +
+              ", which the session replaces with an empty private " + dir +
+              ": the agent starts in /";
+    return "/";
+}
+
 std::vector<std::string> host_control_sockets() {
     namespace fs = std::filesystem;
     std::vector<std::string> paths(std::begin(kHostSockets), std::end(kHostSockets));
@@ -44,7 +81,7 @@ void add_private_view(MountPlan& plan) {
     namespace fs = std::filesystem;
     plan.steps.push_back({MountStep::Kind::procfs, "proc", "/proc", {}});
     std::error_code ec;
-    for (const char* dir : {"/tmp", "/var/tmp", "/dev/shm"})
+    for (const char* dir : kScratchDirs)
         if (fs::is_directory(dir, ec))
             plan.steps.push_back({MountStep::Kind::tmpfs, "tmpfs", dir, kScratchOptions});
     mask_sockets(plan, host_control_sockets());

@@ -7,12 +7,29 @@
 #include <string>
 #include <vector>
 
+#include "cordon/result.h"
 #include "launch/mounts.h"
 
 namespace cordon::launch {
 
 // The size cap of each private scratch tmpfs (/tmp, /var/tmp, /dev/shm).
 inline constexpr const char* kScratchOptions = "mode=1777,size=256m,nr_inodes=65536";
+
+// The directories each session replaces with private, empty ones.
+inline constexpr const char* kScratchDirs[] = {"/tmp", "/var/tmp", "/dev/shm"};
+
+// The scratch directory `path` lies beneath (links resolved, relative to
+// agent-run's working directory), or empty when none: what is there on the
+// host the agent never sees.
+std::string scratch_dir_of(const std::string& path);
+
+// Refuses a command given by a path beneath a scratch directory: the agent
+// would find nothing there. The error says where to put it instead.
+Status refuse_command_in_scratch(const std::string& command);
+
+// The agent's working directory: agent-run's own, or "/" when that lies
+// beneath a scratch directory (then `warning` says so).
+std::string agent_working_dir(std::string& warning);
 
 // The control sockets of host services that act for whoever connects:
 // container engines, systemd, D-Bus, and those of each /run/user/UID.

@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -26,6 +27,7 @@
 
 #include "cgroup/cgroup.h"
 #include "cordon/fd.h"
+#include "launch/view.h"
 #include "netfilter/netfilter.h"
 
 extern char** environ;
@@ -44,6 +46,29 @@ inline std::string read_text(const fs::path& p) {
 inline void write_text(const fs::path& p, const std::string& text) {
     std::ofstream out(p);
     out << text;
+}
+
+// The test helpers where an agent can run them: CORDON_HELPERS_DIR, or,
+// when the build lies beneath a directory each session replaces with a
+// private one (a checkout under /tmp), a copy under /run made once per test
+// process and removed when it exits.
+inline const std::string& agent_helpers_dir() {
+    static const std::string dir = [] {
+        std::string built = CORDON_HELPERS_DIR;
+        if (launch::scratch_dir_of(built).empty()) return built;
+        static std::string staged = "/run/cordon-test-helpers-" + std::to_string(::getpid());
+        fs::remove_all(staged);
+        fs::copy(built, staged, fs::copy_options::recursive);
+        fs::permissions(staged, fs::perms::owner_all | fs::perms::group_read |
+                                    fs::perms::group_exec | fs::perms::others_read |
+                                    fs::perms::others_exec);
+        std::atexit([] {
+            std::error_code ec;
+            fs::remove_all(staged, ec);
+        });
+        return staged;
+    }();
+    return dir;
 }
 
 // Audit events of a log file, one JSON object per line.

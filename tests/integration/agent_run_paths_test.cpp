@@ -379,8 +379,8 @@ TEST_F(AgentRunTest, SendmmsgStopsAtTheDeniedDatagram) {
         return std::string(host) + ":" + std::to_string(l.port);
     };
     auto r =
-        run({"--profile", profile, "--", std::string(CORDON_HELPERS_DIR) + "/nf_sendmmsg",
-             to(a, "127.0.0.1"), to(b, "127.0.0.1"), to(denied, "127.0.0.2"), to(a, "127.0.0.1")});
+        run({"--profile", profile, "--", agent_helpers_dir() + "/nf_sendmmsg", to(a, "127.0.0.1"),
+             to(b, "127.0.0.1"), to(denied, "127.0.0.2"), to(a, "127.0.0.1")});
 
     ASSERT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, "sent 2\nEPERM\nsent 1\n");

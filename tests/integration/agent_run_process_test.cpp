@@ -19,7 +19,7 @@ namespace {
 
 using nlohmann::json;
 
-const std::string kHelpers = CORDON_HELPERS_DIR;
+const std::string kHelpers = agent_helpers_dir();
 
 void wait_for_start(const fs::path& audit_log, size_t count = 1) {
     for (int i = 0; i < 300 && events_named(read_events(audit_log), "session.start").size() < count;

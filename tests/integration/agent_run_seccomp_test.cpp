@@ -17,7 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-const std::string kEscape = std::string(CORDON_HELPERS_DIR) + "/sc_escape";
+const std::string kEscape = agent_helpers_dir() + "/sc_escape";
 
 class AgentRunSeccompTest : public AgentRunTest {
   protected:
@@ -119,7 +119,7 @@ TEST_F(AgentRunSeccompTest, ForeignAbisKillTheAgent) {
 #endif
     auto profile = write_profile({}, {});
     for (const char* helper : {"sc_x32", "sc_int80"}) {
-        auto r = run({"--profile", profile, "--", std::string(CORDON_HELPERS_DIR) + "/" + helper});
+        auto r = run({"--profile", profile, "--", agent_helpers_dir() + "/" + helper});
         EXPECT_EQ(r.exit_code, 128 + SIGSYS) << helper << ": " << r.out << r.err;
     }
 }
