@@ -138,6 +138,30 @@ TEST_F(AgentRunTest, ClosedStderrPipeDoesNotSaveTheAgentFromItsDeadline) {
     if (process_alive(agents[0])) ::kill(agents[0], SIGKILL);
 }
 
+// An agent whose many threads call unshare (user notification) without
+// pause: agent-run answers them in batches between its other duties, so
+// the deadline still comes on time and each refusal stands.
+TEST_F(AgentRunTest, NotificationFloodDoesNotHoldOffTheDeadline) {
+    auto profile = write_profile({}, {}, "2s");
+
+    auto start_time = std::chrono::steady_clock::now();
+    auto r = run({"--profile", profile, "--", CORDON_HELPERS_DIR "/sc_notify_flood", "1000"},
+                 std::chrono::seconds(40));
+    auto took = std::chrono::steady_clock::now() - start_time;
+
+    EXPECT_EQ(r.exit_code, 124) << r.err.substr(0, 2000);
+    EXPECT_LT(took, std::chrono::seconds(15)) << "the deadline was 2s";
+    auto events = audit_events();
+    auto ends = events_named(events, "session.end");
+    ASSERT_EQ(ends.size(), 1u);
+    EXPECT_EQ(ends[0]["reason"], "deadline");
+    auto denials = events_named(events, "syscall.deny");
+    ASSERT_FALSE(denials.empty());
+    EXPECT_EQ(denials[0]["syscall"], "unshare");
+    EXPECT_GT(ends[0]["syscallDenialsSuppressed"].get<uint64_t>(), 0u);
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
 // Waits until the audit log reports the session started.
 void wait_for_start(const fs::path& audit_log) {
     for (int i = 0; i < 300 && events_named(read_events(audit_log), "session.start").empty(); ++i)
