@@ -2,11 +2,13 @@
 // End to end, from a red-team review of agent-run: an agent that attacks
 // its supervisor (its locks, its signals, its audit log) and what it must
 // not achieve. Real agent-run, real agents, the real kernel.
+#include <sys/shm.h>
 #include <sys/stat.h>
 
 #include <grp.h>
 #include <pwd.h>
 
+#include <cstring>
 #include <set>
 
 #include "agent_run_fixture.h"
@@ -160,6 +162,29 @@ TEST_F(AgentRunTest, NotificationFloodDoesNotHoldOffTheDeadline) {
     EXPECT_EQ(denials[0]["syscall"], "unshare");
     EXPECT_GT(ends[0]["syscallDenialsSuppressed"].get<uint64_t>(), 0u);
     EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+// SysV IPC is per IPC namespace, and its objects stay until removed: an
+// agent in the host's namespace could read a world-readable segment of the
+// host's, talk to another session through one, or leave memory behind that
+// no cgroup accounts for after its session ended.
+TEST_F(AgentRunTest, SysvIpcNeitherReachesTheHostNorOutlivesTheSession) {
+    key_t host_key = 0x43000000 + ::getpid(), agent_key = host_key + 0x100000;
+    int host_segment = ::shmget(host_key, 4096, IPC_CREAT | IPC_EXCL | 0666);
+    ASSERT_GE(host_segment, 0) << std::strerror(errno);
+    auto profile = write_profile({}, {});
+
+    auto r = run({"--profile", profile, "--", CORDON_HELPERS_DIR "/pr_sysvipc",
+                  std::to_string(host_key), std::to_string(agent_key)});
+
+    int left = ::shmget(agent_key, 0, 0);
+    int left_errno = errno;
+    ::shmctl(host_segment, IPC_RMID, nullptr);
+    if (left >= 0) ::shmctl(left, IPC_RMID, nullptr);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "ENOENT\ncreated\n") << "the host's segment is out of the agent's sight";
+    EXPECT_LT(left, 0) << "the agent's segment outlived its session";
+    EXPECT_EQ(left_errno, ENOENT);
 }
 
 // Waits until the audit log reports the session started.
