@@ -164,6 +164,27 @@ TEST_F(AgentRunTest, NotificationFloodDoesNotHoldOffTheDeadline) {
     EXPECT_EQ(leftover_cgroups(), 0u);
 }
 
+// The same with denied connects: agent-run reads the ring buffer in
+// batches, so a flood of net.deny events does not hold off the deadline.
+TEST_F(AgentRunTest, DenialFloodDoesNotHoldOffTheDeadline) {
+    auto profile = write_profile({}, {}, "2s");
+
+    auto start_time = std::chrono::steady_clock::now();
+    auto r = run({"--profile", profile, "--", CORDON_HELPERS_DIR "/nf_connect_flood", "200"},
+                 std::chrono::seconds(60));
+    auto took = std::chrono::steady_clock::now() - start_time;
+
+    EXPECT_EQ(r.exit_code, 124) << r.err.substr(0, 2000);
+    EXPECT_LT(took, std::chrono::seconds(10)) << "the deadline was 2s";
+    auto events = audit_events();
+    auto ends = events_named(events, "session.end");
+    ASSERT_EQ(ends.size(), 1u);
+    EXPECT_EQ(ends[0]["reason"], "deadline");
+    EXPECT_FALSE(events_named(events, "net.deny").empty());
+    EXPECT_GT(ends[0]["denialsSuppressed"].get<uint64_t>(), 0u);
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
 // SysV IPC is per IPC namespace, and its objects stay until removed: an
 // agent in the host's namespace could read a world-readable segment of the
 // host's, talk to another session through one, or leave memory behind that
