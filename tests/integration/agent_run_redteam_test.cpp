@@ -185,6 +185,36 @@ TEST_F(AgentRunTest, DenialFloodDoesNotHoldOffTheDeadline) {
     EXPECT_EQ(leftover_cgroups(), 0u);
 }
 
+// With a terminal as stderr, agent-run's audit events go to that terminal:
+// an agent that suspended its output (tcflow TCOOFF) would leave agent-run
+// blocked on its next write, the deadline's event among them.
+TEST_F(AgentRunTest, AgentCannotSuspendTheTerminalAgentRunWritesTo) {
+    UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    ASSERT_TRUE(master.valid()) << std::strerror(errno);
+    ASSERT_EQ(::grantpt(master.get()), 0);
+    ASSERT_EQ(::unlockpt(master.get()), 0);
+    UniqueFd slave(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
+    ASSERT_TRUE(slave.valid()) << std::strerror(errno);
+    stdio_[0] = slave.get();
+    stdio_[2] = slave.get();
+    auto profile = write_profile({}, {}, "2s");
+    std::string script =
+        "import errno, termios, time\n"
+        "try:\n termios.tcflow(2, termios.TCOOFF); print('suspended', flush=True)\n"
+        "except termios.error as e:\n print(errno.errorcode[e.args[0]], flush=True)\n"
+        "time.sleep(60)";
+
+    auto start_time = std::chrono::steady_clock::now();
+    auto r = run({"--audit-log", "-", "--profile", profile, "--", "python3", "-c", script},
+                 std::chrono::seconds(30));
+    auto took = std::chrono::steady_clock::now() - start_time;
+
+    EXPECT_EQ(r.out, "EPERM\n");
+    EXPECT_EQ(r.exit_code, 124);
+    EXPECT_LT(took, std::chrono::seconds(10)) << "the deadline was 2s";
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
 // SysV IPC is per IPC namespace, and its objects stay until removed: an
 // agent in the host's namespace could read a world-readable segment of the
 // host's, talk to another session through one, or leave memory behind that
