@@ -449,7 +449,11 @@ Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit
                 auto status = reap(child);
                 if (!status) return status.error();
                 ending.wait_status = *status;
-                if (denials) (void)denials->drain(report);
+                // The agent is gone: what it left in the ring buffer, all of it.
+                while (denials) {
+                    auto drained = denials->drain(report);
+                    if (!drained || *drained < netfilter::DenialStream::kMaxDenialsPerDrain) break;
+                }
                 reporter.flush();
                 return ending;
             }

@@ -331,8 +331,12 @@ Result<Child> spawn(const SpawnSpec& spec) {
 
     int pidfd = -1;
     clone_args args{};
-    // Its own pid namespace: the session sees, and can signal, only its own processes.
-    args.flags = CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_NEWPID;
+    // Its own pid namespace: the session sees, and can signal, only its own
+    // processes. Its own IPC namespace: SysV shared memory, semaphores and
+    // message queues neither reach the host's nor outlive the session (the
+    // kernel frees them with the namespace; the host's are kept until
+    // removed).
+    args.flags = CLONE_PIDFD | CLONE_INTO_CGROUP | CLONE_NEWPID | CLONE_NEWIPC;
     args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
     args.exit_signal = SIGCHLD;
     args.cgroup = static_cast<uint64_t>(spec.cgroup_fd);

@@ -498,8 +498,10 @@ class RingBufferStream final : public DenialStream {
 
     Result<int> drain(const std::function<void(const Denial&)>& on_denial) override {
         on_denial_ = &on_denial;
+        taken_ = 0;
         int n = ring_buffer__consume(rb_.get());
         on_denial_ = nullptr;
+        if (n == kEnough) return taken_;
         if (n < 0) return neg_errno_error(n, "cannot read the session's ring buffer");
         return n;
     }
@@ -519,14 +521,19 @@ class RingBufferStream final : public DenialStream {
         net_event e;
         std::memcpy(&e, data, sizeof(e));
         (*self->on_denial_)(to_denial(e));
-        return 0;
+        // A negative return stops libbpf after this sample, which it has
+        // already consumed (ringbuf_process_ring advances first).
+        return ++self->taken_ == kMaxDenialsPerDrain ? kEnough : 0;
     }
+
+    static constexpr int kEnough = -EAGAIN;  // on_sample's "stop here"
 
     UniqueFd counters_;
     uint64_t cgroup_id_ = 0;
     UniqueFd ringbuf_;  // declared before rb_: closed after rb_, which uses it
     RingBuffer rb_;
     const std::function<void(const Denial&)>* on_denial_ = nullptr;
+    int taken_ = 0;  // samples handed to on_denial_ in this drain
 };
 
 // ---------------------------------------------------------------- maps

@@ -97,7 +97,11 @@ class DenialStream {
   public:
     virtual ~DenialStream() = default;
     virtual int fd() const = 0;  // epoll it for EPOLLIN
-    // Calls on_denial for each event waiting; returns how many.
+    // Calls on_denial for each event waiting, at most kMaxDenialsPerDrain
+    // of them, so that an agent that keeps being denied cannot keep the
+    // caller from its other work; returns how many (call again while it is
+    // kMaxDenialsPerDrain to empty the buffer).
+    static constexpr int kMaxDenialsPerDrain = 1024;
     virtual Result<int> drain(const std::function<void(const Denial&)>& on_denial) = 0;
     // Denials the kernel could not report because the ring buffer was full
     // (the denials themselves stood). Counts since the session was added.

@@ -70,7 +70,7 @@ Notifier::Notifier(UniqueFd listener, UniqueFd timer, Emit emit, size_t notif_si
       limiter_(audit::kDenialBurst, audit::kDenialsPerSecond, audit::DenialLimiter::Clock::now()) {}
 
 bool Notifier::on_ready(uint32_t epoll_events) {
-    while (pending(listener_.get()))
+    for (int i = 0; i < kMaxAnswersPerWakeup && pending(listener_.get()); ++i)
         if (!answer_one()) return false;
     return !(epoll_events & (EPOLLHUP | EPOLLERR));
 }

@@ -26,15 +26,21 @@ class Notifier {
     // Writes one audit event: its name and fields.
     using Emit = std::function<void(const std::string& event, const nlohmann::json& fields)>;
 
+    // Notifications answered before on_ready returns to the caller's loop.
+    static constexpr int kMaxAnswersPerWakeup = 64;
+
     static Result<Notifier> create(UniqueFd listener, Emit emit);
 
     int fd() const { return listener_.get(); }
     // Fires kSuppressedReportInterval after the first event held back.
     int timer_fd() const { return timer_.get(); }
 
-    // The listener is readable: answers every pending notification.
-    // Returns false once no process of the filter is left (EPOLLHUP, or
-    // the listener failed): stop watching it then.
+    // The listener is readable: answers the pending notifications, at most
+    // kMaxAnswersPerWakeup of them, so that an agent whose threads keep
+    // notifying cannot keep the caller from its deadline and signals (the
+    // listener stays readable; the next wake-up answers the rest). Returns
+    // false once no process of the filter is left (EPOLLHUP, or the
+    // listener failed): stop watching it then.
     bool on_ready(uint32_t epoll_events);
 
     // The timer fired: reports what the budget held back.

@@ -2,11 +2,13 @@
 // End to end, from a red-team review of agent-run: an agent that attacks
 // its supervisor (its locks, its signals, its audit log) and what it must
 // not achieve. Real agent-run, real agents, the real kernel.
+#include <sys/shm.h>
 #include <sys/stat.h>
 
 #include <grp.h>
 #include <pwd.h>
 
+#include <cstring>
 #include <set>
 
 #include "agent_run_fixture.h"
@@ -136,6 +138,104 @@ TEST_F(AgentRunTest, ClosedStderrPipeDoesNotSaveTheAgentFromItsDeadline) {
     EXPECT_FALSE(process_alive(agents[0])) << "agent " << agents[0] << " outlived its deadline";
     EXPECT_EQ(leftover_cgroups(), 0u);
     if (process_alive(agents[0])) ::kill(agents[0], SIGKILL);
+}
+
+// An agent whose many threads call unshare (user notification) without
+// pause: agent-run answers them in batches between its other duties, so
+// the deadline still comes on time and each refusal stands.
+TEST_F(AgentRunTest, NotificationFloodDoesNotHoldOffTheDeadline) {
+    auto profile = write_profile({}, {}, "2s");
+
+    auto start_time = std::chrono::steady_clock::now();
+    auto r = run({"--profile", profile, "--", CORDON_HELPERS_DIR "/sc_notify_flood", "1000"},
+                 std::chrono::seconds(40));
+    auto took = std::chrono::steady_clock::now() - start_time;
+
+    EXPECT_EQ(r.exit_code, 124) << r.err.substr(0, 2000);
+    EXPECT_LT(took, std::chrono::seconds(15)) << "the deadline was 2s";
+    auto events = audit_events();
+    auto ends = events_named(events, "session.end");
+    ASSERT_EQ(ends.size(), 1u);
+    EXPECT_EQ(ends[0]["reason"], "deadline");
+    auto denials = events_named(events, "syscall.deny");
+    ASSERT_FALSE(denials.empty());
+    EXPECT_EQ(denials[0]["syscall"], "unshare");
+    EXPECT_GT(ends[0]["syscallDenialsSuppressed"].get<uint64_t>(), 0u);
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+// The same with denied connects: agent-run reads the ring buffer in
+// batches, so a flood of net.deny events does not hold off the deadline.
+TEST_F(AgentRunTest, DenialFloodDoesNotHoldOffTheDeadline) {
+    auto profile = write_profile({}, {}, "2s");
+
+    auto start_time = std::chrono::steady_clock::now();
+    auto r = run({"--profile", profile, "--", CORDON_HELPERS_DIR "/nf_connect_flood", "200"},
+                 std::chrono::seconds(60));
+    auto took = std::chrono::steady_clock::now() - start_time;
+
+    EXPECT_EQ(r.exit_code, 124) << r.err.substr(0, 2000);
+    EXPECT_LT(took, std::chrono::seconds(10)) << "the deadline was 2s";
+    auto events = audit_events();
+    auto ends = events_named(events, "session.end");
+    ASSERT_EQ(ends.size(), 1u);
+    EXPECT_EQ(ends[0]["reason"], "deadline");
+    EXPECT_FALSE(events_named(events, "net.deny").empty());
+    EXPECT_GT(ends[0]["denialsSuppressed"].get<uint64_t>(), 0u);
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+// With a terminal as stderr, agent-run's audit events go to that terminal:
+// an agent that suspended its output (tcflow TCOOFF) would leave agent-run
+// blocked on its next write, the deadline's event among them.
+TEST_F(AgentRunTest, AgentCannotSuspendTheTerminalAgentRunWritesTo) {
+    UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    ASSERT_TRUE(master.valid()) << std::strerror(errno);
+    ASSERT_EQ(::grantpt(master.get()), 0);
+    ASSERT_EQ(::unlockpt(master.get()), 0);
+    UniqueFd slave(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
+    ASSERT_TRUE(slave.valid()) << std::strerror(errno);
+    stdio_[0] = slave.get();
+    stdio_[2] = slave.get();
+    auto profile = write_profile({}, {}, "2s");
+    std::string script =
+        "import errno, termios, time\n"
+        "try:\n termios.tcflow(2, termios.TCOOFF); print('suspended', flush=True)\n"
+        "except termios.error as e:\n print(errno.errorcode[e.args[0]], flush=True)\n"
+        "time.sleep(60)";
+
+    auto start_time = std::chrono::steady_clock::now();
+    auto r = run({"--audit-log", "-", "--profile", profile, "--", "python3", "-c", script},
+                 std::chrono::seconds(30));
+    auto took = std::chrono::steady_clock::now() - start_time;
+
+    EXPECT_EQ(r.out, "EPERM\n");
+    EXPECT_EQ(r.exit_code, 124);
+    EXPECT_LT(took, std::chrono::seconds(10)) << "the deadline was 2s";
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+// SysV IPC is per IPC namespace, and its objects stay until removed: an
+// agent in the host's namespace could read a world-readable segment of the
+// host's, talk to another session through one, or leave memory behind that
+// no cgroup accounts for after its session ended.
+TEST_F(AgentRunTest, SysvIpcNeitherReachesTheHostNorOutlivesTheSession) {
+    key_t host_key = 0x43000000 + ::getpid(), agent_key = host_key + 0x100000;
+    int host_segment = ::shmget(host_key, 4096, IPC_CREAT | IPC_EXCL | 0666);
+    ASSERT_GE(host_segment, 0) << std::strerror(errno);
+    auto profile = write_profile({}, {});
+
+    auto r = run({"--profile", profile, "--", CORDON_HELPERS_DIR "/pr_sysvipc",
+                  std::to_string(host_key), std::to_string(agent_key)});
+
+    int left = ::shmget(agent_key, 0, 0);
+    int left_errno = errno;
+    ::shmctl(host_segment, IPC_RMID, nullptr);
+    if (left >= 0) ::shmctl(left, IPC_RMID, nullptr);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "ENOENT\ncreated\n") << "the host's segment is out of the agent's sight";
+    EXPECT_LT(left, 0) << "the agent's segment outlived its session";
+    EXPECT_EQ(left_errno, ENOENT);
 }
 
 // Waits until the audit log reports the session started.
