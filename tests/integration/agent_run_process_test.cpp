@@ -423,6 +423,32 @@ TEST_F(ProcessTest, TmpVarTmpAndDevShmAreEmptyAndPrivate) {
     EXPECT_FALSE(leaked) << "the agent's /tmp file reached the host";
 }
 
+// What lies in the host's /tmp the agent never sees: a command there is
+// refused before anything starts, and a working directory there becomes /.
+TEST_F(ProcessTest, HostTmpPathsAreRefusedOrLeftBehind) {
+    fs::path dir = "/tmp/cordon-hidden-" + std::to_string(::getpid());
+    fs::create_directories(dir);
+    fs::permissions(dir, fs::perms::all);
+    fs::copy_file("/bin/true", dir / "tool");
+    auto refused = run_agent({(dir / "tool").string()});
+    wrapper_ = {"/usr/bin/env", "-C", dir.string()};
+    auto moved = run_agent({"sh", "-c", "pwd"});
+    wrapper_ = {};
+    fs::remove_all(dir);
+
+    EXPECT_EQ(refused.exit_code, 125);
+    EXPECT_NE(refused.err.find("cannot execute " + (dir / "tool").string() +
+                               ": it is beneath /tmp, which the session replaces with an "
+                               "empty private /tmp"),
+              std::string::npos)
+        << refused.err;
+    EXPECT_EQ(moved.exit_code, 0) << moved.err;
+    EXPECT_EQ(moved.out, "/\n");
+    EXPECT_NE(moved.err.find("the working directory " + dir.string() + " is beneath /tmp"),
+              std::string::npos)
+        << moved.err;
+}
+
 // A listening Unix socket at path, bound by the test.
 UniqueFd listen_unix(const fs::path& path) {
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));

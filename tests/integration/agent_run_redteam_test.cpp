@@ -147,7 +147,7 @@ TEST_F(AgentRunTest, NotificationFloodDoesNotHoldOffTheDeadline) {
     auto profile = write_profile({}, {}, "2s");
 
     auto start_time = std::chrono::steady_clock::now();
-    auto r = run({"--profile", profile, "--", CORDON_HELPERS_DIR "/sc_notify_flood", "1000"},
+    auto r = run({"--profile", profile, "--", agent_helpers_dir() + "/sc_notify_flood", "1000"},
                  std::chrono::seconds(40));
     auto took = std::chrono::steady_clock::now() - start_time;
 
@@ -170,7 +170,7 @@ TEST_F(AgentRunTest, DenialFloodDoesNotHoldOffTheDeadline) {
     auto profile = write_profile({}, {}, "2s");
 
     auto start_time = std::chrono::steady_clock::now();
-    auto r = run({"--profile", profile, "--", CORDON_HELPERS_DIR "/nf_connect_flood", "200"},
+    auto r = run({"--profile", profile, "--", agent_helpers_dir() + "/nf_connect_flood", "200"},
                  std::chrono::seconds(60));
     auto took = std::chrono::steady_clock::now() - start_time;
 
@@ -225,7 +225,7 @@ TEST_F(AgentRunTest, SysvIpcNeitherReachesTheHostNorOutlivesTheSession) {
     ASSERT_GE(host_segment, 0) << std::strerror(errno);
     auto profile = write_profile({}, {});
 
-    auto r = run({"--profile", profile, "--", CORDON_HELPERS_DIR "/pr_sysvipc",
+    auto r = run({"--profile", profile, "--", agent_helpers_dir() + "/pr_sysvipc",
                   std::to_string(host_key), std::to_string(agent_key)});
 
     int left = ::shmget(agent_key, 0, 0);
