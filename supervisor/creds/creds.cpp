@@ -4,8 +4,8 @@
 #include <string.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
+
+#include "creds/secret_file.h"
 
 namespace cordon::creds {
 
@@ -44,18 +44,7 @@ Result<Secret> read_source(const profile::Credential& cred) {
                                "export it before launching, or use a file source");
         return Secret(value);
     }
-    std::ifstream in(src.ref, std::ios::binary);
-    if (!in)
-        return errno_error("credentials." + cred.name + ".source.file: cannot read " + src.ref,
-                           "check the path; relative paths start at the profile's directory");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    std::string value = buffer.str();
-    while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
-    Secret secret(std::move(value));
-    if (secret.empty())
-        return plain_error("credentials." + cred.name + ".source.file: " + src.ref + " is empty");
-    return secret;
+    return read_secret_file(src.ref, "credentials." + cred.name + ".source.file");
 }
 
 }  // namespace
