@@ -58,7 +58,8 @@ Result<std::vector<Delivery>> load_static(const profile::Profile& profile,
             return plain_error("credential " + name + " is not defined in the profile");
         auto secret = read_source(it->second);
         if (!secret) return secret.error();
-        out.push_back(Delivery{name, it->second.deliver_env, std::move(*secret)});
+        out.push_back(
+            Delivery{name, it->second.deliver_env, it->second.deliver_file, std::move(*secret)});
     }
     return out;
 }

@@ -43,6 +43,7 @@ enum class Stage : int {
     descriptors,
     core_limit,
     mounts,
+    credentials,
     memfd_noexec,
     resource_limits,
     identity,
@@ -60,6 +61,7 @@ constexpr const char* kStageNames[] = {"setsid",
                                        "closing inherited descriptors",
                                        "disabling core dumps",
                                        "mount namespace",
+                                       "writing the credentials directory",
                                        "setting vm.memfd_noexec in the pid namespace",
                                        "setting resource limits",
                                        "switching user and dropping capabilities",
@@ -233,6 +235,9 @@ pid_t raw_fork() {
         if (int rc = apply(*spec.mounts, &failed_step); rc != 0)
             child_fail(report_fd, Stage::mounts, -rc);
     }
+    if (spec.credentials)
+        if (int rc = creds::write_files(*spec.credentials); rc != 0)
+            child_fail(report_fd, Stage::credentials, -rc);
     if (spec.landlock)
         if (int rc = landlock::add_after_mounts(*spec.landlock); rc != 0)
             child_fail(report_fd, Stage::landlock, -rc);

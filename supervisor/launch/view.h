@@ -4,9 +4,11 @@
 // socket.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "creds/directory.h"
 #include "launch/mounts.h"
 
 namespace cordon::launch {
@@ -22,5 +24,8 @@ std::vector<std::string> host_control_sockets();
 // namespace), an empty tmpfs on /tmp, /var/tmp and /dev/shm where they
 // exist, and /dev/null over every host control socket that exists.
 void add_private_view(MountPlan& plan);
+
+// Adds the credentials directory's tmpfs (creds/directory.h), when there is one.
+void add_credentials_view(MountPlan& plan, const std::optional<creds::CredentialsDir>& dir);
 
 }  // namespace cordon::launch

@@ -89,7 +89,8 @@ json credentials_json(const EffectivePolicy& policy, const profile::Profile& pro
         bool from_file = cred.source.kind == profile::CredentialSource::Kind::file;
         out.push_back({{"name", name},
                        {"source", {{from_file ? "file" : "env", cred.source.ref}}},
-                       {"deliver", {{"env", cred.deliver_env}}}});
+                       {"deliver", cred.deliver_env.empty() ? json{{"file", cred.deliver_file}}
+                                                            : json{{"env", cred.deliver_env}}}});
     }
     return out;
 }

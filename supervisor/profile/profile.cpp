@@ -224,19 +224,38 @@ void read_source(const json& value, const std::string& path, Credential& out) {
     out.source.ref = draft.file ? *draft.file : *draft.env;
 }
 
-constexpr std::array<Field<Credential>, 1> kDeliverFields{{
-    {"env", true, "the agent's environment variable name",
-     [](const json& v, const std::string& p, Credential& out) {
-         out.deliver_env = read_name(v, p, env_name_rule());
+struct DeliverDraft {
+    std::optional<std::string> env;
+    std::optional<std::string> file;
+};
+
+constexpr std::array<Field<DeliverDraft>, 2> kDeliverFields{{
+    {"env", false, "the agent's environment variable name",
+     [](const json& v, const std::string& p, DeliverDraft& out) {
+         out.env = read_name(v, p, env_name_rule());
+     }},
+    {"file", false, "a file name in the agent's credentials directory",
+     [](const json& v, const std::string& p, DeliverDraft& out) {
+         out.file = read_name(v, p, key_name_rule());
      }},
 }};
 
+void read_deliver(const json& value, const std::string& path, Credential& out) {
+    DeliverDraft draft;
+    read_object<DeliverDraft>(value, path, kDeliverFields, draft);
+    if (draft.env.has_value() == draft.file.has_value()) {
+        throw ProfileError(path,
+                           "expected exactly one of env, file ({\"env\": VARIABLE} or "
+                           "{\"file\": NAME}; leave deliver out for a file named as the "
+                           "credential)");
+    }
+    out.deliver_env = draft.env.value_or("");
+    out.deliver_file = draft.file.value_or("");
+}
+
 constexpr std::array<Field<Credential>, 2> kCredentialFields{{
     {"source", true, "a source object such as {\"file\": PATH}", read_source},
-    {"deliver", true, "a delivery object such as {\"env\": VARIABLE}",
-     [](const json& v, const std::string& p, Credential& out) {
-         read_object<Credential>(v, p, kDeliverFields, out);
-     }},
+    {"deliver", false, "a delivery object such as {\"file\": NAME}", read_deliver},
 }};
 
 // An object of named entries ("tools", "credentials"), each read by `fields`.
@@ -448,16 +467,25 @@ void check_credentials_defined(const Profile& p) {
     }
 }
 
-// Two credentials delivered in one variable would silently hide one another.
-void check_deliver_env_unique(const Profile& p) {
-    std::map<std::string, std::string> owner;  // variable -> credential
+// A credential without deliver is a file named as the credential.
+void default_deliveries(Profile& p) {
+    for (auto& [name, cred] : p.credentials)
+        if (cred.deliver_env.empty() && cred.deliver_file.empty()) cred.deliver_file = name;
+}
+
+// Two credentials delivered in one variable or one file would silently hide
+// one another.
+void check_deliveries_unique(const Profile& p) {
+    std::map<std::string, std::string> owner;  // "env"/"file" and its name -> credential
     for (const auto& [name, cred] : p.credentials) {
-        auto [it, inserted] = owner.emplace(cred.deliver_env, name);
+        bool env = !cred.deliver_env.empty();
+        const std::string& target = env ? cred.deliver_env : cred.deliver_file;
+        auto [it, inserted] = owner.emplace((env ? "env " : "file ") + target, name);
         if (!inserted) {
-            throw ProfileError("credentials." + name + ".deliver.env",
-                               "\"" + cred.deliver_env +
-                                   "\" is already delivered by credential \"" + it->second +
-                                   "\" (use another variable)");
+            throw ProfileError("credentials." + name + (env ? ".deliver.env" : ".deliver.file"),
+                               "\"" + target + "\" is already delivered by credential \"" +
+                                   it->second + "\" (use another " +
+                                   (env ? "variable" : "file name") + ")");
         }
     }
 }
@@ -490,7 +518,8 @@ Profile parse_profile(const nlohmann::json& doc, TimePoint now) {
     check_tools_defined(profile, profile.denied_tools, "deniedTools");
     check_tools_defined(profile, profile.approval_required, "approvalRequired");
     check_credentials_defined(profile);
-    check_deliver_env_unique(profile);
+    default_deliveries(profile);
+    check_deliveries_unique(profile);
     check_not_expired(profile.identity, now);
     return profile;
 }

@@ -62,7 +62,11 @@ struct CredentialSource {
 struct Credential {
     std::string name;
     CredentialSource source;
-    std::string deliver_env;  // environment variable the agent receives it in
+    // Exactly one is set: the environment variable the agent receives it in,
+    // or the file's name in its credentials directory (the default: the
+    // credential's own name).
+    std::string deliver_env;
+    std::string deliver_file;
 };
 
 struct Identity {

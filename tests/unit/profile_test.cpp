@@ -434,8 +434,9 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
     expect_error(with(base_profile(), "/credentials/orders_token/source/vault", "x"),
                  "credentials.orders_token.source.vault",
                  "unknown key (expected one of: file, env)");
-    expect_error(with(base_profile(), "/credentials/orders_token/deliver/file", "x"),
-                 "credentials.orders_token.deliver.file", "unknown key (expected one of: env)");
+    expect_error(with(base_profile(), "/credentials/orders_token/deliver/path", "x"),
+                 "credentials.orders_token.deliver.path",
+                 "unknown key (expected one of: env, file)");
     expect_error(with(base_profile(), "/syscalls/groups", json::array()), "syscalls.groups",
                  "unknown key (expected one of: baseline, allow, deny)");
 }
@@ -600,8 +601,6 @@ TEST(ProfileErrors, CredentialSourceAndDelivery) {
     const std::string cred = "/credentials/orders_token";
     expect_error(without(base_profile(), cred, "source"), "credentials.orders_token.source",
                  "missing (a source object such as {\"file\": PATH} is required)");
-    expect_error(without(base_profile(), cred, "deliver"), "credentials.orders_token.deliver",
-                 "missing (a delivery object such as {\"env\": VARIABLE} is required)");
     const std::string one_of =
         "expected exactly one of file, env ({\"file\": PATH} or {\"env\": VARIABLE})";
     expect_error(with(base_profile(), cred + "/source", {{"file", "t"}, {"env", "T"}}),
@@ -618,9 +617,35 @@ TEST(ProfileErrors, CredentialSourceAndDelivery) {
     expect_error(with(base_profile(), cred + "/deliver/env", "ORDERS-TOKEN"),
                  "credentials.orders_token.deliver.env",
                  "\"ORDERS-TOKEN\" is not valid " + env_expected);
+    const std::string deliver_one_of =
+        "expected exactly one of env, file ({\"env\": VARIABLE} or {\"file\": NAME}; leave "
+        "deliver out for a file named as the credential)";
     expect_error(without(base_profile(), cred + "/deliver", "env"),
-                 "credentials.orders_token.deliver.env",
-                 "missing (the agent's environment variable name is required)");
+                 "credentials.orders_token.deliver", deliver_one_of);
+    expect_error(with(base_profile(), cred + "/deliver", {{"env", "T"}, {"file", "t"}}),
+                 "credentials.orders_token.deliver", deliver_one_of);
+    expect_error(with(base_profile(), cred + "/deliver", {{"file", "../token"}}),
+                 "credentials.orders_token.deliver.file",
+                 "\"../token\" is not valid (expected 1-64 letters, digits, '_' or '-', starting "
+                 "with a letter or '_')");
+}
+
+TEST(ProfileCredentials, DeliveryIsAFileNamedAsTheCredentialByDefault) {
+    const std::string cred = "/credentials/orders_token";
+    auto p = parse_profile(without(base_profile(), cred, "deliver"), kNow);
+    EXPECT_EQ(p.credentials.at("orders_token").deliver_file, "orders_token");
+    EXPECT_EQ(p.credentials.at("orders_token").deliver_env, "");
+    p = parse_profile(with(base_profile(), cred + "/deliver", {{"file", "orders"}}), kNow);
+    EXPECT_EQ(p.credentials.at("orders_token").deliver_file, "orders");
+    EXPECT_EQ(p.credentials.at("orders_token").deliver_env, "");
+}
+
+TEST(ProfileErrors, TwoCredentialsInOneFile) {
+    json doc = with(base_profile(), "/credentials/orders_token/deliver", {{"file", "another"}});
+    doc = with(doc, "/credentials/another", {{"source", {{"env", "X"}}}});
+    expect_error(doc, "credentials.orders_token.deliver.file",
+                 "\"another\" is already delivered by credential \"another\" (use another file "
+                 "name)");
 }
 
 TEST(ProfileErrors, TwoCredentialsInOneVariable) {
