@@ -6,6 +6,7 @@
 
 #include "agent_run_fixture.h"
 #include "creds/directory.h"
+#include "landlock/landlock.h"
 
 namespace cordon::testing {
 namespace {
@@ -150,6 +151,22 @@ TEST_F(CredsTest, NeitherTheHostNorAnotherSessionSeesTheDirectory) {
     EXPECT_EQ(second.exit_code, 0) << second.err;
     EXPECT_EQ(second.out, "second\n");
     EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+// Landlock's rules on host paths do not reach a tmpfs mounted over them:
+// the init adds the credentials directory's own rule after its mounts.
+TEST_F(CredsTest, LandlockedAgentReadsItsCredentialFile) {
+    if (landlock::abi_version() <= 0) GTEST_SKIP() << "needs a kernel with Landlock";
+    auto token = dir_ / "tok.secret";
+    write_text(token, "s3cr3t-landlocked\n");
+    ASSERT_EQ(::chmod(token.c_str(), 0600), 0);
+    json extra = {{"tools", {{"allowed_tool", {{"credentials", {"tok"}}}}}},
+                  {"credentials", {{"tok", {{"source", {{"file", token.string()}}}}}}},
+                  {"filesystem", json::object()}};
+    auto profile = write_profile({}, {}, "5m", extra);
+    auto r = run({"--profile", profile, "--", "cat", std::string(creds::kCredentialsDir) + "/tok"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "s3cr3t-landlocked");
 }
 
 TEST_F(CredsTest, EnvDeliveryMakesNoDirectory) {
