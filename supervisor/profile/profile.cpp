@@ -195,60 +195,58 @@ constexpr std::array<Field<Tool>, 4> kToolFields{{
 
 // Credentials ----------------------------------------------------------------
 
-struct SourceDraft {
+// A source or a delivery: an object with exactly one of "file" or "env".
+struct FileOrEnv {
     std::optional<std::string> file;
     std::optional<std::string> env;
 };
 
-constexpr std::array<Field<SourceDraft>, 2> kSourceFields{{
+template <size_t N>
+FileOrEnv read_file_or_env(const json& value, const std::string& path,
+                           const std::array<Field<FileOrEnv>, N>& fields,
+                           const std::string& expected) {
+    FileOrEnv draft;
+    read_object<FileOrEnv>(value, path, fields, draft);
+    if (draft.file.has_value() == draft.env.has_value()) throw ProfileError(path, expected);
+    return draft;
+}
+
+constexpr std::array<Field<FileOrEnv>, 2> kSourceFields{{
     {"file", false, "a file path",
-     [](const json& v, const std::string& p, SourceDraft& out) {
+     [](const json& v, const std::string& p, FileOrEnv& out) {
          out.file = read_string(v, p, "a file path string");
          if (out.file->empty()) throw ProfileError(p, "is empty (expected a file path)");
      }},
     {"env", false, "a variable name",
-     [](const json& v, const std::string& p, SourceDraft& out) {
+     [](const json& v, const std::string& p, FileOrEnv& out) {
          out.env = read_name(v, p, env_name_rule());
      }},
 }};
 
 void read_source(const json& value, const std::string& path, Credential& out) {
-    SourceDraft draft;
-    read_object<SourceDraft>(value, path, kSourceFields, draft);
-    if (draft.file.has_value() == draft.env.has_value()) {
-        throw ProfileError(path,
-                           "expected exactly one of file, env ({\"file\": PATH} or "
-                           "{\"env\": VARIABLE})");
-    }
+    auto draft = read_file_or_env(value, path, kSourceFields,
+                                  "expected exactly one of file, env ({\"file\": PATH} or "
+                                  "{\"env\": VARIABLE})");
     out.source.kind = draft.file ? CredentialSource::Kind::file : CredentialSource::Kind::env;
     out.source.ref = draft.file ? *draft.file : *draft.env;
 }
 
-struct DeliverDraft {
-    std::optional<std::string> env;
-    std::optional<std::string> file;
-};
-
-constexpr std::array<Field<DeliverDraft>, 2> kDeliverFields{{
+constexpr std::array<Field<FileOrEnv>, 2> kDeliverFields{{
     {"env", false, "the agent's environment variable name",
-     [](const json& v, const std::string& p, DeliverDraft& out) {
+     [](const json& v, const std::string& p, FileOrEnv& out) {
          out.env = read_name(v, p, env_name_rule());
      }},
     {"file", false, "a file name in the agent's credentials directory",
-     [](const json& v, const std::string& p, DeliverDraft& out) {
+     [](const json& v, const std::string& p, FileOrEnv& out) {
          out.file = read_name(v, p, key_name_rule());
      }},
 }};
 
 void read_deliver(const json& value, const std::string& path, Credential& out) {
-    DeliverDraft draft;
-    read_object<DeliverDraft>(value, path, kDeliverFields, draft);
-    if (draft.env.has_value() == draft.file.has_value()) {
-        throw ProfileError(path,
-                           "expected exactly one of env, file ({\"env\": VARIABLE} or "
-                           "{\"file\": NAME}; leave deliver out for a file named as the "
-                           "credential)");
-    }
+    auto draft = read_file_or_env(value, path, kDeliverFields,
+                                  "expected exactly one of env, file ({\"env\": VARIABLE} or "
+                                  "{\"file\": NAME}; leave deliver out for a file named as the "
+                                  "credential)");
     out.deliver_env = draft.env.value_or("");
     out.deliver_file = draft.file.value_or("");
 }
