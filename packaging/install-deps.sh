@@ -13,14 +13,14 @@ export DEBIAN_FRONTEND=noninteractive
 build=(
   build-essential cmake pkg-config git
   clang llvm libbpf-dev libelf-dev zlib1g-dev
-  libseccomp-dev libcurl4-openssl-dev
+  libseccomp-dev libcurl4-openssl-dev libssl-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev
   libcli11-dev libhowardhinnant-date-dev uuid-dev libldns-dev
   linux-libc-dev
 )
 runtime_and_tests=(
   libgtest-dev googletest liburing-dev
-  python3 python3-jsonschema nodejs
+  python3 python3-jsonschema nodejs npm
   curl iproute2 procps ca-certificates dnsmasq-base
 )
 
@@ -57,6 +57,11 @@ if ! bpftool_works; then
     exit 1
   fi
 fi
+
+# The OAuth authorization server the credential tests start (oidc-provider),
+# at the versions package-lock.json pins, into tests/oauth/node_modules.
+here=$(cd "$(dirname "$0")/.." && pwd)
+(cd "$here/tests/oauth" && npm ci --no-audit --no-fund --loglevel=error)
 
 # The unprivileged account agents run as when root launches them and the
 # profile names no session.user.

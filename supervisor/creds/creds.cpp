@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include "creds/oauth.h"
 #include "creds/secret_file.h"
 
 namespace cordon::creds {
@@ -56,6 +57,13 @@ Result<std::vector<Delivery>> load_static(const profile::Profile& profile,
         auto it = profile.credentials.find(name);
         if (it == profile.credentials.end())
             return plain_error("credential " + name + " is not defined in the profile");
+        // A token is issued only once the session starts (creds/oauth.h); its
+        // client secret is checked now, so that --check fails as the launch would.
+        if (it->second.source.kind == profile::CredentialSource::Kind::oauth) {
+            auto client_secret = read_client_secret(it->second);
+            if (!client_secret) return client_secret.error();
+            continue;
+        }
         auto secret = read_source(it->second);
         if (!secret) return secret.error();
         out.push_back(

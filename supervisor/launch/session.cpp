@@ -28,6 +28,7 @@
 #include "cgroup/cgroup.h"
 #include "creds/creds.h"
 #include "creds/directory.h"
+#include "creds/lease.h"
 #include "dns/dns.h"
 #include "launch/filesystem.h"
 #include "launch/identity.h"
@@ -807,6 +808,12 @@ int run_session(const SessionOptions& options) {
     auto denials = s.nf->watch(s.cgroup->id());
     if (!denials) return refuse(denials.error());
 
+    // Tokens for the allowed tools, revoked when `tokens` goes.
+    auto issued = creds::issue_all(plan->profile, plan->policy.credentials);
+    if (!issued) return refuse(in_layer("credentials", issued.error()));
+    creds::TokenLease tokens(plan->profile, **audit, s.subject, std::move(*issued));
+    for (auto& d : tokens.deliveries()) plan->deliveries.push_back(std::move(d));
+
     // 4. The agent, contained from its first instruction.
     auto mounts = agent_mounts(s, options.run_dir);
     if (!mounts) return refuse(in_layer("mount namespace", mounts.error()));
@@ -838,6 +845,7 @@ int run_session(const SessionOptions& options) {
     // and its resolver stops answering.
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
     s.resolver.reset();
+    tokens.revoke_all();
     auto end = end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit");
     end.update(traffic_fields(*s.nf, s.cgroup->id(), plan->policy.egress_budget));
     end["denialsSuppressed"] = (*reporter)->total_suppressed();

@@ -195,7 +195,7 @@ constexpr std::array<Field<Tool>, 4> kToolFields{{
 
 // Credentials ----------------------------------------------------------------
 
-// A source or a delivery: an object with exactly one of "file" or "env".
+// A delivery: an object with exactly one of "file" or "env".
 struct FileOrEnv {
     std::optional<std::string> file;
     std::optional<std::string> env;
@@ -211,24 +211,84 @@ FileOrEnv read_file_or_env(const json& value, const std::string& path,
     return draft;
 }
 
-constexpr std::array<Field<FileOrEnv>, 2> kSourceFields{{
+void read_url(const json& value, const std::string& path, std::string& out) {
+    out = read_string(value, path, "an http:// or https:// URL");
+    if (out.rfind("https://", 0) != 0 && out.rfind("http://", 0) != 0)
+        throw ProfileError(path, "\"" + out + "\" is not an http:// or https:// URL");
+}
+
+void read_nonempty(const json& value, const std::string& path, std::string& out) {
+    out = read_string(value, path, "a string");
+    if (out.empty()) throw ProfileError(path, "is empty");
+}
+
+void read_client_auth(const json& value, const std::string& path, OAuthSource& out) {
+    out.auth = read_string(value, path, "\"client_secret_basic\" or \"client_secret_post\"");
+    if (out.auth != "client_secret_basic" && out.auth != "client_secret_post")
+        throw ProfileError(path, "\"" + out.auth +
+                                     "\" is not supported (expected client_secret_basic or "
+                                     "client_secret_post)");
+}
+
+constexpr std::array<Field<OAuthSource>, 7> kOAuthFields{{
+    {"tokenUrl", true, "the token endpoint's URL",
+     [](const json& v, const std::string& p, OAuthSource& out) { read_url(v, p, out.token_url); }},
+    {"revocationUrl", false, "the revocation endpoint's URL",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         read_url(v, p, out.revocation_url);
+     }},
+    {"clientId", true, "the client's id",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         read_nonempty(v, p, out.client_id);
+     }},
+    {"clientSecretFile", true, "the file of the client's secret",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         read_nonempty(v, p, out.client_secret_file);
+     }},
+    {"scope", false, "space-separated scopes",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         out.scope = read_string(v, p, "a string of space-separated scopes");
+     }},
+    {"resource", false, "the resource indicator, a URL",
+     [](const json& v, const std::string& p, OAuthSource& out) { read_url(v, p, out.resource); }},
+    {"auth", false, "client_secret_basic or client_secret_post", read_client_auth},
+}};
+
+struct SourceDraft {
+    std::optional<std::string> file;
+    std::optional<std::string> env;
+    std::optional<OAuthSource> oauth;
+};
+
+constexpr std::array<Field<SourceDraft>, 3> kSourceFields{{
     {"file", false, "a file path",
-     [](const json& v, const std::string& p, FileOrEnv& out) {
+     [](const json& v, const std::string& p, SourceDraft& out) {
          out.file = read_string(v, p, "a file path string");
          if (out.file->empty()) throw ProfileError(p, "is empty (expected a file path)");
      }},
     {"env", false, "a variable name",
-     [](const json& v, const std::string& p, FileOrEnv& out) {
+     [](const json& v, const std::string& p, SourceDraft& out) {
          out.env = read_name(v, p, env_name_rule());
+     }},
+    {"oauth", false, "an OAuth client credentials object",
+     [](const json& v, const std::string& p, SourceDraft& out) {
+         out.oauth.emplace();
+         read_object<OAuthSource>(v, p, kOAuthFields, *out.oauth);
      }},
 }};
 
 void read_source(const json& value, const std::string& path, Credential& out) {
-    auto draft = read_file_or_env(value, path, kSourceFields,
-                                  "expected exactly one of file, env ({\"file\": PATH} or "
-                                  "{\"env\": VARIABLE})");
-    out.source.kind = draft.file ? CredentialSource::Kind::file : CredentialSource::Kind::env;
-    out.source.ref = draft.file ? *draft.file : *draft.env;
+    SourceDraft draft;
+    read_object<SourceDraft>(value, path, kSourceFields, draft);
+    if (draft.file.has_value() + draft.env.has_value() + draft.oauth.has_value() != 1) {
+        throw ProfileError(path,
+                           "expected exactly one of file, env, oauth ({\"file\": PATH}, "
+                           "{\"env\": VARIABLE} or {\"oauth\": {...}})");
+    }
+    using Kind = CredentialSource::Kind;
+    out.source.kind = draft.file ? Kind::file : draft.env ? Kind::env : Kind::oauth;
+    out.source.ref = draft.file ? *draft.file : draft.env.value_or("");
+    if (draft.oauth) out.source.oauth = std::move(*draft.oauth);
 }
 
 constexpr std::array<Field<FileOrEnv>, 2> kDeliverFields{{

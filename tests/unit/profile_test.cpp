@@ -433,7 +433,7 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
                  "unknown key (expected one of: source, deliver)");
     expect_error(with(base_profile(), "/credentials/orders_token/source/vault", "x"),
                  "credentials.orders_token.source.vault",
-                 "unknown key (expected one of: file, env)");
+                 "unknown key (expected one of: file, env, oauth)");
     expect_error(with(base_profile(), "/credentials/orders_token/deliver/path", "x"),
                  "credentials.orders_token.deliver.path",
                  "unknown key (expected one of: env, file)");
@@ -602,7 +602,8 @@ TEST(ProfileErrors, CredentialSourceAndDelivery) {
     expect_error(without(base_profile(), cred, "source"), "credentials.orders_token.source",
                  "missing (a source object such as {\"file\": PATH} is required)");
     const std::string one_of =
-        "expected exactly one of file, env ({\"file\": PATH} or {\"env\": VARIABLE})";
+        "expected exactly one of file, env, oauth ({\"file\": PATH}, {\"env\": VARIABLE} or "
+        "{\"oauth\": {...}})";
     expect_error(with(base_profile(), cred + "/source", {{"file", "t"}, {"env", "T"}}),
                  "credentials.orders_token.source", one_of);
     expect_error(with(base_profile(), cred + "/source", json::object()),
@@ -638,6 +639,48 @@ TEST(ProfileCredentials, DeliveryIsAFileNamedAsTheCredentialByDefault) {
     p = parse_profile(with(base_profile(), cred + "/deliver", {{"file", "orders"}}), kNow);
     EXPECT_EQ(p.credentials.at("orders_token").deliver_file, "orders");
     EXPECT_EQ(p.credentials.at("orders_token").deliver_env, "");
+}
+
+TEST(ProfileCredentials, OAuthSourceWithItsDefaults) {
+    json oauth = {{"tokenUrl", "https://as.test/token"},
+                  {"clientId", "cordon"},
+                  {"clientSecretFile", "/etc/cordon/secret"}};
+    auto p = parse_profile(
+        with(base_profile(), "/credentials/orders_token/source", {{"oauth", oauth}}), kNow);
+    const auto& src = p.credentials.at("orders_token").source;
+    EXPECT_EQ(src.kind, CredentialSource::Kind::oauth);
+    EXPECT_EQ(src.oauth.token_url, "https://as.test/token");
+    EXPECT_EQ(src.oauth.client_id, "cordon");
+    EXPECT_EQ(src.oauth.client_secret_file, "/etc/cordon/secret");
+    EXPECT_EQ(src.oauth.auth, "client_secret_basic");
+    EXPECT_EQ(src.oauth.scope, "");
+    EXPECT_EQ(src.oauth.revocation_url, "");
+}
+
+TEST(ProfileErrors, OAuthSource) {
+    const std::string at = "/credentials/orders_token/source";
+    json oauth = {{"tokenUrl", "https://as.test/token"},
+                  {"clientId", "cordon"},
+                  {"clientSecretFile", "/etc/cordon/secret"}};
+    auto with_oauth = [&](const std::string& key, json value) {
+        json o = oauth;
+        if (value.is_null())
+            o.erase(key);
+        else
+            o[key] = value;
+        return with(base_profile(), at, {{"oauth", o}});
+    };
+    expect_error(with_oauth("tokenUrl", nullptr), "credentials.orders_token.source.oauth.tokenUrl",
+                 "missing (the token endpoint's URL is required)");
+    expect_error(with_oauth("tokenUrl", "as.test/token"),
+                 "credentials.orders_token.source.oauth.tokenUrl",
+                 "\"as.test/token\" is not an http:// or https:// URL");
+    expect_error(with_oauth("clientId", ""), "credentials.orders_token.source.oauth.clientId",
+                 "is empty");
+    expect_error(with_oauth("auth", "private_key_jwt"),
+                 "credentials.orders_token.source.oauth.auth",
+                 "\"private_key_jwt\" is not supported (expected client_secret_basic or "
+                 "client_secret_post)");
 }
 
 TEST(ProfileErrors, TwoCredentialsInOneFile) {
