@@ -20,7 +20,7 @@ build=(
 )
 runtime_and_tests=(
   libgtest-dev googletest liburing-dev
-  python3 python3-jsonschema nodejs npm
+  python3 python3-jsonschema nodejs
   curl iproute2 procps ca-certificates dnsmasq-base
 )
 
@@ -60,6 +60,11 @@ fi
 
 # The OAuth authorization server the credential tests start (oidc-provider),
 # at the versions package-lock.json pins, into tests/oauth/node_modules.
+# Debian's nodejs comes without npm; NodeSource's has it built in and
+# conflicts with Debian's npm package, so install that only when missing.
+if ! command -v npm >/dev/null; then
+  apt-get install -y -qq --no-install-recommends npm
+fi
 here=$(cd "$(dirname "$0")/.." && pwd)
 (cd "$here/tests/oauth" && npm ci --no-audit --no-fund --loglevel=error)
 
