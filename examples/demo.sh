@@ -24,6 +24,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# agent-run reads a credential's source file only if root owns it and nobody
+# else can read it; git keeps neither, so a fresh clone's token file needs this.
+chown root:root "$here/examples/orders-token.txt"
+chmod 600 "$here/examples/orders-token.txt"
+
 # 127.0.0.2 answers on Linux's loopback without any setup (all of 127/8 is local).
 python3 "$here/examples/tool_server.py" 127.0.0.1 18080 lookup_order & pids+=($!)
 python3 "$here/examples/tool_server.py" 127.0.0.2 18081 bulk_message & pids+=($!)

@@ -13,7 +13,7 @@ export DEBIAN_FRONTEND=noninteractive
 build=(
   build-essential cmake pkg-config git
   clang llvm libbpf-dev libelf-dev zlib1g-dev
-  libseccomp-dev libcurl4-openssl-dev
+  libseccomp-dev libcurl4-openssl-dev libssl-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev
   libcli11-dev libhowardhinnant-date-dev uuid-dev libldns-dev
   linux-libc-dev
@@ -57,6 +57,16 @@ if ! bpftool_works; then
     exit 1
   fi
 fi
+
+# The OAuth authorization server the credential tests start (oidc-provider),
+# at the versions package-lock.json pins, into tests/oauth/node_modules.
+# Debian's nodejs comes without npm; NodeSource's has it built in and
+# conflicts with Debian's npm package, so install that only when missing.
+if ! command -v npm >/dev/null; then
+  apt-get install -y -qq --no-install-recommends npm
+fi
+here=$(cd "$(dirname "$0")/.." && pwd)
+(cd "$here/tests/oauth" && npm ci --no-audit --no-fund --loglevel=error)
 
 # The unprivileged account agents run as when root launches them and the
 # profile names no session.user.

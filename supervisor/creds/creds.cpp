@@ -4,8 +4,9 @@
 #include <string.h>
 
 #include <cstdlib>
-#include <fstream>
-#include <sstream>
+
+#include "creds/oauth.h"
+#include "creds/secret_file.h"
 
 namespace cordon::creds {
 
@@ -44,18 +45,7 @@ Result<Secret> read_source(const profile::Credential& cred) {
                                "export it before launching, or use a file source");
         return Secret(value);
     }
-    std::ifstream in(src.ref, std::ios::binary);
-    if (!in)
-        return errno_error("credentials." + cred.name + ".source.file: cannot read " + src.ref,
-                           "check the path; relative paths start at the profile's directory");
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    std::string value = buffer.str();
-    while (!value.empty() && (value.back() == '\n' || value.back() == '\r')) value.pop_back();
-    Secret secret(std::move(value));
-    if (secret.empty())
-        return plain_error("credentials." + cred.name + ".source.file: " + src.ref + " is empty");
-    return secret;
+    return read_secret_file(src.ref, "credentials." + cred.name + ".source.file");
 }
 
 }  // namespace
@@ -67,9 +57,17 @@ Result<std::vector<Delivery>> load_static(const profile::Profile& profile,
         auto it = profile.credentials.find(name);
         if (it == profile.credentials.end())
             return plain_error("credential " + name + " is not defined in the profile");
+        // A token is issued only once the session starts (creds/oauth.h); its
+        // client secret is checked now, so that --check fails as the launch would.
+        if (it->second.source.kind == profile::CredentialSource::Kind::oauth) {
+            auto client_secret = read_client_secret(it->second);
+            if (!client_secret) return client_secret.error();
+            continue;
+        }
         auto secret = read_source(it->second);
         if (!secret) return secret.error();
-        out.push_back(Delivery{name, it->second.deliver_env, std::move(*secret)});
+        out.push_back(
+            Delivery{name, it->second.deliver_env, it->second.deliver_file, std::move(*secret)});
     }
     return out;
 }

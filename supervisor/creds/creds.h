@@ -34,7 +34,8 @@ class Secret {
 
 struct Delivery {
     std::string credential;  // name in the profile
-    std::string env;         // variable the agent receives it in
+    std::string env;         // variable the agent receives it in, or empty
+    std::string file;        // else its file's name in the credentials directory
     Secret value;
 };
 

@@ -11,6 +11,8 @@
 #include <climits>
 #include <cstring>
 
+#include "creds/directory.h"
+
 namespace cordon::landlock {
 namespace {
 
@@ -91,15 +93,17 @@ constexpr DefaultPath kDefaults[] = {
     {"/tmp", kWrite},
 };
 
-// The session's own mounts (launch/view.h): a fresh /proc and private
-// scratch directories. A rule on the host's directory does not cover a
-// filesystem mounted over it (Landlock skips a hidden mount point), so the
-// session's init adds these once its mounts are in place.
+// The session's own mounts (launch/view.h): a fresh /proc, private
+// scratch directories and the credentials directory (read only). A rule on
+// the host's directory does not cover a filesystem mounted over it
+// (Landlock skips a hidden mount point), so the session's init adds these
+// once its mounts are in place.
 constexpr DefaultPath kAfterMounts[] = {
     {"/proc", kRead},
     {"/tmp", kWrite},
     {"/var/tmp", kWrite},
     {"/dev/shm", kWrite},
+    {creds::kCredentialsDir, kRead},
 };
 
 std::vector<std::string> names_of(uint64_t bits, const char* const* names, size_t count) {

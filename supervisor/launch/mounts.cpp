@@ -27,6 +27,11 @@ int apply_step(const MountStep& step) {
                         step.options.empty() ? nullptr : step.options.c_str()) != 0)
                 return -errno;
             return 0;
+        case MountStep::Kind::secrets_tmpfs:
+            if (::mount("tmpfs", step.target.c_str(), "tmpfs", kHardened | MS_NOEXEC,
+                        step.options.c_str()) != 0)
+                return -errno;
+            return 0;
         case MountStep::Kind::procfs:
             if (::mount("proc", step.target.c_str(), "proc", kHardened | MS_NOEXEC, nullptr) != 0)
                 return -errno;

@@ -14,9 +14,10 @@ namespace cordon::launch {
 
 struct MountStep {
     enum class Kind {
-        bind_file_ro,  // source (a file the supervisor made) over target, read-only
-        tmpfs,         // a fresh tmpfs at target with `options` ("mode=1777,size=...")
-        procfs,        // a fresh procfs at target: the processes of the child's pid namespace
+        bind_file_ro,   // source (a file the supervisor made) over target, read-only
+        tmpfs,          // a fresh tmpfs at target with `options` ("mode=1777,size=...")
+        procfs,         // a fresh procfs at target: the processes of the child's pid namespace
+        secrets_tmpfs,  // a fresh tmpfs at target with `options`, noexec too (creds/directory.h)
     };
     Kind kind;
     std::string source;

@@ -27,6 +27,8 @@
 #include "audit/rate_limit.h"
 #include "cgroup/cgroup.h"
 #include "creds/creds.h"
+#include "creds/directory.h"
+#include "creds/lease.h"
 #include "dns/dns.h"
 #include "launch/filesystem.h"
 #include "launch/identity.h"
@@ -111,7 +113,10 @@ std::vector<std::string> agent_environment(const profile::Profile& profile,
     env.push_back("HOME=" + identity.home);
     env.push_back("USER=" + identity.name);
     env.push_back("LOGNAME=" + identity.name);
-    for (const auto& d : deliveries) env.push_back(d.env + "=" + d.value.reveal());
+    for (const auto& d : deliveries)
+        if (!d.env.empty()) env.push_back(d.env + "=" + d.value.reveal());
+    if (creds::plan_directory(deliveries, identity.uid, identity.gid))
+        env.push_back(std::string(creds::kCredentialsDirVariable) + "=" + creds::kCredentialsDir);
     env.push_back("CORDON_SESSION_ID=" + session_id);
     env.push_back("CORDON_AGENT_ID=" + profile.identity.agent_id);
     return env;
@@ -631,6 +636,16 @@ Result<MountPlan> agent_mounts(Session& s, const std::string& run_dir) {
     return view;
 }
 
+// The credentials directory of the file deliveries, mounted in the
+// agent's view; none without them.
+Result<std::optional<creds::CredentialsDir>> credentials_view(const Plan& plan, MountPlan& mounts) {
+    auto dir = creds::plan_directory(plan.deliveries, plan.identity.uid, plan.identity.gid);
+    if (dir)
+        if (auto st = creds::ensure_mount_point(); !st) return st.error();
+    add_credentials_view(mounts, dir);
+    return dir;
+}
+
 // The session resolver as --check shows it: the names it answers for, how
 // long what it learns stays, and where it asks.
 json dns_json(const Plan& plan) {
@@ -694,7 +709,8 @@ Status install_session(Session& s, const audit::Subject& subject, const Plan& pl
 // Spawns the agent; the credentials it received are wiped from the plan
 // and the spawn environment, so the supervisor keeps no copy.
 Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
-                          const MountPlan& mounts) {
+                          const MountPlan& mounts,
+                          const std::optional<creds::CredentialsDir>& credentials) {
     SpawnSpec spec{
         options.command,      agent_environment(plan.profile, plan.deliveries, plan.identity, s.id),
         s.cgroup->dir_fd(),   &plan.filter,
@@ -702,6 +718,7 @@ Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
         &plan.limits.rlimits, plan.seal_memfd_exec};
     if (plan.landlock) spec.landlock = &*plan.landlock;
     spec.working_dir = plan.working_dir.c_str();
+    if (credentials) spec.credentials = &*credentials;
     auto child = spawn(spec);
     plan.deliveries.clear();
     for (auto& entry : spec.env) ::explicit_bzero(entry.data(), entry.size());
@@ -804,10 +821,18 @@ int run_session(const SessionOptions& options) {
     auto denials = s.nf->watch(s.cgroup->id());
     if (!denials) return refuse(denials.error());
 
+    // Tokens for the allowed tools, revoked when `tokens` goes.
+    auto issued = creds::issue_all(plan->profile, plan->policy.credentials);
+    if (!issued) return refuse(in_layer("credentials", issued.error()));
+    creds::TokenLease tokens(plan->profile, **audit, s.subject, std::move(*issued));
+    for (auto& d : tokens.deliveries()) plan->deliveries.push_back(std::move(d));
+
     // 4. The agent, contained from its first instruction.
     auto mounts = agent_mounts(s, options.run_dir);
     if (!mounts) return refuse(in_layer("mount namespace", mounts.error()));
-    auto child = start_agent(s, *plan, options, *mounts);
+    auto credentials = credentials_view(*plan, *mounts);
+    if (!credentials) return refuse(in_layer("credentials", credentials.error()));
+    auto child = start_agent(s, *plan, options, *mounts, *credentials);
     if (!child) {
         (void)refuse(child.error());
         if (!is_exec_failure(child.error())) return kExitFailure;
@@ -833,6 +858,7 @@ int run_session(const SessionOptions& options) {
     // and its resolver stops answering.
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
     s.resolver.reset();
+    tokens.revoke_all();
     auto end = end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit");
     end.update(traffic_fields(*s.nf, s.cgroup->id(), plan->policy.egress_budget));
     end["denialsSuppressed"] = (*reporter)->total_suppressed();

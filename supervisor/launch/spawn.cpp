@@ -44,6 +44,7 @@ enum class Stage : int {
     core_limit,
     mounts,
     working_dir,
+    credentials,
     memfd_noexec,
     resource_limits,
     identity,
@@ -62,6 +63,7 @@ constexpr const char* kStageNames[] = {"setsid",
                                        "disabling core dumps",
                                        "mount namespace",
                                        "changing to the working directory",
+                                       "writing the credentials directory",
                                        "setting vm.memfd_noexec in the pid namespace",
                                        "setting resource limits",
                                        "switching user and dropping capabilities",
@@ -235,6 +237,9 @@ pid_t raw_fork() {
         if (int rc = apply(*spec.mounts, &failed_step); rc != 0)
             child_fail(report_fd, Stage::mounts, -rc);
     }
+    if (spec.credentials)
+        if (int rc = creds::write_files(*spec.credentials); rc != 0)
+            child_fail(report_fd, Stage::credentials, -rc);
     if (spec.landlock)
         if (int rc = landlock::add_after_mounts(*spec.landlock); rc != 0)
             child_fail(report_fd, Stage::landlock, -rc);

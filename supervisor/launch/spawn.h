@@ -12,6 +12,7 @@
 
 #include "cordon/fd.h"
 #include "cordon/result.h"
+#include "creds/directory.h"
 #include "landlock/landlock.h"
 #include "launch/identity.h"
 #include "launch/limits.h"
@@ -25,12 +26,13 @@ struct SpawnSpec {
     std::vector<std::string> env;   // "NAME=value"
     int cgroup_fd = -1;             // directory fd of the session cgroup
     const seccomp::Program* filter = nullptr;
-    const Identity* identity = nullptr;                // who the agent runs as
-    const MountPlan* mounts = nullptr;                 // its own mount namespace, when set
-    const std::vector<RlimitStep>* rlimits = nullptr;  // set in its pid 1, inherited
-    bool seal_memfd_exec = false;                      // vm.memfd_noexec=2 in its pid namespace
-    const landlock::Ruleset* landlock = nullptr;       // confines the agent, when set
-    const char* working_dir = nullptr;                 // where it starts, in its own view
+    const Identity* identity = nullptr;                  // who the agent runs as
+    const MountPlan* mounts = nullptr;                   // its own mount namespace, when set
+    const std::vector<RlimitStep>* rlimits = nullptr;    // set in its pid 1, inherited
+    bool seal_memfd_exec = false;                        // vm.memfd_noexec=2 in its pid namespace
+    const landlock::Ruleset* landlock = nullptr;         // confines the agent, when set
+    const creds::CredentialsDir* credentials = nullptr;  // files to write once mounted
+    const char* working_dir = nullptr;                   // where it starts, in its own view
 };
 
 // The session's pid 1 (launch/init.h), which runs the agent as its pid 2.

@@ -87,4 +87,10 @@ void add_private_view(MountPlan& plan) {
     mask_sockets(plan, host_control_sockets());
 }
 
+void add_credentials_view(MountPlan& plan, const std::optional<creds::CredentialsDir>& dir) {
+    if (dir)
+        plan.steps.push_back(
+            {MountStep::Kind::secrets_tmpfs, "tmpfs", creds::kCredentialsDir, dir->mount_options});
+}
+
 }  // namespace cordon::launch

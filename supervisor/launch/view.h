@@ -4,10 +4,12 @@
 // socket.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cordon/result.h"
+#include "creds/directory.h"
 #include "launch/mounts.h"
 
 namespace cordon::launch {
@@ -39,5 +41,8 @@ std::vector<std::string> host_control_sockets();
 // namespace), an empty tmpfs on /tmp, /var/tmp and /dev/shm where they
 // exist, and /dev/null over every host control socket that exists.
 void add_private_view(MountPlan& plan);
+
+// Adds the credentials directory's tmpfs (creds/directory.h), when there is one.
+void add_credentials_view(MountPlan& plan, const std::optional<creds::CredentialsDir>& dir);
 
 }  // namespace cordon::launch

@@ -82,14 +82,30 @@ json tools_json(const EffectivePolicy& policy, const profile::Profile& profile) 
     return {{"allowed", allowed}, {"denied", denied}};
 }
 
+// Where a credential comes from, secrets left out: an OAuth source shows
+// its endpoints, client, scope and resource, not its secret.
+json source_json(const profile::CredentialSource& src) {
+    using Kind = profile::CredentialSource::Kind;
+    if (src.kind != Kind::oauth) return {{src.kind == Kind::file ? "file" : "env", src.ref}};
+    const auto& o = src.oauth;
+    return {{"oauth",
+             {{"tokenUrl", o.token_url},
+              {"revocationUrl", o.revocation_url.empty() ? json(nullptr) : json(o.revocation_url)},
+              {"clientId", o.client_id},
+              {"clientSecretFile", o.client_secret_file},
+              {"scope", o.scope},
+              {"resource", o.resource},
+              {"auth", o.auth}}}};
+}
+
 json credentials_json(const EffectivePolicy& policy, const profile::Profile& profile) {
     json out = json::array();
     for (const std::string& name : policy.credentials) {
         const profile::Credential& cred = profile.credentials.at(name);
-        bool from_file = cred.source.kind == profile::CredentialSource::Kind::file;
         out.push_back({{"name", name},
-                       {"source", {{from_file ? "file" : "env", cred.source.ref}}},
-                       {"deliver", {{"env", cred.deliver_env}}}});
+                       {"source", source_json(cred.source)},
+                       {"deliver", cred.deliver_env.empty() ? json{{"file", cred.deliver_file}}
+                                                            : json{{"env", cred.deliver_env}}}});
     }
     return out;
 }

@@ -104,9 +104,12 @@ std::string describe_parse_error(const json::parse_error& e) {
 void resolve_credential_paths(Profile& profile, const std::string& file) {
     std::filesystem::path dir = std::filesystem::absolute(file).parent_path();
     for (auto& [name, cred] : profile.credentials) {
-        if (cred.source.kind != CredentialSource::Kind::file) continue;
-        std::filesystem::path ref(cred.source.ref);
-        if (ref.is_relative()) cred.source.ref = (dir / ref).lexically_normal().string();
+        std::string& path = cred.source.kind == CredentialSource::Kind::oauth
+                                ? cred.source.oauth.client_secret_file
+                                : cred.source.ref;
+        if (cred.source.kind == CredentialSource::Kind::env) continue;
+        if (std::filesystem::path(path).is_relative())
+            path = (dir / path).lexically_normal().string();
     }
 }
 

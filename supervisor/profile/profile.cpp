@@ -195,12 +195,72 @@ constexpr std::array<Field<Tool>, 4> kToolFields{{
 
 // Credentials ----------------------------------------------------------------
 
-struct SourceDraft {
+// A delivery: an object with exactly one of "file" or "env".
+struct FileOrEnv {
     std::optional<std::string> file;
     std::optional<std::string> env;
 };
 
-constexpr std::array<Field<SourceDraft>, 2> kSourceFields{{
+template <size_t N>
+FileOrEnv read_file_or_env(const json& value, const std::string& path,
+                           const std::array<Field<FileOrEnv>, N>& fields,
+                           const std::string& expected) {
+    FileOrEnv draft;
+    read_object<FileOrEnv>(value, path, fields, draft);
+    if (draft.file.has_value() == draft.env.has_value()) throw ProfileError(path, expected);
+    return draft;
+}
+
+void read_url(const json& value, const std::string& path, std::string& out) {
+    out = read_string(value, path, "an http:// or https:// URL");
+    if (out.rfind("https://", 0) != 0 && out.rfind("http://", 0) != 0)
+        throw ProfileError(path, "\"" + out + "\" is not an http:// or https:// URL");
+}
+
+void read_nonempty(const json& value, const std::string& path, std::string& out) {
+    out = read_string(value, path, "a string");
+    if (out.empty()) throw ProfileError(path, "is empty");
+}
+
+void read_client_auth(const json& value, const std::string& path, OAuthSource& out) {
+    out.auth = read_string(value, path, "\"client_secret_basic\" or \"client_secret_post\"");
+    if (out.auth != "client_secret_basic" && out.auth != "client_secret_post")
+        throw ProfileError(path, "\"" + out.auth +
+                                     "\" is not supported (expected client_secret_basic or "
+                                     "client_secret_post)");
+}
+
+constexpr std::array<Field<OAuthSource>, 7> kOAuthFields{{
+    {"tokenUrl", true, "the token endpoint's URL",
+     [](const json& v, const std::string& p, OAuthSource& out) { read_url(v, p, out.token_url); }},
+    {"revocationUrl", false, "the revocation endpoint's URL",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         read_url(v, p, out.revocation_url);
+     }},
+    {"clientId", true, "the client's id",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         read_nonempty(v, p, out.client_id);
+     }},
+    {"clientSecretFile", true, "the file of the client's secret",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         read_nonempty(v, p, out.client_secret_file);
+     }},
+    {"scope", false, "space-separated scopes",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         out.scope = read_string(v, p, "a string of space-separated scopes");
+     }},
+    {"resource", false, "the resource indicator, a URL",
+     [](const json& v, const std::string& p, OAuthSource& out) { read_url(v, p, out.resource); }},
+    {"auth", false, "client_secret_basic or client_secret_post", read_client_auth},
+}};
+
+struct SourceDraft {
+    std::optional<std::string> file;
+    std::optional<std::string> env;
+    std::optional<OAuthSource> oauth;
+};
+
+constexpr std::array<Field<SourceDraft>, 3> kSourceFields{{
     {"file", false, "a file path",
      [](const json& v, const std::string& p, SourceDraft& out) {
          out.file = read_string(v, p, "a file path string");
@@ -210,33 +270,50 @@ constexpr std::array<Field<SourceDraft>, 2> kSourceFields{{
      [](const json& v, const std::string& p, SourceDraft& out) {
          out.env = read_name(v, p, env_name_rule());
      }},
+    {"oauth", false, "an OAuth client credentials object",
+     [](const json& v, const std::string& p, SourceDraft& out) {
+         out.oauth.emplace();
+         read_object<OAuthSource>(v, p, kOAuthFields, *out.oauth);
+     }},
 }};
 
 void read_source(const json& value, const std::string& path, Credential& out) {
     SourceDraft draft;
     read_object<SourceDraft>(value, path, kSourceFields, draft);
-    if (draft.file.has_value() == draft.env.has_value()) {
+    if (draft.file.has_value() + draft.env.has_value() + draft.oauth.has_value() != 1) {
         throw ProfileError(path,
-                           "expected exactly one of file, env ({\"file\": PATH} or "
-                           "{\"env\": VARIABLE})");
+                           "expected exactly one of file, env, oauth ({\"file\": PATH}, "
+                           "{\"env\": VARIABLE} or {\"oauth\": {...}})");
     }
-    out.source.kind = draft.file ? CredentialSource::Kind::file : CredentialSource::Kind::env;
-    out.source.ref = draft.file ? *draft.file : *draft.env;
+    using Kind = CredentialSource::Kind;
+    out.source.kind = draft.file ? Kind::file : draft.env ? Kind::env : Kind::oauth;
+    out.source.ref = draft.file ? *draft.file : draft.env.value_or("");
+    if (draft.oauth) out.source.oauth = std::move(*draft.oauth);
 }
 
-constexpr std::array<Field<Credential>, 1> kDeliverFields{{
-    {"env", true, "the agent's environment variable name",
-     [](const json& v, const std::string& p, Credential& out) {
-         out.deliver_env = read_name(v, p, env_name_rule());
+constexpr std::array<Field<FileOrEnv>, 2> kDeliverFields{{
+    {"env", false, "the agent's environment variable name",
+     [](const json& v, const std::string& p, FileOrEnv& out) {
+         out.env = read_name(v, p, env_name_rule());
+     }},
+    {"file", false, "a file name in the agent's credentials directory",
+     [](const json& v, const std::string& p, FileOrEnv& out) {
+         out.file = read_name(v, p, key_name_rule());
      }},
 }};
 
+void read_deliver(const json& value, const std::string& path, Credential& out) {
+    auto draft = read_file_or_env(value, path, kDeliverFields,
+                                  "expected exactly one of env, file ({\"env\": VARIABLE} or "
+                                  "{\"file\": NAME}; leave deliver out for a file named as the "
+                                  "credential)");
+    out.deliver_env = draft.env.value_or("");
+    out.deliver_file = draft.file.value_or("");
+}
+
 constexpr std::array<Field<Credential>, 2> kCredentialFields{{
     {"source", true, "a source object such as {\"file\": PATH}", read_source},
-    {"deliver", true, "a delivery object such as {\"env\": VARIABLE}",
-     [](const json& v, const std::string& p, Credential& out) {
-         read_object<Credential>(v, p, kDeliverFields, out);
-     }},
+    {"deliver", false, "a delivery object such as {\"file\": NAME}", read_deliver},
 }};
 
 // An object of named entries ("tools", "credentials"), each read by `fields`.
@@ -448,16 +525,25 @@ void check_credentials_defined(const Profile& p) {
     }
 }
 
-// Two credentials delivered in one variable would silently hide one another.
-void check_deliver_env_unique(const Profile& p) {
-    std::map<std::string, std::string> owner;  // variable -> credential
+// A credential without deliver is a file named as the credential.
+void default_deliveries(Profile& p) {
+    for (auto& [name, cred] : p.credentials)
+        if (cred.deliver_env.empty() && cred.deliver_file.empty()) cred.deliver_file = name;
+}
+
+// Two credentials delivered in one variable or one file would silently hide
+// one another.
+void check_deliveries_unique(const Profile& p) {
+    std::map<std::string, std::string> owner;  // "env"/"file" and its name -> credential
     for (const auto& [name, cred] : p.credentials) {
-        auto [it, inserted] = owner.emplace(cred.deliver_env, name);
+        bool env = !cred.deliver_env.empty();
+        const std::string& target = env ? cred.deliver_env : cred.deliver_file;
+        auto [it, inserted] = owner.emplace((env ? "env " : "file ") + target, name);
         if (!inserted) {
-            throw ProfileError("credentials." + name + ".deliver.env",
-                               "\"" + cred.deliver_env +
-                                   "\" is already delivered by credential \"" + it->second +
-                                   "\" (use another variable)");
+            throw ProfileError("credentials." + name + (env ? ".deliver.env" : ".deliver.file"),
+                               "\"" + target + "\" is already delivered by credential \"" +
+                                   it->second + "\" (use another " +
+                                   (env ? "variable" : "file name") + ")");
         }
     }
 }
@@ -490,7 +576,8 @@ Profile parse_profile(const nlohmann::json& doc, TimePoint now) {
     check_tools_defined(profile, profile.denied_tools, "deniedTools");
     check_tools_defined(profile, profile.approval_required, "approvalRequired");
     check_credentials_defined(profile);
-    check_deliver_env_unique(profile);
+    default_deliveries(profile);
+    check_deliveries_unique(profile);
     check_not_expired(profile.identity, now);
     return profile;
 }

@@ -52,17 +52,35 @@ struct Tool {
     std::string description;               // for people; optional
 };
 
-// Where a credential's secret comes from. Only static sources so far.
+// An OAuth 2.1 client credentials grant (RFC 6749 section 4.4) for the
+// tool's API: the token endpoint given directly, no metadata discovery.
+struct OAuthSource {
+    std::string token_url;
+    std::string revocation_url;  // RFC 7009; empty when the server offers none
+    std::string client_id;
+    std::string client_secret_file;            // a secret at rest, as a file source
+    std::string scope;                         // space-separated; empty: the server's default
+    std::string resource;                      // RFC 8707 resource indicator; may be empty
+    std::string auth = "client_secret_basic";  // or "client_secret_post"
+};
+
+// Where a credential's secret comes from: static (a file, a variable of the
+// supervisor's environment) or a token issued for the session.
 struct CredentialSource {
-    enum class Kind { file, env };
+    enum class Kind { file, env, oauth };
     Kind kind = Kind::file;
-    std::string ref;  // the file path or the supervisor's variable name
+    std::string ref;    // the file path or the supervisor's variable name
+    OAuthSource oauth;  // when kind is oauth
 };
 
 struct Credential {
     std::string name;
     CredentialSource source;
-    std::string deliver_env;  // environment variable the agent receives it in
+    // Exactly one is set: the environment variable the agent receives it in,
+    // or the file's name in its credentials directory (the default: the
+    // credential's own name).
+    std::string deliver_env;
+    std::string deliver_file;
 };
 
 struct Identity {

@@ -505,8 +505,9 @@ TEST_F(ProcessTest, AgentRunIsNotDumpableFromItsStart) {
     std::string as_nobody_gid = "--regid=" + std::to_string(nobody->pw_gid);
     // agent-run --check as nobody, held while it reads a credential from a FIFO.
     auto fifo = dir_ / "token.fifo";
-    ASSERT_EQ(::mkfifo(fifo.c_str(), 0666), 0);
-    ::chmod(fifo.c_str(), 0666);
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    // A secret file must be its reader's own (or root's) and nobody else's.
+    ASSERT_EQ(::chown(fifo.c_str(), nobody->pw_uid, nobody->pw_gid), 0);
     json extra = {
         {"tools", {{"allowed_tool", {{"credentials", {"token"}}}}}},
         {"credentials",

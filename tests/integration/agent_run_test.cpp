@@ -311,6 +311,7 @@ TEST_F(AgentRunTest, DaemonLeftAtExitIsKilledWithTheSession) {
 TEST_F(AgentRunTest, StaticCredentialReachesTheAgentOnly) {
     auto token_file = dir_ / "token";
     write_text(token_file, "s3cr3t-demo-token\n");
+    fs::permissions(token_file, fs::perms::owner_read | fs::perms::owner_write);
     extra_env_.push_back("CORDON_TEST_SOURCE=from-env-secret");
     json extra = {
         {"tools",

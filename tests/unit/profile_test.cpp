@@ -433,9 +433,10 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
                  "unknown key (expected one of: source, deliver)");
     expect_error(with(base_profile(), "/credentials/orders_token/source/vault", "x"),
                  "credentials.orders_token.source.vault",
-                 "unknown key (expected one of: file, env)");
-    expect_error(with(base_profile(), "/credentials/orders_token/deliver/file", "x"),
-                 "credentials.orders_token.deliver.file", "unknown key (expected one of: env)");
+                 "unknown key (expected one of: file, env, oauth)");
+    expect_error(with(base_profile(), "/credentials/orders_token/deliver/path", "x"),
+                 "credentials.orders_token.deliver.path",
+                 "unknown key (expected one of: env, file)");
     expect_error(with(base_profile(), "/syscalls/groups", json::array()), "syscalls.groups",
                  "unknown key (expected one of: baseline, allow, deny)");
 }
@@ -600,10 +601,9 @@ TEST(ProfileErrors, CredentialSourceAndDelivery) {
     const std::string cred = "/credentials/orders_token";
     expect_error(without(base_profile(), cred, "source"), "credentials.orders_token.source",
                  "missing (a source object such as {\"file\": PATH} is required)");
-    expect_error(without(base_profile(), cred, "deliver"), "credentials.orders_token.deliver",
-                 "missing (a delivery object such as {\"env\": VARIABLE} is required)");
     const std::string one_of =
-        "expected exactly one of file, env ({\"file\": PATH} or {\"env\": VARIABLE})";
+        "expected exactly one of file, env, oauth ({\"file\": PATH}, {\"env\": VARIABLE} or "
+        "{\"oauth\": {...}})";
     expect_error(with(base_profile(), cred + "/source", {{"file", "t"}, {"env", "T"}}),
                  "credentials.orders_token.source", one_of);
     expect_error(with(base_profile(), cred + "/source", json::object()),
@@ -618,9 +618,77 @@ TEST(ProfileErrors, CredentialSourceAndDelivery) {
     expect_error(with(base_profile(), cred + "/deliver/env", "ORDERS-TOKEN"),
                  "credentials.orders_token.deliver.env",
                  "\"ORDERS-TOKEN\" is not valid " + env_expected);
+    const std::string deliver_one_of =
+        "expected exactly one of env, file ({\"env\": VARIABLE} or {\"file\": NAME}; leave "
+        "deliver out for a file named as the credential)";
     expect_error(without(base_profile(), cred + "/deliver", "env"),
-                 "credentials.orders_token.deliver.env",
-                 "missing (the agent's environment variable name is required)");
+                 "credentials.orders_token.deliver", deliver_one_of);
+    expect_error(with(base_profile(), cred + "/deliver", {{"env", "T"}, {"file", "t"}}),
+                 "credentials.orders_token.deliver", deliver_one_of);
+    expect_error(with(base_profile(), cred + "/deliver", {{"file", "../token"}}),
+                 "credentials.orders_token.deliver.file",
+                 "\"../token\" is not valid (expected 1-64 letters, digits, '_' or '-', starting "
+                 "with a letter or '_')");
+}
+
+TEST(ProfileCredentials, DeliveryIsAFileNamedAsTheCredentialByDefault) {
+    const std::string cred = "/credentials/orders_token";
+    auto p = parse_profile(without(base_profile(), cred, "deliver"), kNow);
+    EXPECT_EQ(p.credentials.at("orders_token").deliver_file, "orders_token");
+    EXPECT_EQ(p.credentials.at("orders_token").deliver_env, "");
+    p = parse_profile(with(base_profile(), cred + "/deliver", {{"file", "orders"}}), kNow);
+    EXPECT_EQ(p.credentials.at("orders_token").deliver_file, "orders");
+    EXPECT_EQ(p.credentials.at("orders_token").deliver_env, "");
+}
+
+TEST(ProfileCredentials, OAuthSourceWithItsDefaults) {
+    json oauth = {{"tokenUrl", "https://as.test/token"},
+                  {"clientId", "cordon"},
+                  {"clientSecretFile", "/etc/cordon/secret"}};
+    auto p = parse_profile(
+        with(base_profile(), "/credentials/orders_token/source", {{"oauth", oauth}}), kNow);
+    const auto& src = p.credentials.at("orders_token").source;
+    EXPECT_EQ(src.kind, CredentialSource::Kind::oauth);
+    EXPECT_EQ(src.oauth.token_url, "https://as.test/token");
+    EXPECT_EQ(src.oauth.client_id, "cordon");
+    EXPECT_EQ(src.oauth.client_secret_file, "/etc/cordon/secret");
+    EXPECT_EQ(src.oauth.auth, "client_secret_basic");
+    EXPECT_EQ(src.oauth.scope, "");
+    EXPECT_EQ(src.oauth.revocation_url, "");
+}
+
+TEST(ProfileErrors, OAuthSource) {
+    const std::string at = "/credentials/orders_token/source";
+    json oauth = {{"tokenUrl", "https://as.test/token"},
+                  {"clientId", "cordon"},
+                  {"clientSecretFile", "/etc/cordon/secret"}};
+    auto with_oauth = [&](const std::string& key, json value) {
+        json o = oauth;
+        if (value.is_null())
+            o.erase(key);
+        else
+            o[key] = value;
+        return with(base_profile(), at, {{"oauth", o}});
+    };
+    expect_error(with_oauth("tokenUrl", nullptr), "credentials.orders_token.source.oauth.tokenUrl",
+                 "missing (the token endpoint's URL is required)");
+    expect_error(with_oauth("tokenUrl", "as.test/token"),
+                 "credentials.orders_token.source.oauth.tokenUrl",
+                 "\"as.test/token\" is not an http:// or https:// URL");
+    expect_error(with_oauth("clientId", ""), "credentials.orders_token.source.oauth.clientId",
+                 "is empty");
+    expect_error(with_oauth("auth", "private_key_jwt"),
+                 "credentials.orders_token.source.oauth.auth",
+                 "\"private_key_jwt\" is not supported (expected client_secret_basic or "
+                 "client_secret_post)");
+}
+
+TEST(ProfileErrors, TwoCredentialsInOneFile) {
+    json doc = with(base_profile(), "/credentials/orders_token/deliver", {{"file", "another"}});
+    doc = with(doc, "/credentials/another", {{"source", {{"env", "X"}}}});
+    expect_error(doc, "credentials.orders_token.deliver.file",
+                 "\"another\" is already delivered by credential \"another\" (use another file "
+                 "name)");
 }
 
 TEST(ProfileErrors, TwoCredentialsInOneVariable) {

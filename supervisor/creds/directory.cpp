@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "creds/directory.h"
+
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "cordon/fd.h"
+
+namespace cordon::creds {
+namespace {
+
+// Room for tokens and keys, not for an agent's scratch files.
+constexpr const char* kTmpfsLimits = "size=1m,nr_inodes=256";
+
+bool probe_noswap() {
+    UniqueFd fs(::fsopen("tmpfs", FSOPEN_CLOEXEC));
+    if (!fs.valid()) return false;
+    // An option the kernel does not know fails here, before any mount.
+    return ::fsconfig(fs.get(), FSCONFIG_SET_FLAG, "noswap", nullptr, 0) == 0;
+}
+
+int write_all(int fd, const std::string& data) {
+    size_t done = 0;
+    while (done < data.size()) {
+        ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return -errno;
+        done += static_cast<size_t>(n);
+    }
+    return 0;
+}
+
+int write_file(const SecretFile& file, uid_t uid, gid_t gid) {
+    int fd = ::open(file.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+    if (fd < 0) return -errno;
+    int rc = write_all(fd, file.value->reveal());
+    if (rc == 0 && ::fchown(fd, uid, gid) != 0) rc = -errno;
+    if (rc == 0 && ::fchmod(fd, 0400) != 0) rc = -errno;
+    ::close(fd);
+    return rc;
+}
+
+}  // namespace
+
+bool noswap_supported() {
+    static const bool supported = probe_noswap();
+    return supported;
+}
+
+std::optional<CredentialsDir> plan_directory(const std::vector<Delivery>& deliveries, uid_t uid,
+                                             gid_t gid) {
+    CredentialsDir dir;
+    for (const auto& d : deliveries)
+        if (!d.file.empty())
+            dir.files.push_back({std::string(kCredentialsDir) + "/" + d.file, &d.value});
+    if (dir.files.empty()) return std::nullopt;
+    dir.uid = uid;
+    dir.gid = gid;
+    dir.mount_options = "mode=0500,uid=" + std::to_string(uid) + ",gid=" + std::to_string(gid) +
+                        "," + kTmpfsLimits + (noswap_supported() ? ",noswap" : "");
+    return dir;
+}
+
+Status ensure_mount_point() {
+    if (::mkdir(kCredentialsDir, 0755) != 0 && errno != EEXIST)
+        return errno_error(std::string("cannot create the credentials mount point ") +
+                           kCredentialsDir);
+    struct stat st {};
+    if (::lstat(kCredentialsDir, &st) != 0)
+        return errno_error(std::string("cannot stat ") + kCredentialsDir);
+    if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0)
+        return plain_error(
+            std::string(kCredentialsDir) + " is not a root-owned directory others cannot write",
+            "remove it; agent-run creates it as root, mode 0755");
+    return ok_status();
+}
+
+int write_files(const CredentialsDir& dir) {
+    for (const auto& file : dir.files)
+        if (int rc = write_file(file, dir.uid, dir.gid); rc != 0) return rc;
+    return 0;
+}
+
+}  // namespace cordon::creds

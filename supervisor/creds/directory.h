@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: Apache-2.0
+// The agent's credentials directory, as systemd's $CREDENTIALS_DIRECTORY: a
+// tmpfs that exists only in the session's mount namespace, at one path
+// every session shares (an empty mount point on the host), holding one
+// file per credential delivered as a file. The supervisor plans it; the
+// session's init mounts it (launch/mounts.h) and writes the files before it
+// drops root, allocating nothing; it goes away with the namespace.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cordon/result.h"
+#include "creds/creds.h"
+
+namespace cordon::creds {
+
+// Where the agent finds its credential files, and the variable that says so.
+inline constexpr const char* kCredentialsDir = "/run/cordon-credentials";
+inline constexpr const char* kCredentialsDirVariable = "CREDENTIALS_DIRECTORY";
+
+struct SecretFile {
+    std::string path;               // kCredentialsDir/NAME
+    const Secret* value = nullptr;  // owned by the Delivery, alive until the spawn
+};
+
+struct CredentialsDir {
+    std::string mount_options;  // for the tmpfs: mode, owner, size, noswap
+    uid_t uid = 0;              // the agent's account, owner of the directory and files
+    gid_t gid = 0;
+    std::vector<SecretFile> files;
+};
+
+// True when tmpfs takes "noswap" (Linux 6.4): probed once with fsopen and
+// fsconfig, nothing mounted.
+bool noswap_supported();
+
+// The directory for the file deliveries among `deliveries`, none when there
+// are none. The values stay in `deliveries`, which must outlive the spawn.
+std::optional<CredentialsDir> plan_directory(const std::vector<Delivery>& deliveries, uid_t uid,
+                                             gid_t gid);
+
+// On the host: the empty, root-owned mount point every session mounts its
+// own directory over.
+Status ensure_mount_point();
+
+// In the session's init, once the tmpfs is mounted and before it drops
+// root: each file, created exclusively, mode 0400, owned by the agent.
+// Async-signal-safe; returns 0 or -errno.
+int write_files(const CredentialsDir& dir);
+
+}  // namespace cordon::creds
