@@ -50,23 +50,24 @@ Result<Secret> read_source(const profile::Credential& cred) {
 
 }  // namespace
 
-Result<std::vector<Delivery>> load_static(const profile::Profile& profile,
-                                          const std::vector<std::string>& needed) {
-    std::vector<Delivery> out;
+Result<Loaded> load_static(const profile::Profile& profile,
+                           const std::vector<std::string>& needed) {
+    Loaded out;
     for (const auto& name : needed) {
         auto it = profile.credentials.find(name);
         if (it == profile.credentials.end())
             return plain_error("credential " + name + " is not defined in the profile");
         // A token is issued only once the session starts (creds/oauth.h); its
-        // client secret is checked now, so that --check fails as the launch would.
+        // client secret is read now, so that --check fails as the launch would.
         if (it->second.source.kind == profile::CredentialSource::Kind::oauth) {
             auto client_secret = read_client_secret(it->second);
             if (!client_secret) return client_secret.error();
+            out.client_secrets.emplace(name, std::move(*client_secret));
             continue;
         }
         auto secret = read_source(it->second);
         if (!secret) return secret.error();
-        out.push_back(
+        out.deliveries.push_back(
             Delivery{name, it->second.deliver_env, it->second.deliver_file, std::move(*secret)});
     }
     return out;

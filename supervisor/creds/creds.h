@@ -5,6 +5,7 @@
 // habit of the caller.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -39,11 +40,18 @@ struct Delivery {
     Secret value;
 };
 
-// Reads the static sources of `needed` credentials (those of allowed
-// tools). A missing file or variable, or an empty value, is an error that
-// names the credential and its source, never its value.
-Result<std::vector<Delivery>> load_static(const profile::Profile& profile,
-                                          const std::vector<std::string>& needed);
+// What agent-run reads of `needed` credentials (those of allowed tools) at
+// launch, once: the values of static sources, and the client secrets of
+// oauth sources, kept to issue and then revoke their tokens.
+struct Loaded {
+    std::vector<Delivery> deliveries;
+    std::map<std::string, Secret> client_secrets;  // by credential name
+};
+
+// Reads the sources of `needed` credentials. A missing file or variable, or
+// an empty value, is an error that names the credential and its source,
+// never its value.
+Result<Loaded> load_static(const profile::Profile& profile, const std::vector<std::string>& needed);
 
 // Variables of the supervisor's environment that feed any credential of the
 // profile: they must not leak into the agent's environment.

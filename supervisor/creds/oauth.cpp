@@ -126,11 +126,9 @@ Result<Secret> read_client_secret(const profile::Credential& cred) {
                             "credentials." + cred.name + ".source.oauth.clientSecretFile");
 }
 
-Result<IssuedToken> issue(const profile::Credential& cred) {
+Result<IssuedToken> issue(const profile::Credential& cred, const Secret& client_secret) {
     const auto& src = cred.source.oauth;
-    auto secret = read_client_secret(cred);
-    if (!secret) return secret.error();
-    auto reply = post(src.token_url, src, *secret, [&](Form& f) {
+    auto reply = post(src.token_url, src, client_secret, [&](Form& f) {
         f.add("grant_type", "client_credentials");
         f.add("scope", src.scope);
         f.add("resource", src.resource);
@@ -143,16 +141,16 @@ Result<IssuedToken> issue(const profile::Credential& cred) {
             "credentials." + cred.name + ": the token endpoint " + src.token_url +
                 " refused: " + refusal(*reply),
             "check the client id, its secret, and the scope and resource it may ask");
-    return parse_token(cred, *reply);
+    auto token = parse_token(cred, *reply);
+    if (token) token->client_secret = &client_secret;
+    return token;
 }
 
 Result<std::vector<IssuedToken>> issue_all(const profile::Profile& profile,
-                                           const std::vector<std::string>& needed) {
+                                           const std::map<std::string, Secret>& client_secrets) {
     std::vector<IssuedToken> out;
-    for (const auto& name : needed) {
-        const auto& cred = profile.credentials.at(name);
-        if (cred.source.kind != profile::CredentialSource::Kind::oauth) continue;
-        auto token = issue(cred);
+    for (const auto& [name, client_secret] : client_secrets) {
+        auto token = issue(profile.credentials.at(name), client_secret);
         if (!token) {
             for (const auto& issued : out)
                 (void)revoke(profile.credentials.at(issued.credential), issued);
@@ -166,9 +164,7 @@ Result<std::vector<IssuedToken>> issue_all(const profile::Profile& profile,
 Status revoke(const profile::Credential& cred, const IssuedToken& token) {
     const auto& src = cred.source.oauth;
     if (src.revocation_url.empty()) return ok_status();
-    auto secret = read_client_secret(cred);
-    if (!secret) return secret.error();
-    auto reply = post(src.revocation_url, src, *secret, [&](Form& f) {
+    auto reply = post(src.revocation_url, src, *token.client_secret, [&](Form& f) {
         f.add("token", token.token.reveal());
         f.add("token_type_hint", "access_token");
     });

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,20 +23,22 @@ struct IssuedToken {
     std::string scope;        // as granted
     std::chrono::seconds expires_in{0};
     Secret token;
+    const Secret* client_secret = nullptr;  // the one it was issued with, to revoke it
 };
 
 // The client secret of an oauth source, read as any secret at rest
 // (creds/secret_file.h).
 Result<Secret> read_client_secret(const profile::Credential& cred);
 
-// Asks the token endpoint for a token. An unreachable server, or one that
-// refuses, is an error naming the endpoint, the HTTP status and the
-// server's error and error_description.
-Result<IssuedToken> issue(const profile::Credential& cred);
+// Asks the token endpoint for a token with `client_secret`, which must
+// outlive it. An unreachable server, or one that refuses, is an error
+// naming the endpoint, the HTTP status and the server's error and
+// error_description.
+Result<IssuedToken> issue(const profile::Credential& cred, const Secret& client_secret);
 
-// Issues a token for each oauth credential of `needed`.
+// Issues a token for each oauth credential of `client_secrets` (load_static's).
 Result<std::vector<IssuedToken>> issue_all(const profile::Profile& profile,
-                                           const std::vector<std::string>& needed);
+                                           const std::map<std::string, Secret>& client_secrets);
 
 // Revokes the token at the source's revocation endpoint; ok without one.
 Status revoke(const profile::Credential& cred, const IssuedToken& token);

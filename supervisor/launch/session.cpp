@@ -480,7 +480,8 @@ struct Plan {
     seccomp::Program filter;
     Identity identity;
     std::vector<creds::Delivery> deliveries;
-    std::vector<dns::Upstream> upstreams;       // empty when no allowed tool has a name
+    std::map<std::string, creds::Secret> client_secrets;  // of oauth sources, read once
+    std::vector<dns::Upstream> upstreams;                 // empty when no allowed tool has a name
     std::optional<landlock::Ruleset> landlock;  // when the profile has a filesystem section
     std::string cgroup2_mount;
     LimitsPlan limits;
@@ -573,9 +574,10 @@ Result<Plan> plan_session(const SessionOptions& options) {
     plan.working_dir = agent_working_dir(cwd_warning);
     if (!cwd_warning.empty()) plan.warnings.push_back(cwd_warning);
     for (const auto& w : plan.warnings) log()->warn("{}", w);
-    auto deliveries = creds::load_static(plan.profile, plan.policy.credentials);
-    if (!deliveries) return deliveries.error();
-    plan.deliveries = std::move(*deliveries);
+    auto loaded = creds::load_static(plan.profile, plan.policy.credentials);
+    if (!loaded) return loaded.error();
+    plan.deliveries = std::move(loaded->deliveries);
+    plan.client_secrets = std::move(loaded->client_secrets);
     // The host's resolvers matter only when some allowed tool is reached by name.
     if (upstreams->empty() && !plan.policy.dns_names.empty()) upstreams = dns::system_upstreams();
     if (!upstreams) return upstreams.error();
@@ -822,7 +824,7 @@ int run_session(const SessionOptions& options) {
     if (!denials) return refuse(denials.error());
 
     // Tokens for the allowed tools, revoked when `tokens` goes.
-    auto issued = creds::issue_all(plan->profile, plan->policy.credentials);
+    auto issued = creds::issue_all(plan->profile, plan->client_secrets);
     if (!issued) return refuse(in_layer("credentials", issued.error()));
     creds::TokenLease tokens(plan->profile, **audit, s.subject, std::move(*issued));
     for (auto& d : tokens.deliveries()) plan->deliveries.push_back(std::move(d));
