@@ -67,7 +67,8 @@ constexpr uint64_t kDevice = kRead | kWriteFile | kTruncate | kIoctlDev;
 constexpr uint64_t kFileRights = kExecute | kWriteFile | kReadFile | kTruncate | kIoctlDev;
 
 // Always added, where they exist: what the dynamic loader, libc and the
-// common interpreters read, the devices every shell opens, and /tmp.
+// common interpreters read and the devices every shell opens (the session's
+// own /proc and scratch directories are kAfterMounts).
 struct DefaultPath {
     const char* path;
     uint64_t rights;
@@ -81,7 +82,6 @@ constexpr DefaultPath kDefaults[] = {
     {"/lib64", kRead},
     {"/usr/local/lib", kRead},
     {"/usr/share", kRead},  // locales, zoneinfo, terminfo, ca-certificates
-    {"/proc", kRead},
     {"/sys/devices/system/cpu", kRead},  // how many CPUs (nproc, sysconf)
     {"/dev/null", kDevice},
     {"/dev/zero", kRead},
@@ -90,7 +90,6 @@ constexpr DefaultPath kDefaults[] = {
     {"/dev/urandom", kRead},
     {"/dev/tty", kDevice},
     {"/dev/pts", kDevice},
-    {"/tmp", kWrite},
 };
 
 // The session's own mounts (launch/view.h): a fresh /proc, private
