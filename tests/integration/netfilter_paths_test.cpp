@@ -36,6 +36,14 @@ int bound_socket(const std::string& host, uint16_t port, int type) {
     return fd;
 }
 
+// A TCP listener and a UDP socket bound to host:port, for a probe's setup
+// step: the probe child exits kProbeSetupFailed when either cannot be made.
+void bind_tcp_and_udp(const std::string& host, uint16_t port, int& tcp, int& udp) {
+    tcp = bound_socket(host, port, SOCK_STREAM);
+    udp = bound_socket(host, port, SOCK_DGRAM);
+    if (tcp < 0 || udp < 0) _exit(kProbeSetupFailed);
+}
+
 // True when a TCP connection to host reaches a listener there.
 bool connects_to_itself(const std::string& host) {
     SockAddr a = sockaddr_of(host, 0);
@@ -403,11 +411,7 @@ TEST_F(NetfilterPathsTest, IoUringConnectAndSendmsgMeetTheSameHooks) {
             uring_attempts(denied_tcp, denied_udp, &*out);
             return 0;
         },
-        [&] {
-            denied_tcp = bound_socket("127.0.0.2", 8080, SOCK_STREAM);
-            denied_udp = bound_socket("127.0.0.2", 8080, SOCK_DGRAM);
-            if (denied_tcp < 0 || denied_udp < 0) _exit(kProbeSetupFailed);
-        });
+        [&] { bind_tcp_and_udp("127.0.0.2", 8080, denied_tcp, denied_udp); });
     ASSERT_EQ(r.status, 0);
     ASSERT_EQ(out->setup, 0) << "io_uring unavailable: " << strerror(-out->setup);
     EXPECT_EQ(out->allowed_connect, 0) << strerror(-out->allowed_connect);
@@ -564,9 +568,7 @@ TEST_F(NetfilterPathsTest, EveryOtherFormOfAnAddressIsDeniedAndReported) {
             },
             [&] {
                 if (!ensure_landing(c.landing)) _exit(kProbeSetupFailed);
-                tcp_server = bound_socket(c.landing, c.port, SOCK_STREAM);
-                udp_server = bound_socket(c.landing, c.port, SOCK_DGRAM);
-                if (tcp_server < 0 || udp_server < 0) _exit(kProbeSetupFailed);
+                bind_tcp_and_udp(c.landing, c.port, tcp_server, udp_server);
                 attempt_both(c, tcp_server, udp_server, &*outside);
             });
         ASSERT_EQ(r.status, 0);
@@ -663,11 +665,7 @@ TEST_F(NetfilterPathsTest, TheAllowedAddressItselfConnects) {
                 attempt_both(c, tcp_server, udp_server, &*inside);
                 return 0;
             },
-            [&] {
-                tcp_server = bound_socket("127.0.0.1", 8080, SOCK_STREAM);
-                udp_server = bound_socket("127.0.0.1", 8080, SOCK_DGRAM);
-                if (tcp_server < 0 || udp_server < 0) _exit(kProbeSetupFailed);
-            });
+            [&] { bind_tcp_and_udp("127.0.0.1", 8080, tcp_server, udp_server); });
         ASSERT_EQ(r.status, 0);
         EXPECT_EQ(inside->tcp, 0) << strerror(inside->tcp);
         EXPECT_EQ(inside->udp, 0) << strerror(inside->udp);
