@@ -82,12 +82,19 @@ Result<UniqueFd> open_log_file(const std::string& path) {
 
 Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
     if (path.empty() || path == "-") {
-        // Our own open file description of whatever stderr is, where the
-        // kernel allows: the agent shares stderr's, and could otherwise make
-        // it non-blocking and have audit lines dropped. (An agent can still
-        // write lines of its own to a shared stderr: --audit-log is the
-        // record to trust.)
-        UniqueFd fd(::open("/proc/self/fd/2", O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY));
+        // A pipe or terminal gets an open file description of our own, where
+        // the kernel allows: the agent shares stderr's, and could otherwise
+        // make it non-blocking and have audit lines dropped. A regular file
+        // keeps the shared one (O_NONBLOCK means nothing there): with a
+        // description of our own, its offset would be ours alone, and the
+        // agent's writes through the caller's `2> FILE` would overwrite
+        // audit lines. (An agent can still write lines of its own to a
+        // shared stderr: --audit-log is the record to trust.)
+        struct stat st {};
+        bool regular = ::fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode);
+        UniqueFd fd;
+        if (!regular)
+            fd.reset(::open("/proc/self/fd/2", O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY));
         if (!fd.valid()) fd.reset(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
         if (!fd.valid()) return errno_error("cannot duplicate stderr for the audit log");
         return std::unique_ptr<AuditLog>(new AuditLog(std::move(fd)));

@@ -439,5 +439,24 @@ TEST_F(AgentRunTest, AgentHasItsAccountsIdsAndGroups) {
     EXPECT_EQ(got, want) << r.out;
 }
 
+// With stderr a file opened by `2> FILE` (no O_APPEND), the audit events
+// and the agent's own writes share one offset: neither overwrites the other.
+TEST_F(AgentRunTest, AgentStderrToAFileDoesNotOverwriteAuditLines) {
+    fs::path err = dir_ / "stderr.txt";
+    wrapper_ = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>" + err.string()};
+    auto r = run({"--profile", write_profile({}, {}), "--audit-log", "-", "--", "sh", "-c",
+                  "sleep 0.3; echo AGENT-LINE >&2"});
+    wrapper_ = {};
+    EXPECT_EQ(r.exit_code, 0) << read_text(err);
+    std::string text = read_text(err);
+    EXPECT_NE(text.find("AGENT-LINE\n"), std::string::npos) << text;
+    std::vector<std::string> events;
+    std::istringstream lines(text);
+    for (std::string line; std::getline(lines, line);)
+        if (line != "AGENT-LINE")
+            events.push_back(nlohmann::json::parse(line, nullptr, false).value("event", "?"));
+    EXPECT_EQ(events, (std::vector<std::string>{"session.start", "session.end"})) << text;
+}
+
 }  // namespace
 }  // namespace cordon::testing
