@@ -151,11 +151,15 @@ struct {
 } rules SEC(".maps");
 
 /*
- * Each session's own ring buffer of denials, by cgroup id, so that a
- * supervisor reads only its session's events. User space creates the
- * inner ring buffers; this one is the template they must match. Outer
- * map full: add_session fails. A ring buffer full: the event is lost and
- * counted in session_counters.events_lost; the denial stands.
+ * Ring buffers of denials, one per events slot; a session's policy names
+ * its slot, so that a supervisor reads only its sessions' events. User
+ * space creates the inner ring buffers; this one is the template they must
+ * match. A slot's ring buffer outlives the session that claimed it and
+ * serves the next one: every update of a map of maps waits for an RCU
+ * grace period (tens of milliseconds), which a session start and end
+ * would otherwise pay twice. Readers skip events of other cgroups, left
+ * by an earlier holder. A ring buffer full: the event is lost and counted
+ * in session_counters.events_lost; the denial stands.
  */
 struct events_ringbuf {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -163,11 +167,24 @@ struct events_ringbuf {
 };
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
 	__uint(max_entries, CORDON_MAX_SESSIONS);
-	__type(key, __u64);
+	__type(key, __u32);
 	__array(values, struct events_ringbuf);
 } events SEC(".maps");
+
+/*
+ * Which session holds each events slot: cgroup id by slot, claimed by user
+ * space with BPF_NOEXIST, so that of two supervisors only one gets a slot.
+ * The programs do not read it. Full: add_session fails.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CORDON_MAX_SESSIONS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, __u64);
+} event_slots SEC(".maps");
 
 /* ---------------------------------------------------------------- verdicts */
 
@@ -248,20 +265,26 @@ static __always_inline __u32 check_destination(__u64 cgroup_id,
 /* ---------------------------------------------------------------- events */
 
 /*
- * An event slot in the session's ring buffer with its common fields set,
- * or NULL: reporting off, no ring buffer (no session: nobody to tell), or
- * the ring buffer full (counted in events_lost).
+ * An event in the session's ring buffer with its common fields set, or
+ * NULL: reporting off, no session (nobody to tell), no ring buffer in its
+ * slot, or the ring buffer full (counted in events_lost).
  */
 static __always_inline struct net_event *new_event(__u64 cgroup_id, struct session_counters *count,
 						   __u32 hook, __u32 reason, __u32 family,
 						   const __u8 *addr, __u16 port, __u8 protocol)
 {
+	struct session_policy *policy;
 	struct net_event *e;
 	void *ringbuf;
+	__u32 slot;
 
 	if (!report_denials)
 		return NULL;
-	ringbuf = bpf_map_lookup_elem(&events, &cgroup_id);
+	policy = bpf_map_lookup_elem(&sessions, &cgroup_id);
+	if (!policy)
+		return NULL;
+	slot = policy->events_slot;
+	ringbuf = bpf_map_lookup_elem(&events, &slot);
 	if (!ringbuf)
 		return NULL;
 	e = bpf_ringbuf_reserve(ringbuf, sizeof(*e), 0);

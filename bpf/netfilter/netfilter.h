@@ -82,7 +82,8 @@ struct session_policy {
 	__u64 egress_budget;	/* bytes the session may send; 0: no budget */
 	__u8 resolver_addr[16]; /* IPv6 or v4-mapped, network order */
 	__u16 resolver_port;	/* host order */
-	__u16 reserved[3];
+	__u16 reserved;
+	__u32 events_slot; /* index of the session's ring buffer in the events map */
 };
 
 /*

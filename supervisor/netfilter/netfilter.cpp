@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Loader and map owner of bpf/netfilter. The pin directory holds
 //   links/<hook>   one BPF link per program, attached to Cordon's root cgroup
-//   maps/<map>     sessions, counters, rules, destinations and events
+//   maps/<map>     sessions, counters, rules, destinations, events and event_slots
 // so that enforcement outlives the process that loaded it, and a later
 // process opens the maps without loading anything.
 #include "netfilter/netfilter.h"
@@ -44,6 +44,7 @@ static_assert(offsetof(session_policy, rule_count) == 4);
 static_assert(offsetof(session_policy, egress_budget) == 8);
 static_assert(offsetof(session_policy, resolver_addr) == 16);
 static_assert(offsetof(session_policy, resolver_port) == 32);
+static_assert(offsetof(session_policy, events_slot) == 36);
 static_assert(sizeof(session_counters) == 64);
 static_assert(offsetof(session_counters, events_lost) == 0);
 static_assert(offsetof(session_counters, egress_dropped) == 8);
@@ -210,7 +211,7 @@ struct MapPin {
     const char* option;
 };
 
-enum MapIndex { kSessions, kCounters, kRules, kDestinations, kEvents, kMapCount };
+enum MapIndex { kSessions, kCounters, kRules, kDestinations, kEvents, kEventSlots, kMapCount };
 
 constexpr MapPin kMaps[kMapCount] = {
     {"sessions", BPF_MAP_TYPE_HASH, sizeof(uint64_t), sizeof(session_policy), &Maps::sessions,
@@ -221,7 +222,9 @@ constexpr MapPin kMaps[kMapCount] = {
      &NetfilterConfig::max_rules, "--max-rules"},
     {"destinations", BPF_MAP_TYPE_HASH, sizeof(destination_key), sizeof(destination_counters),
      &Maps::destinations, &NetfilterConfig::max_destinations, "--max-destinations"},
-    {"events", BPF_MAP_TYPE_HASH_OF_MAPS, sizeof(uint64_t), sizeof(uint32_t), &Maps::events,
+    {"events", BPF_MAP_TYPE_ARRAY_OF_MAPS, sizeof(uint32_t), sizeof(uint32_t), &Maps::events,
+     &NetfilterConfig::max_sessions, "--max-sessions"},
+    {"event_slots", BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(uint64_t), &Maps::event_slots,
      &NetfilterConfig::max_sessions, "--max-sessions"},
 };
 
@@ -520,6 +523,8 @@ class RingBufferStream final : public DenialStream {
         if (size < sizeof(net_event) || !self->on_denial_) return 0;
         net_event e;
         std::memcpy(&e, data, sizeof(e));
+        // Left by an earlier holder of the slot (see the events map).
+        if (e.cgroup_id != self->cgroup_id_) return 0;
         (*self->on_denial_)(to_denial(e));
         // A negative return stops libbpf after this sample, which it has
         // already consumed (ringbuf_process_ring advances first).
@@ -584,7 +589,7 @@ class PinnedNetfilter final : public Netfilter {
         Installed session{policy.value(), std::move(folded.value())};
         session.policy.rule_count = session.rules.size();
 
-        // Outside the lock: an update of the events map waits for an RCU
+        // Outside the lock: a slot's first ring buffer waits for an RCU
         // grace period (the kernel's rule for maps of maps), and changes to
         // other sessions need not wait for it.
         if (auto st = insert_session(cgroup_id, session); !st) return st;
@@ -687,8 +692,11 @@ class PinnedNetfilter final : public Netfilter {
     NetfilterConfig sizes() const override { return sizes_; }
 
     Result<std::unique_ptr<DenialStream>> watch(uint64_t cgroup_id) override {
+        session_policy policy{};
+        if (bpf_map_lookup_elem(fd(kSessions), &cgroup_id, &policy) != 0)
+            return errno_error("no policy for " + session_name(cgroup_id), "add the session first");
         uint32_t map_id = 0;
-        if (bpf_map_lookup_elem(fd(kEvents), &cgroup_id, &map_id) != 0)
+        if (bpf_map_lookup_elem(fd(kEvents), &policy.events_slot, &map_id) != 0)
             return errno_error("no ring buffer for " + session_name(cgroup_id),
                                "add the session first");
         UniqueFd ringbuf(bpf_map_get_fd_by_id(map_id));
@@ -727,22 +735,60 @@ class PinnedNetfilter final : public Netfilter {
         return ok_status();
     }
 
-    // The ring buffer first: when its slot is taken, the session is someone
-    // else's and nothing is undone. Then counters, rules and, last, the
-    // policy entry that makes the session visible to the programs.
-    Status insert_session(uint64_t cgroup_id, const Installed& session) {
+    // The events slot first: when none is free, nothing was written. Then
+    // counters, rules and, last, the policy entry that makes the session
+    // visible to the programs.
+    Status insert_session(uint64_t cgroup_id, Installed& session) {
+        auto slot = claim_events_slot(cgroup_id);
+        if (!slot) return slot.error();
+        session.policy.events_slot = *slot;
+        Status st = ensure_ringbuf(*slot, cgroup_id);
+        if (st) st = insert_entries(cgroup_id, session);
+        if (!st) (void)delete_entries(cgroup_id, keys_of(cgroup_id, session.rules));
+        return st;
+    }
+
+    // The lowest free slot, so that ring buffers are reused rather than
+    // added. BPF_NOEXIST makes the claim atomic between supervisors.
+    Result<uint32_t> claim_events_slot(uint64_t cgroup_id) {
+        for (uint32_t slot = 0; slot < sizes_.max_sessions; slot++) {
+            if (bpf_map_update_elem(fd(kEventSlots), &slot, &cgroup_id, BPF_NOEXIST) == 0)
+                return slot;
+            if (errno != EEXIST) break;
+        }
+        if (errno == EEXIST) errno = ENOSPC;
+        return map_error(kEventSlots, "cannot claim an events slot for " + session_name(cgroup_id));
+    }
+
+    // The slot keeps the ring buffer an earlier session left there.
+    Status ensure_ringbuf(uint32_t slot, uint64_t cgroup_id) {
+        uint32_t map_id = 0;
+        if (bpf_map_lookup_elem(fd(kEvents), &slot, &map_id) == 0) return ok_status();
         UniqueFd ringbuf(bpf_map_create(BPF_MAP_TYPE_RINGBUF, "cordon_events", 0, 0,
                                         CORDON_EVENTS_RINGBUF_SIZE, nullptr));
         if (!ringbuf.valid())
             return errno_error("cannot create the ring buffer of " + session_name(cgroup_id),
                                privilege_hint(errno));
         uint32_t inner = ringbuf.get();
-        if (bpf_map_update_elem(fd(kEvents), &cgroup_id, &inner, BPF_NOEXIST) != 0)
+        if (bpf_map_update_elem(fd(kEvents), &slot, &inner, BPF_ANY) != 0)
             return map_error(kEvents, "cannot add the ring buffer of " + session_name(cgroup_id) +
                                           " to the events map");
-        Status st = insert_entries(cgroup_id, session);
-        if (!st) (void)delete_entries(cgroup_id, keys_of(cgroup_id, session.rules));
-        return st;
+        return ok_status();
+    }
+
+    // The slots cgroup_id holds: found by a walk, since a supervisor that
+    // died between its claim and its policy entry left no other trace.
+    std::vector<uint32_t> events_slots_of(uint64_t cgroup_id) const {
+        std::vector<uint32_t> slots;
+        uint32_t slot = 0;
+        const void* prev = nullptr;
+        while (bpf_map_get_next_key(fd(kEventSlots), prev, &slot) == 0) {
+            uint64_t owner = 0;
+            if (bpf_map_lookup_elem(fd(kEventSlots), &slot, &owner) == 0 && owner == cgroup_id)
+                slots.push_back(slot);
+            prev = &slot;
+        }
+        return slots;
     }
 
     Status insert_entries(uint64_t cgroup_id, const Installed& session) {
@@ -823,7 +869,8 @@ class PinnedNetfilter final : public Netfilter {
         keep(delete_key(kCounters, &cgroup_id, "cannot remove the counters of " + name));
         for (const auto& key : destination_keys(cgroup_id))
             keep(delete_key(kDestinations, &key, "cannot remove a destination of " + name));
-        keep(delete_key(kEvents, &cgroup_id, "cannot remove the ring buffer of " + name));
+        for (uint32_t slot : events_slots_of(cgroup_id))
+            keep(delete_key(kEventSlots, &slot, "cannot free the events slot of " + name));
         return first;
     }
 

@@ -80,6 +80,16 @@ class NetfilterScaleTest : public NetfilterFixture {
     }
 
     // Entries of a pinned map, all sessions together.
+    // Slots of the events map that hold a ring buffer.
+    size_t ring_buffers() {
+        UniqueFd fd = pinned_map("events");
+        size_t n = 0;
+        uint32_t map_id = 0;
+        for (uint32_t slot = 0; slot < nf_->sizes().max_sessions; slot++)
+            if (bpf_map_lookup_elem(fd.get(), &slot, &map_id) == 0) n++;
+        return n;
+    }
+
     size_t count_entries(const std::string& name) {
         UniqueFd fd = pinned_map(name);
         bpf_map_info info{};
@@ -616,7 +626,7 @@ TEST_F(TinyMapsTest, TooManyRulesIsAnErrorNamingTheMapNotAnAllow) {
     EXPECT_EQ(count_entries("rules"), 0u);
     EXPECT_EQ(count_entries("sessions"), 0u);
     EXPECT_EQ(count_entries("counters"), 0u);
-    EXPECT_EQ(count_entries("events"), 0u);
+    EXPECT_EQ(count_entries("event_slots"), 0u);
     auto r = run_probe(cg.path(), {{"127.0.0.1", 80}}, [] { return tcp_connect("127.0.0.1", 80); });
     EXPECT_EQ(r.status, EPERM) << "a session that did not fit got network";
 }
@@ -656,7 +666,22 @@ TEST_F(TinyMapsTest, TooManySessionsIsAnError) {
         << st.error().message();
     EXPECT_EQ(count_entries("sessions"), 3u);
     EXPECT_EQ(count_entries("counters"), 3u);
-    EXPECT_EQ(count_entries("events"), 3u);
+    EXPECT_EQ(count_entries("event_slots"), 3u);
+}
+
+TEST_F(TinyMapsTest, RingBuffersServeLaterSessionsWhichSeeOnlyTheirOwnDenials) {
+    const auto& a = make_session("a", {});
+    auto r = run_probe(a.path(), {}, [] { return tcp_connect("127.0.0.1", 80); });
+    ASSERT_EQ(r.status, EPERM);
+    ASSERT_TRUE(nf_->remove_session(a.id()));  // its denial was never read
+    EXPECT_EQ(count_entries("event_slots"), 0u);
+    EXPECT_EQ(ring_buffers(), 1u) << "the slot keeps its ring buffer";
+
+    const auto& b = make_session("b", {});
+    EXPECT_EQ(ring_buffers(), 1u) << "b reuses a's ring buffer rather than adding one";
+    EXPECT_TRUE(drain(b.id()).empty()) << "b was shown a's denial";
+    r = run_probe(b.path(), {}, [] { return tcp_connect("127.0.0.2", 81); });
+    expect_denied(b, r, "connect4", "127.0.0.2", 81, "tcp");
 }
 
 TEST_F(TinyMapsTest, DestinationsBeyondTheMapAreUnattributedNotDenied) {
@@ -820,7 +845,8 @@ TEST_F(NetfilterScaleTest, ThousandSessionsAndTenThousandRulesDecideCorrectly) {
         auto st = nf_->remove_session(cgs.ids[i]);
         EXPECT_TRUE(st) << st.error().message();
     });
-    for (const char* map : {"sessions", "counters", "rules", "destinations", "events"})
+    // The events map keeps its ring buffers for later sessions; their slots are free.
+    for (const char* map : {"sessions", "counters", "rules", "destinations", "event_slots"})
         EXPECT_EQ(count_entries(map), 0u) << "entries left in " << map;
 }
 
