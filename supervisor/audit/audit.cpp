@@ -2,17 +2,22 @@
 #include "audit/audit.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include <date/date.h>
 #include <spdlog/spdlog.h>
 
 namespace cordon::audit {
+
+namespace fs = std::filesystem;
 
 std::string format_time(std::chrono::system_clock::time_point t) {
     return date::format("%FT%TZ", std::chrono::floor<std::chrono::milliseconds>(t));
@@ -46,6 +51,31 @@ Status check_existing(int fd, const std::string& path) {
     return ok_status();
 }
 
+// Every directory above the log must be closed to others too: whoever can
+// write one can rename the log away and put a forged one in its place
+// (sshd's StrictModes asks the same of ~/.ssh). A sticky directory, such as
+// /tmp, lets nobody rename or remove a file of ours.
+Status check_directories(const std::string& path) {
+    std::error_code ec;
+    fs::path dir = fs::weakly_canonical(fs::absolute(path, ec).parent_path(), ec);
+    if (ec) return Error{ec.value(), "cannot resolve the directory of audit log " + path, ""};
+    for (fs::path d = dir;; d = d.parent_path()) {
+        struct stat st {};
+        if (::stat(d.c_str(), &st) != 0) return errno_error("cannot stat " + d.string());
+        bool others_write = (st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX);
+        if ((st.st_uid != 0 && st.st_uid != ::geteuid()) || others_write) {
+            char mode[8];
+            std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
+            return plain_error("audit log " + path + ": its directory " + d.string() +
+                                   " can be changed by others (owner uid " +
+                                   std::to_string(st.st_uid) + ", mode " + mode + ")",
+                               "they could replace the log; give a path in a directory only "
+                               "root can write, such as /var/log/cordon");
+        }
+        if (d == d.root_path() || d.empty()) return ok_status();
+    }
+}
+
 Error open_error(const std::string& path) {
     if (errno == ELOOP)
         return errno_error("cannot open audit log " + path,
@@ -65,7 +95,9 @@ Result<UniqueFd> open_log_file(const std::string& path) {
         UniqueFd fd(::open(path.c_str(), kFlags));
         if (fd.valid()) {
             if (auto st = check_existing(fd.get(), path); !st) return st.error();
+            if (auto st = check_directories(path); !st) return st.error();
         } else if (errno == ENOENT) {
+            if (auto st = check_directories(path); !st) return st.error();
             fd.reset(::open(path.c_str(), kFlags | O_CREAT | O_EXCL, 0600));
             if (!fd.valid() && errno == EEXIST) continue;  // created meanwhile: check it
         }
@@ -94,14 +126,15 @@ Result<std::unique_ptr<AuditLog>> AuditLog::open(const std::string& path) {
         bool regular = ::fstat(STDERR_FILENO, &st) == 0 && S_ISREG(st.st_mode);
         UniqueFd fd;
         if (!regular)
-            fd.reset(::open("/proc/self/fd/2", O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY));
+            fd.reset(
+                ::open("/proc/self/fd/2", O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
         if (!fd.valid()) fd.reset(::fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3));
         if (!fd.valid()) return errno_error("cannot duplicate stderr for the audit log");
-        return std::unique_ptr<AuditLog>(new AuditLog(std::move(fd)));
+        return std::unique_ptr<AuditLog>(new AuditLog(std::move(fd), true));
     }
     auto fd = open_log_file(path);
     if (!fd) return fd.error();
-    return std::unique_ptr<AuditLog>(new AuditLog(std::move(*fd)));
+    return std::unique_ptr<AuditLog>(new AuditLog(std::move(*fd), false));
 }
 
 void AuditLog::emit(const std::string& event, const Subject& subject,
@@ -116,8 +149,45 @@ void AuditLog::emit(const std::string& event, const Subject& subject,
     line["session"] = subject.session;
     for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
     std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    if (::write(fd_.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-        spdlog::error("audit log write failed for event {}: {}", event, std::strerror(errno));
+    if (pending_.size() + text.size() > kMaxPending) {
+        ++lines_dropped_;
+        return;
+    }
+    pending_ += text;
+    write_pending();
+}
+
+void AuditLog::write_pending() {
+    while (!pending_.empty()) {
+        ssize_t n = ::write(fd_.get(), pending_.data(), pending_.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) return;  // stderr is full or stopped: later
+        if (n <= 0) {
+            // Not written and never will be: the lines are counted (and
+            // logged, unless stderr is what failed).
+            lines_dropped_ += std::count(pending_.begin(), pending_.end(), '\n');
+            if (!on_stderr_) spdlog::error("audit log write failed: {}", std::strerror(errno));
+            pending_.clear();
+            return;
+        }
+        pending_.erase(0, static_cast<size_t>(n));
+    }
+}
+
+Status AuditLog::flush(std::chrono::milliseconds timeout) {
+    auto until = std::chrono::steady_clock::now() + timeout;
+    for (write_pending(); !pending_.empty(); write_pending()) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            until - std::chrono::steady_clock::now());
+        if (left.count() <= 0) break;
+        pollfd p{fd_.get(), POLLOUT, 0};
+        (void)::poll(&p, 1, static_cast<int>(left.count()));
+    }
+    size_t lost = lines_dropped_ + std::count(pending_.begin(), pending_.end(), '\n');
+    if (lost == 0) return ok_status();
+    return plain_error(std::to_string(lost) + " audit lines could not be written to stderr",
+                       "the reader of stderr stopped reading or the terminal was stopped; "
+                       "use --audit-log FILE for a record the agent cannot hold up");
 }
 
 }  // namespace cordon::audit

@@ -34,12 +34,25 @@ class AuditLog {
 
     // Writes one line: the common fields, then `fields`. A line is written
     // with one write(2) on an O_APPEND descriptor, so lines of concurrent
-    // sessions never interleave.
+    // sessions never interleave. On stderr (a pipe or terminal, which the
+    // agent shares and can fill or stop) it never blocks: what cannot be
+    // written now waits, in order, for the next emit or flush(), up to
+    // kMaxPending bytes; lines past that are counted, not kept.
     void emit(const std::string& event, const Subject& subject, const nlohmann::json& fields);
 
+    // Writes what waits, for at most `timeout`. An error says how many lines
+    // could not be written, in all.
+    Status flush(std::chrono::milliseconds timeout);
+
+    static constexpr size_t kMaxPending = 4 << 20;
+
   private:
-    explicit AuditLog(UniqueFd fd) : fd_(std::move(fd)) {}
+    AuditLog(UniqueFd fd, bool on_stderr) : fd_(std::move(fd)), on_stderr_(on_stderr) {}
+    void write_pending();
     UniqueFd fd_;
+    bool on_stderr_;
+    std::string pending_;  // whole lines, oldest first
+    size_t lines_dropped_ = 0;
 };
 
 // A time as RFC 3339 UTC with milliseconds: "2026-12-03T19:31:39.123Z".

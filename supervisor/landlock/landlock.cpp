@@ -102,6 +102,7 @@ constexpr DefaultPath kAfterMounts[] = {
     {"/tmp", kWrite},
     {"/var/tmp", kWrite},
     {"/dev/shm", kWrite},
+    {"/run/lock", kWrite},
     {creds::kCredentialsDir, kRead},
 };
 

@@ -10,6 +10,8 @@
 
 #include <cerrno>
 
+#include "profile/profile.h"
+
 namespace cordon::launch {
 namespace {
 
@@ -17,6 +19,9 @@ Result<Identity> from_passwd(const passwd* pw, const std::string& asked) {
     if (!pw)
         return plain_error("no such user: " + asked,
                            "create it, or name another in the profile's session.user");
+    if (pw->pw_uid > profile::kMaxUid || pw->pw_gid > profile::kMaxUid)
+        return plain_error("the account " + asked + " has uid or gid -1, which no process can take",
+                           "fix its entry in the user database");
     Identity id{pw->pw_name, pw->pw_uid, pw->pw_gid, {}, pw->pw_dir ? pw->pw_dir : "/"};
     int n = 64;
     id.groups.resize(n);
@@ -29,14 +34,28 @@ Result<Identity> from_passwd(const passwd* pw, const std::string& asked) {
 }
 
 Result<Identity> lookup(const std::string& user) {
-    bool numeric = user.find_first_not_of("0123456789") == std::string::npos;
+    bool numeric = !user.empty() && user.find_first_not_of("0123456789") == std::string::npos;
     if (numeric) {
-        uid_t uid = static_cast<uid_t>(std::stoul(user));
+        if (user.size() > 10 || std::stoull(user) > profile::kMaxUid)
+            return plain_error("uid " + user + " is out of range",
+                               "name a uid from 0 to " + std::to_string(profile::kMaxUid));
+        uid_t uid = static_cast<uid_t>(std::stoull(user));
         if (const passwd* pw = ::getpwuid(uid)) return from_passwd(pw, user);
         // A uid with no account: its own group, no supplementary groups.
         return Identity{user, uid, static_cast<gid_t>(uid), {}, "/"};
     }
     return from_passwd(::getpwnam(user.c_str()), user);
+}
+
+// Whether every real, effective and saved id is the identity's: the check
+// that an id the kernel reads as "unchanged" cannot pass for a change.
+bool holds_ids(const Identity& id) {
+    uid_t ruid, euid, suid;
+    gid_t rgid, egid, sgid;
+    if (::syscall(SYS_getresuid, &ruid, &euid, &suid) != 0) return false;
+    if (::syscall(SYS_getresgid, &rgid, &egid, &sgid) != 0) return false;
+    return ruid == id.uid && euid == id.uid && suid == id.uid && rgid == id.gid && egid == id.gid &&
+           sgid == id.gid;
 }
 
 }  // namespace
@@ -64,6 +83,7 @@ int become(const Identity& id) {
     if (::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) return -errno;
 
     if (::syscall(SYS_setresuid, id.uid, id.uid, id.uid) != 0) return -errno;
+    if (!holds_ids(id)) return -EPERM;
 
     // A root agent keeps uid 0 but no capability: effective, permitted and
     // inheritable all empty (capabilities(7), "Effect of user ID changes").

@@ -46,8 +46,10 @@ constexpr Route kPids{"pids", "pids", "RLIMIT_NPROC",
                       "fails with EAGAIN"};
 constexpr Route kMemory{"memory", "memory", "RLIMIT_AS",
                         "it caps each process's address space, not the session's memory: each "
-                        "process of the session may use that much, and programs that reserve "
-                        "large address ranges (Go, Java, Node.js) may fail below it"};
+                        "process of the session may use that much, memory written into memfds, "
+                        "pipes, SysV shared memory and tmpfs is not counted at all (the "
+                        "session's memory is not bounded), and programs that reserve large "
+                        "address ranges (Go, Java, Node.js) may fail below it"};
 constexpr Route kCpu{"cpu", "cpu", "RLIMIT_CPU",
                      "it is the share times the session's longest life in CPU seconds, per "
                      "process: it caps no rate, and a process past it is killed (SIGXCPU, "

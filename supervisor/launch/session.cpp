@@ -35,6 +35,7 @@
 #include "launch/init.h"
 #include "launch/limits.h"
 #include "launch/spawn.h"
+#include "launch/terminal.h"
 #include "launch/view.h"
 #include "netfilter/netfilter.h"
 #include "policy/policy.h"
@@ -413,12 +414,10 @@ Result<UniqueFd> epoll_on(std::initializer_list<int> fds) {
     return ep;
 }
 
-Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit::AuditLog& audit,
-                         netfilter::DenialStream* denials, DenialReporter& reporter, int signal_fd,
-                         seccomp::Notifier* notifier) {
-    auto timer = deadline_timer(deadline);
-    if (!timer) return timer.error();
-    auto ep = epoll_on({child.pidfd.get(), signal_fd, timer->get(), reporter.timer_fd(),
+Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, int timer_fd,
+                         audit::AuditLog& audit, netfilter::DenialStream* denials,
+                         DenialReporter& reporter, int signal_fd, seccomp::Notifier* notifier) {
+    auto ep = epoll_on({child.pidfd.get(), signal_fd, timer_fd, reporter.timer_fd(),
                         denials ? denials->fd() : -1, notifier ? notifier->fd() : -1,
                         notifier ? notifier->timer_fd() : -1});
     if (!ep) return ep.error();
@@ -445,11 +444,13 @@ Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit
                 signalfd_siginfo si{};
                 while (::read(signal_fd, &si, sizeof si) == sizeof si)
                     ::syscall(SYS_pidfd_send_signal, child.pidfd.get(), si.ssi_signo, nullptr, 0);
-            } else if (fd == timer->get() && !ending.deadline) {
+            } else if (fd == timer_fd && !ending.deadline) {
+                // The kill before anything that writes: nothing the agent did
+                // to stderr may hold it up.
                 ending.deadline = true;
+                if (auto st = s.cgroup->kill_all(); !st) log()->error("{}", st.error().message());
                 audit.emit("session.expire", s.subject,
                            {{"pid", child.pid}, {"deadline", audit::format_time(deadline)}});
-                if (auto st = s.cgroup->kill_all(); !st) log()->error("{}", st.error().message());
             } else if (fd == child.pidfd.get()) {
                 auto status = reap(child);
                 if (!status) return status.error();
@@ -465,6 +466,9 @@ Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit
         }
     }
 }
+
+// How long the last audit lines may wait for a full or stopped stderr.
+constexpr std::chrono::seconds kAuditFlushTimeout{2};
 
 // Capabilities do not guard what root owns: Cordon's own files among them.
 constexpr const char* kRootAgentWarning =
@@ -829,7 +833,12 @@ int run_session(const SessionOptions& options) {
     creds::TokenLease tokens(plan->profile, **audit, s.subject, std::move(*issued));
     for (auto& d : tokens.deliveries()) plan->deliveries.push_back(std::move(d));
 
-    // 4. The agent, contained from its first instruction.
+    // 4. The agent, contained from its first instruction, and its
+    // deadline's timer armed before it starts.
+    auto deadline = session_deadline(plan->profile, std::chrono::system_clock::now());
+    auto timer = deadline_timer(deadline);
+    if (!timer) return refuse(timer.error());
+    TerminalGuard terminal;
     auto mounts = agent_mounts(s, options.run_dir);
     if (!mounts) return refuse(in_layer("mount namespace", mounts.error()));
     auto credentials = credentials_view(*plan, *mounts);
@@ -840,7 +849,6 @@ int run_session(const SessionOptions& options) {
         if (!is_exec_failure(child.error())) return kExitFailure;
         return child.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;
     }
-    auto deadline = session_deadline(plan->profile, std::chrono::system_clock::now());
     (*audit)->emit("session.start", s.subject, start_event(*plan, child->pid, deadline));
     auto notifier = syscall_notifier(*child, s.subject, **audit);
     if (!notifier) {
@@ -849,7 +857,7 @@ int run_session(const SessionOptions& options) {
     }
 
     // 5. Until the agent exits or the deadline passes.
-    auto ending = supervise(s, *child, deadline, **audit, denials->get(), **reporter,
+    auto ending = supervise(s, *child, deadline, timer->get(), **audit, denials->get(), **reporter,
                             signals->get(), notifier->get());
     if (!ending) {
         (void)s.cgroup->kill_all();
@@ -869,6 +877,13 @@ int run_session(const SessionOptions& options) {
         end["syscallDenialsSuppressed"] = (*notifier)->total_suppressed();
     }
     (*audit)->emit("session.end", s.subject, end);
+
+    // 7. What the agent did to the terminal ends with it; the last audit
+    // lines get a bounded wait for a full or stopped stderr, which is then
+    // the only place to say they were lost.
+    terminal.restore();
+    release_stdin_stdout();
+    (void)(*audit)->flush(kAuditFlushTimeout);
     return ending->deadline ? kExitDeadline : exit_status_of(ending->wait_status);
 }
 

@@ -14,11 +14,13 @@
 
 namespace cordon::launch {
 
-// The size cap of each private scratch tmpfs (/tmp, /var/tmp, /dev/shm).
+// The size cap of each private scratch tmpfs (kScratchDirs).
 inline constexpr const char* kScratchOptions = "mode=1777,size=256m,nr_inodes=65536";
 
-// The directories each session replaces with private, empty ones.
-inline constexpr const char* kScratchDirs[] = {"/tmp", "/var/tmp", "/dev/shm"};
+// The directories each session replaces with private, empty ones: the
+// host's world-writable ones, where an agent could leave files behind.
+// (/var/lock is a link to /run/lock.)
+inline constexpr const char* kScratchDirs[] = {"/tmp", "/var/tmp", "/dev/shm", "/run/lock"};
 
 // The scratch directory `path` lies beneath (links resolved, relative to
 // agent-run's working directory), or empty when none: what is there on the

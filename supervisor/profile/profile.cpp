@@ -127,6 +127,8 @@ void read_max_duration(const json& value, const std::string& path, Profile& out)
     if (duration.count() <= 0) {
         throw ProfileError(path, "\"" + text + "\" is zero (expected a positive duration)");
     }
+    if (duration > kMaxSessionDuration)
+        throw ProfileError(path, "\"" + text + "\" is longer than a session may last (366d)");
     out.max_duration = duration;
 }
 
@@ -136,6 +138,10 @@ void read_user(const json& value, const std::string& path, Profile& out) {
     static const std::regex kUser("[a-z_][a-z0-9_-]{0,31}[$]?|[0-9]{1,10}");
     if (!std::regex_match(text, kUser))
         throw ProfileError(path, "\"" + text + "\" is not a user name or numeric uid");
+    // 4294967295 is (uid_t)-1, which setresuid(2) reads as "leave unchanged".
+    if (text.find_first_not_of("0123456789") == std::string::npos && std::stoull(text) > kMaxUid)
+        throw ProfileError(
+            path, "uid " + text + " is out of range (0 to " + std::to_string(kMaxUid) + ")");
     out.user = text;
 }
 

@@ -120,11 +120,20 @@ struct Limits {
     bool any() const { return pids || memory || cpu_percent; }
 };
 
+// The longest session.maxDuration: a session is a task's lifetime, not
+// the identity's (expiresAt bounds that).
+inline constexpr std::chrono::seconds kMaxSessionDuration{366 * 24 * 3600};
+
+// The largest uid or gid an agent may run as: (uid_t)-1 means "unchanged"
+// to setresuid(2) and setresgid(2).
+inline constexpr uint64_t kMaxUid = 4294967294;
+
 struct Profile {
     std::string api_version;  // "cordon/v1"
     Identity identity;
     std::optional<std::chrono::seconds> max_duration;
-    // session.user: the account the agent runs as (name or numeric uid).
+    // session.user: the account the agent runs as (name or numeric uid, at
+    // most kMaxUid).
     // Unset: the launching user if not root, else an unprivileged account.
     std::optional<std::string> user;
     // session.passEnvironment: variables of the launcher's environment the

@@ -224,11 +224,18 @@ class AgentRunTest : public ::testing::Test {
         fs::remove_all(dir_);
         fs::create_directories(dir_);
         fs::permissions(dir_, fs::perms::all);
-        audit_log_ = dir_ / "audit.jsonl";
+        // The audit log in a directory only root can write: agent-run
+        // refuses one where others could replace the file.
+        audit_dir_ = dir_.string() + "-audit";
+        fs::remove_all(audit_dir_);
+        fs::create_directories(audit_dir_);
+        fs::permissions(audit_dir_, fs::perms::owner_all);
+        audit_log_ = audit_dir_ / "audit.jsonl";
     }
 
     void TearDown() override {
         if (!dir_.empty()) fs::remove_all(dir_);
+        if (!audit_dir_.empty()) fs::remove_all(audit_dir_);
     }
 
     // A profile allowing `allowed` endpoints through tool "allowed_tool" and
@@ -353,6 +360,7 @@ class AgentRunTest : public ::testing::Test {
     }
 
     fs::path dir_;
+    fs::path audit_dir_;
     fs::path audit_log_;
     std::vector<std::string> extra_env_;  // NAME=value, replacing the test's own NAME
     // A command agent-run is started through (argv[0] a full path), e.g.

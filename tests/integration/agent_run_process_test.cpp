@@ -402,7 +402,7 @@ TEST_F(ProcessTest, TmpVarTmpAndDevShmAreEmptyAndPrivate) {
     write_text(host_file, "host");
     std::string script;
     std::string expected;
-    for (const char* dir : {"/tmp", "/var/tmp", "/dev/shm"}) {
+    for (const char* dir : {"/tmp", "/var/tmp", "/dev/shm", "/run/lock"}) {
         if (!fs::is_directory(dir)) continue;
         script += std::string("echo \"") + dir + " $(ls -A " + dir + " | wc -l) $(stat -c %a " +
                   dir + ") $(grep ' " + dir + " ' /proc/self/mounts | tail -1 | awk '{print $3, " +

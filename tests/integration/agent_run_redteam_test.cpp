@@ -4,6 +4,7 @@
 // not achieve. Real agent-run, real agents, the real kernel.
 #include <sys/shm.h>
 #include <sys/stat.h>
+#include <termios.h>
 
 #include <grp.h>
 #include <pwd.h>
@@ -215,6 +216,87 @@ TEST_F(AgentRunTest, AgentCannotSuspendTheTerminalAgentRunWritesTo) {
     EXPECT_EQ(leftover_cgroups(), 0u);
 }
 
+// A caller that reads stdout to its end before stderr leaves agent-run's
+// stderr pipe unread. An agent that fills that pipe (through a non-blocking
+// moment of the description they share) must not hold off its own
+// deadline: agent-run kills before it writes, and never blocks on stderr.
+TEST_F(AgentRunTest, FullStderrPipeDoesNotHoldOffTheDeadline) {
+    auto profile = write_profile({}, {}, "2s");
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    UniqueFd reader(p[0]), writer(p[1]);
+    stdio_[2] = writer.get();
+    std::string script =
+        "import fcntl, os, time\n"
+        "flags = fcntl.fcntl(2, fcntl.F_GETFL)\n"
+        "fcntl.fcntl(2, fcntl.F_SETFL, flags | os.O_NONBLOCK)\n"
+        "try:\n while True: os.write(2, b'x' * 4096)\n"
+        "except BlockingIOError: pass\n"
+        "fcntl.fcntl(2, fcntl.F_SETFL, flags)\n"
+        "print(os.getpid(), flush=True)\n"
+        "time.sleep(60)";
+
+    auto start_time = std::chrono::steady_clock::now();
+    pid_t pid = start({"--audit-log", "-", "--profile", profile, "--", "python3", "-c", script});
+    writer.reset();
+    auto r = wait(pid, std::chrono::seconds(30));
+    auto took = std::chrono::steady_clock::now() - start_time;
+    std::string err;
+    char buf[65536];
+    ::fcntl(reader.get(), F_SETFL, O_NONBLOCK);
+    for (ssize_t n; (n = ::read(reader.get(), buf, sizeof buf)) > 0;) err.append(buf, n);
+
+    EXPECT_EQ(r.exit_code, 124);
+    EXPECT_LT(took, std::chrono::seconds(10)) << "the deadline was 2s";
+    EXPECT_GE(err.size(), 4096u) << "the agent did not fill the pipe";
+    EXPECT_FALSE(r.out.empty()) << "the agent never got past filling the pipe";
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+// A terminal's output also stops when it receives its stop character, which
+// the agent can set to what the terminal itself sends (ESC, the start of
+// every reply to a query): the test sends it as that terminal would. The
+// deadline still comes, and the terminal's modes are restored after.
+TEST_F(AgentRunTest, StoppedTerminalDoesNotHoldOffTheDeadlineAndIsRestored) {
+    UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    ASSERT_TRUE(master.valid()) << std::strerror(errno);
+    ASSERT_EQ(::grantpt(master.get()), 0);
+    ASSERT_EQ(::unlockpt(master.get()), 0);
+    UniqueFd slave(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
+    ASSERT_TRUE(slave.valid()) << std::strerror(errno);
+    termios before{};
+    ASSERT_EQ(::tcgetattr(slave.get(), &before), 0);
+    stdio_[0] = slave.get();
+    stdio_[2] = slave.get();
+    auto profile = write_profile({}, {}, "3s");
+    auto ready = dir_ / "ready";
+    std::string script =
+        "import termios, time\n"
+        "a = termios.tcgetattr(2)\n"
+        "a[0] |= termios.IXON; a[3] &= ~termios.ISIG; a[6][termios.VSTOP] = b'\\x1b'\n"
+        "termios.tcsetattr(2, termios.TCSANOW, a)\n"
+        "open('" +
+        ready.string() +
+        "', 'w').close()\n"
+        "time.sleep(60)";
+
+    auto start_time = std::chrono::steady_clock::now();
+    pid_t pid = start({"--audit-log", "-", "--profile", profile, "--", "python3", "-c", script});
+    ASSERT_TRUE(wait_for_file(ready));
+    ASSERT_EQ(::write(master.get(), "\x1b", 1), 1);
+    auto r = wait(pid, std::chrono::seconds(30));
+    auto took = std::chrono::steady_clock::now() - start_time;
+    termios after{};
+    ASSERT_EQ(::tcgetattr(slave.get(), &after), 0);
+
+    EXPECT_EQ(r.exit_code, 124);
+    EXPECT_LT(took, std::chrono::seconds(10)) << "the deadline was 3s";
+    EXPECT_EQ(after.c_cc[VSTOP], before.c_cc[VSTOP]) << "the agent's stop character stayed";
+    EXPECT_EQ(after.c_iflag, before.c_iflag);
+    EXPECT_EQ(after.c_lflag, before.c_lflag);
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
 // SysV IPC is per IPC namespace, and its objects stay until removed: an
 // agent in the host's namespace could read a world-readable segment of the
 // host's, talk to another session through one, or leave memory behind that
@@ -342,6 +424,33 @@ TEST_F(AgentRunTest, AuditLogOfAnotherUserIsRefused) {
     EXPECT_NE(r.err.find("is owned by uid " + std::to_string(agent->pw_uid)), std::string::npos)
         << r.err;
     EXPECT_EQ(read_text(audit_log_), "");
+}
+
+// An agent that can write the log's directory could rename the log away
+// and leave a forged one in its place.
+TEST_F(AgentRunTest, AuditLogInADirectoryOthersCanWriteIsRefused) {
+    auto profile = write_profile({}, {});
+    auto open_dir = dir_ / "logs";  // dir_ itself is open to the agent
+    fs::create_directories(open_dir);
+    for (auto mode : {fs::perms::all, fs::perms::owner_all | fs::perms::group_write}) {
+        fs::permissions(open_dir, mode);
+        auto log = open_dir / "audit.jsonl";
+        auto r = run({"--audit-log", log.string(), "--profile", profile, "--", "true"});
+        EXPECT_EQ(r.exit_code, 125);
+        EXPECT_NE(r.err.find("its directory " + open_dir.string() + " can be changed by others"),
+                  std::string::npos)
+            << r.err;
+        EXPECT_FALSE(fs::exists(log)) << "agent-run created the log there";
+    }
+    // A sticky directory (as /tmp) keeps others from renaming our file; the
+    // directories above count too, so dir_ (0777) is no place for one.
+    auto sticky = audit_dir_ / "sticky";
+    fs::create_directories(sticky);
+    fs::permissions(sticky, fs::perms::all | fs::perms::sticky_bit);
+    auto r =
+        run({"--audit-log", (sticky / "audit.jsonl").string(), "--profile", profile, "--", "true"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(leftover_cgroups(), 0u);
 }
 
 TEST_F(AgentRunTest, FreshAuditLogIsMode0600WhateverTheUmask) {

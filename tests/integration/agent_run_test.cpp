@@ -577,5 +577,20 @@ TEST_F(AgentRunTest, UnknownUserExits125) {
     EXPECT_EQ(leftover_cgroups(), 0u);
 }
 
+// setresuid(-1, -1, -1) changes nothing: that uid would have left the agent root.
+TEST_F(AgentRunTest, UidMinusOneIsRefusedNotLeftAsRoot) {
+    for (const char* uid : {"4294967295", "4294967296"}) {
+        auto profile = write_profile({}, {}, "5m", {{"session", {{"user", uid}}}});
+        auto r = run({"--profile", profile, "--", "id", "-u"});
+        EXPECT_EQ(r.exit_code, 125) << uid << ": " << r.out;
+        EXPECT_EQ(r.out, "") << "the agent ran";
+        EXPECT_NE(r.err.find("session.user: uid " + std::string(uid) + " is out of range"),
+                  std::string::npos)
+            << r.err;
+        EXPECT_EQ(run({"--check", "--profile", profile}).exit_code, 125);
+    }
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
 }  // namespace
 }  // namespace cordon::testing

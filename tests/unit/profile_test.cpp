@@ -506,6 +506,13 @@ TEST(ProfileErrors, MaxDuration) {
                  "a number and unit, largest first: 90s, 30m, 1h30m, 1d)");
     expect_error(with(base_profile(), "/session/maxDuration", "0s"), "session.maxDuration",
                  "\"0s\" is zero (expected a positive duration)");
+    // Past a year, start + maxDuration in nanoseconds would overflow by 100000d.
+    for (const char* d : {"367d", "100000d", "366d1s"})
+        expect_error(with(base_profile(), "/session/maxDuration", d), "session.maxDuration",
+                     std::string("\"") + d + "\" is longer than a session may last (366d)");
+    EXPECT_EQ(parse_profile(with(base_profile(), "/session/maxDuration", "366d"), kNow)
+                  .max_duration->count(),
+              366 * 24 * 3600);
     expect_error(with(base_profile(), "/session/maxDuration", 1800), "session.maxDuration",
                  "expected a duration string such as \"30m\", got number");
     expect_error(with(base_profile(), "/session", "30m"), "session",
@@ -537,6 +544,12 @@ TEST(ProfileErrors, SessionUser) {
     EXPECT_EQ(p.user, "cordon-agent");
     EXPECT_EQ(parse_profile(with(base_profile(), "/session/user", "1000"), kNow).user, "1000");
     EXPECT_FALSE(parse_profile(base_profile(), kNow).user.has_value());
+    // (uid_t)-1 would leave a root launcher's ids unchanged; 2^32 would wrap to root.
+    for (const char* uid : {"4294967295", "4294967296", "9999999999"})
+        expect_error(with(base_profile(), "/session/user", uid), "session.user",
+                     std::string("uid ") + uid + " is out of range (0 to 4294967294)");
+    EXPECT_EQ(parse_profile(with(base_profile(), "/session/user", "4294967294"), kNow).user,
+              "4294967294");
 }
 
 TEST(ProfileErrors, ToolLists) {
