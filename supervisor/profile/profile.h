@@ -120,6 +120,13 @@ struct Limits {
     bool any() const { return pids || memory || cpu_percent; }
 };
 
+// launchers: who may start a session of this profile through cordond.
+// User and group names, or numeric ids, as written. Both empty: only root.
+struct Launchers {
+    std::vector<std::string> users;
+    std::vector<std::string> groups;
+};
+
 struct Profile {
     std::string api_version;  // "cordon/v1"
     Identity identity;
@@ -142,6 +149,7 @@ struct Profile {
     // Unset: no Landlock ruleset, the agent's account decides what it reaches.
     std::optional<FilesystemPolicy> filesystem;
     Limits limits;
+    Launchers launchers;
 };
 
 // A profile that cannot be used. path is where in the document

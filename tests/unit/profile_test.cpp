@@ -792,3 +792,29 @@ TEST_F(LoadProfile, MissingFileAndDirectory) {
 
 }  // namespace
 }  // namespace cordon::profile
+
+namespace cordon::profile {
+namespace {
+
+TEST(ProfileLaunchers, UsersAndGroupsAsWritten) {
+    auto doc = with(base_profile(), "/launchers",
+                    json{{"users", {"alice", "1001"}}, {"groups", {"agents"}}});
+    auto p = parse_profile(doc, kNow);
+    EXPECT_EQ(p.launchers.users, (std::vector<std::string>{"alice", "1001"}));
+    EXPECT_EQ(p.launchers.groups, (std::vector<std::string>{"agents"}));
+    EXPECT_TRUE(parse_profile(base_profile(), kNow).launchers.users.empty());
+}
+
+TEST(ProfileErrors, Launchers) {
+    expect_error(with(base_profile(), "/launchers", json{{"roles", json::array()}}),
+                 "launchers.roles", "unknown key (expected one of: users, groups)");
+    expect_error(with(base_profile(), "/launchers/users", json{"Alice Smith"}),
+                 "launchers.users[0]", "\"Alice Smith\" is not a user name or numeric id");
+    expect_error(with(base_profile(), "/launchers/groups", json{"agents", "agents"}),
+                 "launchers.groups[1]", "\"agents\" is listed twice (list it once)");
+    expect_error(with(base_profile(), "/launchers/users", "alice"), "launchers.users",
+                 "expected an array of user names or numeric ids, got string");
+}
+
+}  // namespace
+}  // namespace cordon::profile
