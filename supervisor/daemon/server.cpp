@@ -142,7 +142,7 @@ class Daemon {
     void adopt_sessions();
     void on_accept();
     void on_request(int fd);
-    void on_session_exit(const std::string& id);
+    void on_session_exit(std::string id);
     void on_tick();
     bool on_signal();  // false: time to stop
 
@@ -371,7 +371,7 @@ json Daemon::stop(const json& body, const Peer& peer) {
 
 // The supervising child ended. Normally it removed its record; if it did
 // not (it was killed), its agent lost its supervisor and is killed too.
-void Daemon::on_session_exit(const std::string& id) {
+void Daemon::on_session_exit(std::string id) {
     auto it = sessions_.find(id);
     if (it == sessions_.end()) return;
     unwatch(it->second.pidfd.get());
@@ -433,11 +433,9 @@ void Daemon::loop() {
             } else if (pending_.count(fd)) {
                 on_request(fd);
             } else {
-                for (auto& [id, t] : sessions_)
-                    if (t.pidfd.get() == fd) {
-                        on_session_exit(id);
-                        break;
-                    }
+                auto it = std::find_if(sessions_.begin(), sessions_.end(),
+                                       [fd](const auto& s) { return s.second.pidfd.get() == fd; });
+                if (it != sessions_.end()) on_session_exit(std::string(it->first));
             }
         }
     }
