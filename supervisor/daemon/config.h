@@ -18,7 +18,7 @@ struct Config {
     std::string socket = "/run/cordon/cordond.sock";  // the API; its directory is made 0755
     std::string run_dir = "/run/cordon/daemon";       // root's: state, locks, seccomp cache
     std::string cgroup = "cordon";                    // Cordon's root, below the cgroup2 mount
-    std::string bpf_pin_dir = "/sys/fs/bpf/cordon";
+    std::string bpf_pin_dir = "/sys/fs/bpf/cordond";  // not standalone agent-run's: another root
     std::string profiles_dir = "/etc/cordon/profiles.d";
     std::string audit_log = "/var/log/cordon/audit.log";
     std::string seccomp_dir;   // "": the installed data

@@ -225,6 +225,12 @@ struct Session {
 
 std::string default_seccomp_dir(const std::string& configured) {
     if (!configured.empty()) return configured;
+    // Beside the running program first (PREFIX/bin/../share/cordon): a
+    // package's binaries find their data wherever the package put them.
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    auto beside = exe.parent_path().parent_path() / "share/cordon/seccomp";
+    if (!ec && std::filesystem::exists(beside, ec)) return beside.string();
     std::string installed = std::string(CORDON_DATA_DIR) + "/seccomp";
     if (std::filesystem::exists(installed)) return installed;
     return std::string(CORDON_SOURCE_DIR) + "/profiles/seccomp";

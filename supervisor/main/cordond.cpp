@@ -13,6 +13,7 @@
 #include <iostream>
 
 #include "daemon/config.h"
+#include "daemon/delegation.h"
 #include "daemon/profiles.h"
 #include "daemon/server.h"
 
@@ -93,5 +94,11 @@ int main(int argc, char** argv) {
         spdlog::error("cordond must run as root (it creates cgroups and attaches BPF programs)");
         return 1;
     }
+    auto cgroup = cordon::daemon::sessions_cgroup(config->cgroup);
+    if (!cgroup) {
+        spdlog::error("{}", cgroup.error().message());
+        return 1;
+    }
+    config->cgroup = *cgroup;
     return cordon::daemon::serve(*config, config_path);
 }

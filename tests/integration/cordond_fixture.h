@@ -185,6 +185,7 @@ class CordondTest : public ::testing::Test {
             ::dup2(err, 2);
             ::setpgid(0, 0);
             if (::chdir("/") != 0) ::_exit(120);
+            if (!into_cgroup_.empty()) write_text(into_cgroup_ + "/cgroup.procs", "0");
             if (as && (::setgroups(0, nullptr) != 0 || ::setresgid(as->gid, as->gid, as->gid) ||
                        ::setresuid(as->uid, as->uid, as->uid)))
                 ::_exit(121);
@@ -260,6 +261,7 @@ class CordondTest : public ::testing::Test {
     fs::path dir_, audit_log_, config_;
     std::optional<Account> nobody_, other_;
     pid_t daemon_ = -1;
+    std::string into_cgroup_;  // a cgroup to start processes in (cgroup "auto")
     std::vector<pid_t> started_;
 };
 

@@ -282,3 +282,39 @@ TEST_F(CordondTest, SessionWhoseSupervisorDiedIsReaped) {
 
 }  // namespace
 }  // namespace cordon::testing
+
+namespace cordon::testing {
+namespace {
+
+// Under systemd (Delegate=yes, cgroup "auto") cordond moves itself into a
+// leaf of its service's cgroup and puts the sessions beside it; here the
+// test makes that cgroup and starts cordond in it.
+TEST_F(CordondTest, CgroupAutoPutsSessionsInCordondsOwnSubtree) {
+    auto mount = cgroup::find_cgroup2_mount();
+    ASSERT_TRUE(mount);
+    std::string service = tag_ + "-service";
+    std::string service_dir = *mount + "/" + service;
+    ASSERT_TRUE(cgroup::ensure_dir(service_dir));
+    auto config = nlohmann::json::parse(read_text(config_));
+    config["cgroup"] = "auto";
+    config["bpfPinDir"] = pin_dir() + "-auto";
+    write_text(config_, config.dump());
+    write_profile("echo", {"nobody"});
+    into_cgroup_ = service_dir;
+
+    start_daemon();
+    auto r = wait(launch(*nobody_, "echo", {"/bin/sh", "-c", "cat /proc/self/cgroup"}));
+
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("0::/" + service + "/sessions/"), std::string::npos) << r.out;
+    EXPECT_NE(read_text("/proc/" + std::to_string(daemon_) + "/cgroup")
+                  .find("0::/" + service + "/supervisor"),
+              std::string::npos);
+    stop_daemon(SIGTERM);
+    (void)netfilter::Netfilter::detach(pin_dir() + "-auto");
+    for (const char* leaf : {"/sessions", "/supervisor", ""})
+        ::rmdir((service_dir + leaf).c_str());
+}
+
+}  // namespace
+}  // namespace cordon::testing
