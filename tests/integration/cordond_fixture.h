@@ -144,8 +144,9 @@ class CordondTest : public ::testing::Test {
 
     // Starts cordond and waits for its socket to answer.
     void start_daemon() {
-        Process p = spawn_as(std::nullopt, {CORDON_CORDOND, "--config", config_.string()},
-                             "cordond");
+        std::vector<std::string> argv = daemon_wrapper_;
+        for (const char* a : {CORDON_CORDOND, "--config", config_.c_str()}) argv.push_back(a);
+        Process p = spawn_as(std::nullopt, argv, "cordond");
         daemon_ = p.pid;
         for (int i = 0; i < 500; ++i) {
             if (connectable()) return;
@@ -261,7 +262,8 @@ class CordondTest : public ::testing::Test {
     fs::path dir_, audit_log_, config_;
     std::optional<Account> nobody_, other_;
     pid_t daemon_ = -1;
-    std::string into_cgroup_;  // a cgroup to start processes in (cgroup "auto")
+    std::string into_cgroup_;
+    std::vector<std::string> daemon_wrapper_;  // a command cordond is started through  // a cgroup to start processes in (cgroup "auto")
     std::vector<pid_t> started_;
 };
 

@@ -318,3 +318,50 @@ TEST_F(CordondTest, CgroupAutoPutsSessionsInCordondsOwnSubtree) {
 
 }  // namespace
 }  // namespace cordon::testing
+
+namespace cordon::testing {
+namespace {
+
+// "CAP_BPF CAP_KILL" of the unit's CapabilityBoundingSet= as setpriv's "-all,+bpf,+kill".
+std::string unit_bounding_set() {
+    std::istringstream unit(read_text(std::string(CORDON_SOURCE_DIR) + "/packaging/cordond.service"));
+    std::string line, set = "-all";
+    while (std::getline(unit, line)) {
+        if (line.rfind("CapabilityBoundingSet=", 0) != 0) continue;
+        std::istringstream caps(line.substr(line.find('=') + 1));
+        for (std::string cap; caps >> cap;) {
+            std::transform(cap.begin(), cap.end(), cap.begin(), ::tolower);
+            set += ",+" + cap.substr(4);
+        }
+    }
+    return set;
+}
+
+// The unit's capability bounding set and no_new_privs are enough for a
+// session: systemd is not PID 1 here, so setpriv applies them instead.
+TEST_F(CordondTest, TheUnitsCapabilitiesAndNoNewPrivsSufficeForASession) {
+    if (!fs::exists("/usr/bin/setpriv")) GTEST_SKIP() << "needs setpriv (util-linux)";
+    std::string caps = unit_bounding_set();
+    ASSERT_NE(caps, "-all") << "no CapabilityBoundingSet in the unit";
+    daemon_wrapper_ = {"/usr/bin/setpriv", "--bounding-set=" + caps, "--no-new-privs"};
+    // A credential file to deliver (chown to the agent) and a limit (cgroup files).
+    write_text(profiles_dir() / "token.txt", "s3cret");
+    fs::permissions(profiles_dir() / "token.txt", fs::perms::owner_read | fs::perms::owner_write);
+    write_profile("echo", {"nobody"}, "5m",
+                  {{"allowedTools", {"t"}},
+                   {"tools", {{"t", {{"endpoints", {"127.0.0.1:9"}}, {"credentials", {"tok"}}}}}},
+                   {"credentials", {{"tok", {{"source", {{"file", "token.txt"}}}}}}},
+                   {"limits", {{"pids", 64}}}});
+
+    start_daemon();
+    auto r = wait(launch(*nobody_, "echo",
+                         {"/bin/sh", "-c", "cat $CREDENTIALS_DIRECTORY/tok; echo; exit 4"}));
+
+    EXPECT_EQ(r.exit_code, 4) << r.err << read_text(dir_ / "cordond.err");
+    EXPECT_EQ(r.out, "s3cret\n");
+    std::string status = read_text("/proc/" + std::to_string(daemon_) + "/status");
+    EXPECT_NE(status.find("NoNewPrivs:\t1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace cordon::testing
