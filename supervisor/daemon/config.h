@@ -17,7 +17,9 @@ inline constexpr const char* kDefaultConfig = "/etc/cordon/cordond.json";
 struct Config {
     std::string socket = "/run/cordon/cordond.sock";  // the API; its directory is made 0755
     std::string run_dir = "/run/cordon/daemon";       // root's: state, locks, seccomp cache
-    std::string cgroup = "cordon";                    // Cordon's root, below the cgroup2 mount
+    // Cordon's root below the cgroup2 mount, or "auto" (see daemon/delegation.h); not
+    // standalone agent-run's "cordon", whose reaper would take these sessions for orphans.
+    std::string cgroup = "cordond";
     std::string bpf_pin_dir = "/sys/fs/bpf/cordond";  // not standalone agent-run's: another root
     std::string profiles_dir = "/etc/cordon/profiles.d";
     std::string audit_log = "/var/log/cordon/audit.log";
