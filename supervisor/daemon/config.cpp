@@ -17,8 +17,7 @@ using Reader = std::function<std::string(const json&, Config&)>;
 
 Reader path_of(std::string Config::*member, bool absolute = true) {
     return [member, absolute](const json& v, Config& c) -> std::string {
-        if (!v.is_string() || v.get_ref<const std::string&>().empty())
-            return "a non-empty string";
+        if (!v.is_string() || v.get_ref<const std::string&>().empty()) return "a non-empty string";
         const auto& text = v.get_ref<const std::string&>();
         if (absolute && text[0] != '/') return "an absolute path";
         c.*member = text;
@@ -46,8 +45,8 @@ std::string read_max_sessions(const json& v, Config& c) {
 
 std::string read_log_level(const json& v, Config& c) {
     static const std::vector<std::string> kLevels{"trace", "debug", "info", "warn", "error", "off"};
-    if (!v.is_string() || std::find(kLevels.begin(), kLevels.end(), v.get<std::string>()) ==
-                              kLevels.end())
+    if (!v.is_string() ||
+        std::find(kLevels.begin(), kLevels.end(), v.get<std::string>()) == kLevels.end())
         return "one of trace, debug, info, warn, error, off";
     c.log_level = v.get<std::string>();
     return {};
@@ -92,8 +91,8 @@ Result<Config> load_config(const std::string& path) {
         auto it = std::find_if(all.begin(), all.end(),
                                [&](const auto& r) { return item.key() == r.first; });
         if (it == all.end())
-            return plain_error(path + ": " + item.key() + ": unknown key (expected one of: " +
-                               key_list() + ")");
+            return plain_error(path + ": " + item.key() +
+                               ": unknown key (expected one of: " + key_list() + ")");
         if (std::string expected = it->second(item.value(), config); !expected.empty())
             return plain_error(path + ": " + item.key() + ": expected " + expected + ", got " +
                                item.value().dump());

@@ -26,8 +26,8 @@ bool notify_service_manager(const std::string& state) {
     if (!fd.valid()) return false;
     auto addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len);
     return ::sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL,
-                    reinterpret_cast<sockaddr*>(&addr), addr_len) ==
-           static_cast<ssize_t>(state.size());
+                    reinterpret_cast<sockaddr*>(&addr),
+                    addr_len) == static_cast<ssize_t>(state.size());
 }
 
 }  // namespace cordon::daemon

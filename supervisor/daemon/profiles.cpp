@@ -33,8 +33,9 @@ ProfileSet load_profiles(const std::string& dir, profile::TimePoint now) {
         try {
             auto p = profile::load_profile(path, now);
             std::string name = entry.path().stem().string();
-            set.by_name[name] = {name,      path, p.identity.agent_id, p.identity.agent_type,
-                                 p.identity.version, p.launchers};
+            set.by_name[name] = {
+                name,       path, p.identity.agent_id, p.identity.agent_type, p.identity.version,
+                p.launchers};
         } catch (const std::exception& e) {
             set.errors.push_back(plain_error(std::string(e.what()) + " (profile left out)"));
         }

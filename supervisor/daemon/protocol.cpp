@@ -32,8 +32,7 @@ std::vector<UniqueFd> take_fds(msghdr& msg) {
 Result<std::string> plain_string(const json& value, const std::string& field) {
     if (!value.is_string()) return plain_error(field + ": expected a string");
     const auto& text = value.get_ref<const std::string&>();
-    if (text.find('\0') != std::string::npos)
-        return plain_error(field + ": contains a NUL byte");
+    if (text.find('\0') != std::string::npos) return plain_error(field + ": contains a NUL byte");
     return text;
 }
 
@@ -141,8 +140,8 @@ Result<LaunchRequest> parse_launch(const json& body) {
 }
 
 json to_json(const LaunchRequest& r) {
-    return {{"op", "launch"}, {"profile", r.profile}, {"argv", r.argv}, {"cwd", r.cwd},
-            {"env", r.env}};
+    return {
+        {"op", "launch"}, {"profile", r.profile}, {"argv", r.argv}, {"cwd", r.cwd}, {"env", r.env}};
 }
 
 json error_answer(const std::string& text, bool launch) {

@@ -201,8 +201,8 @@ Status Daemon::start() {
 }
 
 void Daemon::reload_profiles() {
-    profiles_ = load_profiles(config_.profiles_dir, std::chrono::floor<std::chrono::seconds>(
-                                                         SysClock::now()));
+    profiles_ = load_profiles(config_.profiles_dir,
+                              std::chrono::floor<std::chrono::seconds>(SysClock::now()));
     for (const auto& e : profiles_.errors) log()->error("{}", e.message());
     std::string names;
     for (const auto& [name, _] : profiles_.by_name) names += (names.empty() ? "" : ", ") + name;
@@ -222,7 +222,8 @@ void Daemon::adopt_sessions() {
         }
         Tracked t{r.supervisor_pid, std::move(*pidfd), false, false};
         audit_->emit("session.adopt", subject_of(r),
-                     {{"pid", r.agent_pid}, {"supervisorPid", r.supervisor_pid},
+                     {{"pid", r.agent_pid},
+                      {"supervisorPid", r.supervisor_pid},
                       {"deadline", audit::format_time(r.deadline)}});
         enforce_deadline(r, t);
         sessions_.emplace(r.session, std::move(t));
@@ -239,9 +240,9 @@ void Daemon::enforce_deadline(const SessionRecord& r, Tracked& t) {
     if (!std::filesystem::exists(r.cgroup_path)) return;
     t.expired = true;
     kill_cgroup(r.cgroup_path);
-    audit_->emit("session.expire", subject_of(r),
-                 {{"pid", r.agent_pid}, {"deadline", audit::format_time(r.deadline)},
-                  {"by", "cordond"}});
+    audit_->emit(
+        "session.expire", subject_of(r),
+        {{"pid", r.agent_pid}, {"deadline", audit::format_time(r.deadline)}, {"by", "cordond"}});
 }
 
 void Daemon::on_accept() {
@@ -283,14 +284,18 @@ json Daemon::handle(int fd, Message& m) {
     if (!m.fds.empty()) return error_answer("only launch takes descriptors");
     if (op == "sessions") return sessions(*peer);
     if (op == "stop") return stop(m.body, *peer);
-    return error_answer("op: expected launch, sessions or stop, got " + m.body.value("op", json()).dump());
+    return error_answer("op: expected launch, sessions or stop, got " +
+                        m.body.value("op", json()).dump());
 }
 
 void Daemon::refuse(const Peer& peer, const std::string& what, const std::string& why,
                     const audit::Subject& subject) {
     log()->warn("{} refused to {} (uid {}, pid {}): {}", what, peer.user, peer.uid, peer.pid, why);
     audit_->emit("request.refused", subject,
-                 {{"request", what}, {"uid", peer.uid}, {"user", peer.user}, {"pid", peer.pid},
+                 {{"request", what},
+                  {"uid", peer.uid},
+                  {"user", peer.user},
+                  {"pid", peer.pid},
                   {"reason", why}});
 }
 
@@ -320,9 +325,17 @@ json Daemon::launch(int fd, Message& m, const Peer& peer) {
         return error_answer("cordond runs its most sessions (maxSessions " +
                                 std::to_string(config_.max_sessions) + "); try again later",
                             true);
-    ChildSpec spec{&config_,     std::move(*request), new_session_id(), p->name,
-                   p->agent_id,  p->agent_type,       p->version,       p->path,
-                   peer,         fd,                  {m.fds[0].get(), m.fds[1].get(), m.fds[2].get()}};
+    ChildSpec spec{&config_,
+                   std::move(*request),
+                   new_session_id(),
+                   p->name,
+                   p->agent_id,
+                   p->agent_type,
+                   p->version,
+                   p->path,
+                   peer,
+                   fd,
+                   {m.fds[0].get(), m.fds[1].get(), m.fds[2].get()}};
     pid_t pid = ::fork();
     if (pid < 0) return error_answer(std::string("cannot fork: ") + std::strerror(errno), true);
     if (pid == 0) run_session_child(spec);
@@ -358,8 +371,9 @@ json Daemon::stop(const json& body, const Peer& peer) {
         audit::Subject subject = subject_of(r);
         if (!is_admin(peer, config_.admin_groups) && r.launcher_uid != peer.uid) {
             refuse(peer, "stop " + id, "neither its launcher nor an administrator", subject);
-            return error_answer("you may stop only your own sessions (root and members of "
-                                "cordond's adminGroups may stop any)");
+            return error_answer(
+                "you may stop only your own sessions (root and members of "
+                "cordond's adminGroups may stop any)");
         }
         if (r.cgroup_path.rfind(host_->root + "/", 0) != 0 || !kill_cgroup(r.cgroup_path))
             return error_answer("cannot kill the cgroup of session " + id);

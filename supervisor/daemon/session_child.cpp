@@ -51,9 +51,8 @@ void reset_signals() {
 // that fails, with a warning on the client's stderr.
 void enter_working_dir(const ChildSpec& spec) {
     const Peer& p = spec.peer;
-    bool entered = ::setgroups(p.groups.size(), p.groups.data()) == 0 &&
-                   ::setegid(p.gid) == 0 && ::seteuid(p.uid) == 0 &&
-                   ::chdir(spec.request.cwd.c_str()) == 0;
+    bool entered = ::setgroups(p.groups.size(), p.groups.data()) == 0 && ::setegid(p.gid) == 0 &&
+                   ::seteuid(p.uid) == 0 && ::chdir(spec.request.cwd.c_str()) == 0;
     int err = errno;
     if (::seteuid(0) != 0 || ::setegid(0) != 0 || ::setgroups(0, nullptr) != 0) ::_exit(125);
     if (entered) return;

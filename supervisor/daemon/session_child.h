@@ -28,7 +28,7 @@ struct ChildSpec {
     std::string version;
     std::string profile_path;
     Peer peer;
-    int conn = -1;           // the client's connection
+    int conn = -1;                // the client's connection
     int stdio[3] = {-1, -1, -1};  // the client's, received with the request
 };
 

@@ -98,8 +98,7 @@ bool passes_by_default(const std::string& name) {
 // account's identity, the delivered credentials and the session's ids.
 std::vector<std::string> agent_environment(const profile::Profile& profile,
                                            const std::vector<creds::Delivery>& deliveries,
-                                           const Identity& identity,
-                                           const std::string& session_id,
+                                           const Identity& identity, const std::string& session_id,
                                            const std::vector<std::string>& launcher_env) {
     std::set<std::string> passed(profile.pass_environment.begin(), profile.pass_environment.end());
     for (const auto& var : creds::source_variables(profile)) passed.erase(var);
@@ -729,13 +728,10 @@ Status install_session(Session& s, const audit::Subject& subject, const Plan& pl
 Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
                           const MountPlan& mounts,
                           const std::optional<creds::CredentialsDir>& credentials) {
-    SpawnSpec spec{
-        options.command,
-        agent_environment(plan.profile, plan.deliveries, plan.identity, s.id,
-                          options.environment ? *options.environment : environ_of_this_process()),
-        s.cgroup->dir_fd(),   &plan.filter,
-        &plan.identity,       &mounts,
-        &plan.limits.rlimits, plan.seal_memfd_exec};
+    auto env = agent_environment(plan.profile, plan.deliveries, plan.identity, s.id,
+                                 options.environment.value_or(environ_of_this_process()));
+    SpawnSpec spec{options.command, std::move(env), s.cgroup->dir_fd(),   &plan.filter,
+                   &plan.identity,  &mounts,        &plan.limits.rlimits, plan.seal_memfd_exec};
     if (plan.landlock) spec.landlock = &*plan.landlock;
     spec.working_dir = plan.working_dir.c_str();
     if (credentials) spec.credentials = &*credentials;

@@ -111,9 +111,9 @@ void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& c
 }
 
 // Options that set up the host, which cordond's configuration decides.
-constexpr const char* kHostOptions[] = {"--audit-log",  "--cgroup",         "--bpf-pin-dir",
-                                        "--run-dir",    "--seccomp-dir",    "--dns-upstream",
-                                        "--max-rules",  "--max-sessions",   "--max-destinations"};
+constexpr const char* kHostOptions[] = {"--audit-log", "--cgroup",       "--bpf-pin-dir",
+                                        "--run-dir",   "--seccomp-dir",  "--dns-upstream",
+                                        "--max-rules", "--max-sessions", "--max-destinations"};
 
 // The request cordond gets: the profile by name (or its absolute path),
 // the command, where and with what environment it runs.
@@ -145,9 +145,10 @@ int run_through_daemon(const CLI::App& app, const Mode& mode,
     }
     for (const char* option : kHostOptions)
         if (app.count(option)) {
-            spdlog::error("{} is a standalone option; cordond's configuration sets it (add "
-                          "--standalone, as root, to run without cordond)",
-                          option);
+            spdlog::error(
+                "{} is a standalone option; cordond's configuration sets it (add "
+                "--standalone, as root, to run without cordond)",
+                option);
             return kExitFailure;
         }
     return cordon::daemon::launch_through(socket, launch_request(options));

@@ -63,8 +63,8 @@ int sessions(const Args& a) {
         std::cout << list.dump(2) << "\n";
         return 0;
     }
-    const char* kColumns[] = {"agentId", "session", "user", "pid", "started", "deadline",
-                              "bytesOut", "denials"};
+    const char* kColumns[] = {"agentId", "session",  "user",     "pid",
+                              "started", "deadline", "bytesOut", "denials"};
     std::printf("%-16s %-36s %-12s %-8s %-24s %-24s %10s %8s\n", "AGENT", "SESSION", "USER", "PID",
                 "STARTED", "DEADLINE", "BYTES-OUT", "DENIALS");
     for (const auto& s : list) {

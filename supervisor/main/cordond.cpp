@@ -41,9 +41,12 @@ void add_overrides(CLI::App& app, Overrides& o) {
 }
 
 void apply(const Overrides& o, Config& c) {
-    for (auto [from, to] : {std::pair{&o.socket, &c.socket}, {&o.run_dir, &c.run_dir},
-                            {&o.cgroup, &c.cgroup}, {&o.bpf_pin_dir, &c.bpf_pin_dir},
-                            {&o.profiles_dir, &c.profiles_dir}, {&o.audit_log, &c.audit_log},
+    for (auto [from, to] : {std::pair{&o.socket, &c.socket},
+                            {&o.run_dir, &c.run_dir},
+                            {&o.cgroup, &c.cgroup},
+                            {&o.bpf_pin_dir, &c.bpf_pin_dir},
+                            {&o.profiles_dir, &c.profiles_dir},
+                            {&o.audit_log, &c.audit_log},
                             {&o.log_level, &c.log_level}})
         if (!from->empty()) *to = *from;
 }

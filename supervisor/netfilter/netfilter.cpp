@@ -305,7 +305,8 @@ Status check_attached_to(const std::string& cgroup_dir, const std::string& pin_d
                     std::to_string(info.cgroup.cgroup_id) + ", not to " + cgroup_dir +
                     ": its sessions would not be filtered",
                 "give this cgroup root a pin directory of its own (--bpf-pin-dir, bpfPinDir), "
-                "or detach the old pins (rm -r " + pin_dir + ") while none of their sessions runs");
+                "or detach the old pins (rm -r " +
+                    pin_dir + ") while none of their sessions runs");
     }
     return ok_status();
 }

@@ -204,7 +204,8 @@ class CordondTest : public ::testing::Test {
 
     // agent-run through cordond, as `as`, running command under profile.
     Process launch(const Account& as, const std::string& profile,
-                   const std::vector<std::string>& command, const std::string& label = "agent-run") {
+                   const std::vector<std::string>& command,
+                   const std::string& label = "agent-run") {
         std::vector<std::string> argv{(bin_dir() / "agent-run").string(), "--profile", profile,
                                       "--"};
         argv.insert(argv.end(), command.begin(), command.end());
@@ -263,7 +264,8 @@ class CordondTest : public ::testing::Test {
     std::optional<Account> nobody_, other_;
     pid_t daemon_ = -1;
     std::string into_cgroup_;
-    std::vector<std::string> daemon_wrapper_;  // a command cordond is started through  // a cgroup to start processes in (cgroup "auto")
+    std::vector<std::string> daemon_wrapper_;  // a command cordond is started through  // a cgroup
+                                               // to start processes in (cgroup "auto")
     std::vector<pid_t> started_;
 };
 

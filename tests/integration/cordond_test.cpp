@@ -19,7 +19,12 @@ std::string raw_request(const std::string& payload, int fds_to_attach = 0) {
     UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, (fs::path("/run") / ("cordon-test-cd-" + std::to_string(::getpid())) / "sock" / "cordond.sock").string().c_str(), sizeof addr.sun_path - 1);
+    std::strncpy(addr.sun_path,
+                 (fs::path("/run") / ("cordon-test-cd-" + std::to_string(::getpid())) / "sock" /
+                  "cordond.sock")
+                     .string()
+                     .c_str(),
+                 sizeof addr.sun_path - 1);
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) return "";
     if (fds_to_attach == 0) {
         (void)!::send(fd.get(), payload.data(), payload.size(), MSG_NOSIGNAL);
@@ -312,8 +317,7 @@ TEST_F(CordondTest, CgroupAutoPutsSessionsInCordondsOwnSubtree) {
               std::string::npos);
     stop_daemon(SIGTERM);
     (void)netfilter::Netfilter::detach(pin_dir() + "-auto");
-    for (const char* leaf : {"/sessions", "/supervisor", ""})
-        ::rmdir((service_dir + leaf).c_str());
+    for (const char* leaf : {"/sessions", "/supervisor", ""}) ::rmdir((service_dir + leaf).c_str());
 }
 
 }  // namespace
@@ -324,7 +328,8 @@ namespace {
 
 // "CAP_BPF CAP_KILL" of the unit's CapabilityBoundingSet= as setpriv's "-all,+bpf,+kill".
 std::string unit_bounding_set() {
-    std::istringstream unit(read_text(std::string(CORDON_SOURCE_DIR) + "/packaging/cordond.service"));
+    std::istringstream unit(
+        read_text(std::string(CORDON_SOURCE_DIR) + "/packaging/cordond.service"));
     std::string line, set = "-all";
     while (std::getline(unit, line)) {
         if (line.rfind("CapabilityBoundingSet=", 0) != 0) continue;

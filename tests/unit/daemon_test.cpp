@@ -2,9 +2,9 @@
 // cordond's pure logic: the request parser, the configuration, who may
 // launch, and the session record that outlives a restart.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
@@ -133,8 +133,7 @@ TEST(DaemonConfig, ErrorsNameFileKeyAndExpectation) {
               escape.path + ": cgroup: expected a relative cgroup path without ..");
     auto missing = load_config("/nonexistent/cordond.json");
     ASSERT_FALSE(missing);
-    EXPECT_NE(missing.error().message().find("give another file with --config"),
-              std::string::npos);
+    EXPECT_NE(missing.error().message().find("give another file with --config"), std::string::npos);
 }
 
 TEST(DaemonPeer, LaunchersByNameOrIdAndGroups) {
