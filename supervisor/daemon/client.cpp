@@ -13,7 +13,7 @@
 #include <cstring>
 
 #include "cordon/log.h"
-#include "launch/init.h"
+#include "launch/session.h"
 
 namespace cordon::daemon {
 namespace {
@@ -26,16 +26,6 @@ std::shared_ptr<spdlog::logger> log() {
 }
 
 constexpr int kExitFailure = 125;
-
-Result<UniqueFd> forwarded_signal_fd() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int sig : launch::kForwardedSignals) sigaddset(&set, sig);
-    if (::sigprocmask(SIG_BLOCK, &set, nullptr) != 0) return errno_error("cannot block signals");
-    UniqueFd fd(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
-    if (!fd.valid()) return errno_error("cannot create a signalfd");
-    return fd;
-}
 
 // What cordond's answer means for agent-run: nullopt while the session runs.
 std::optional<int> on_answer(const json& body) {
@@ -118,7 +108,7 @@ Result<json> call(const std::string& path, const json& request) {
 }
 
 int launch_through(const std::string& path, const LaunchRequest& request) {
-    auto signals = forwarded_signal_fd();
+    auto signals = launch::forwarded_signals();
     if (!signals) {
         log()->error("{}", signals.error().message());
         return kExitFailure;

@@ -12,7 +12,6 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <uuid/uuid.h>
 
 #include <cstring>
 #include <filesystem>
@@ -49,14 +48,6 @@ constexpr auto kDeadlineGrace = std::chrono::seconds(2);
 
 audit::Subject subject_of(const SessionRecord& r) {
     return {r.agent_id, r.agent_type, r.version, r.session};
-}
-
-std::string new_session_id() {
-    uuid_t raw;
-    uuid_generate_random(raw);
-    char text[37];
-    uuid_unparse_lower(raw, text);
-    return text;
 }
 
 Result<UniqueFd> open_pidfd(pid_t pid) {
@@ -327,7 +318,7 @@ json Daemon::launch(int fd, Message& m, const Peer& peer) {
                             true);
     ChildSpec spec{&config_,
                    std::move(*request),
-                   new_session_id(),
+                   launch::new_session_id(),
                    p->name,
                    p->agent_id,
                    p->agent_type,

@@ -146,13 +146,6 @@ void control_loop(Reporter& reporter) {
     }
 }
 
-void block_forwarded_signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int sig : launch::kForwardedSignals) sigaddset(&set, sig);
-    ::sigprocmask(SIG_BLOCK, &set, nullptr);
-}
-
 }  // namespace
 
 void run_session_child(const ChildSpec& spec) {
@@ -165,7 +158,7 @@ void run_session_child(const ChildSpec& spec) {
     Reporter reporter(spec);
     // Before the thread starts, so that it inherits the mask: a forwarded
     // signal waits for run_session's signalfd instead of ending the child.
-    block_forwarded_signals();
+    (void)launch::forwarded_signals();  // the mask stays; run_session makes its own signalfd
     std::thread(control_loop, std::ref(reporter)).detach();
 
     launch::SessionOptions options = session_options(*spec.config);

@@ -76,6 +76,8 @@ profile::TimePoint now_seconds() {
     return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
 }
 
+}  // namespace
+
 std::string new_session_id() {
     uuid_t raw;
     uuid_generate_random(raw);
@@ -83,6 +85,8 @@ std::string new_session_id() {
     uuid_unparse_lower(raw, text);
     return text;
 }
+
+namespace {
 
 // Variables every agent gets from its launcher, as a login shell would:
 // where to find programs, the terminal and the locale. Nothing else passes
@@ -248,8 +252,8 @@ Status ignore_signals() {
     return ok_status();
 }
 
-// Blocks the signals agent-run forwards and returns a signalfd for them:
-// those a caller stops, reloads or resizes a program with.
+}  // namespace
+
 Result<UniqueFd> forwarded_signals() {
     sigset_t set;
     sigemptyset(&set);
@@ -259,6 +263,8 @@ Result<UniqueFd> forwarded_signals() {
     if (!fd.valid()) return errno_error("cannot create a signalfd");
     return fd;
 }
+
+namespace {
 
 // A timer that fires at the session's deadline (wall clock: expiresAt is one).
 Result<UniqueFd> deadline_timer(SysTime deadline) {

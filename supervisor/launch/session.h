@@ -64,6 +64,14 @@ struct StartedSession {
     std::chrono::system_clock::time_point deadline;
 };
 
+// A new session id: a random UUID, lowercase.
+std::string new_session_id();
+
+// Blocks the signals agent-run forwards (those a caller stops, reloads or
+// resizes a program with, launch::kForwardedSignals) and returns a
+// signalfd for them.
+Result<UniqueFd> forwarded_signals();
+
 // What every session of one root shares: Cordon's root cgroup, the BPF
 // programs attached to it, and the lock files of who owns which session.
 struct Host {
