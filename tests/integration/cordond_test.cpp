@@ -281,6 +281,8 @@ TEST_F(CordondTest, SessionWhoseSupervisorDiedIsReaped) {
     for (int i = 0; i < 100 && !pids_running("/bin/sleep " + marker).empty(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_TRUE(pids_running("/bin/sleep " + marker).empty());
+    for (int i = 0; i < 100 && events_named(audit_events(), "session.reaped").empty(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_EQ(events_named(audit_events(), "session.reaped").size(), 1u);
     EXPECT_TRUE(wait_for_sessions(0).empty());
 }
