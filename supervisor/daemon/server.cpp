@@ -33,6 +33,7 @@ namespace {
 
 using nlohmann::json;
 using SysClock = std::chrono::system_clock;
+using namespace std::chrono_literals;
 
 std::shared_ptr<spdlog::logger> log() {
     static auto logger = layer_logger("daemon");
@@ -67,8 +68,13 @@ bool kill_cgroup(const std::string& path) {
 // The socket's directory is 0755 (anyone may reach the socket), the
 // socket 0666: the kernel's SO_PEERCRED decides, not file modes.
 Result<UniqueFd> listen_on(const std::string& path) {
+    namespace fs = std::filesystem;
     std::error_code ec;
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+    fs::path dir = fs::path(path).parent_path();
+    if (fs::create_directories(dir, ec))
+        fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                 fs::perms::others_read | fs::perms::others_exec,
+                        ec);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (path.size() >= sizeof addr.sun_path) return plain_error("socket path too long: " + path);
@@ -143,7 +149,7 @@ class Daemon {
     json stop(const json& body, const Peer& peer);
     void refuse(const Peer& peer, const std::string& what, const std::string& why,
                 const audit::Subject& subject = {});
-    void enforce_deadline(const SessionRecord& r, Tracked& t);
+    void enforce_deadline(const SessionRecord& r, Tracked& t, bool at_adoption = false);
 
     Config config_;
     std::string config_path_;
@@ -216,17 +222,16 @@ void Daemon::adopt_sessions() {
                      {{"pid", r.agent_pid},
                       {"supervisorPid", r.supervisor_pid},
                       {"deadline", audit::format_time(r.deadline)}});
-        enforce_deadline(r, t);
+        enforce_deadline(r, t, true);
         sessions_.emplace(r.session, std::move(t));
     }
 }
 
-// Past its deadline and still populated: the child did not kill it (it was
-// stopped, or the deadline passed while cordond was down), so cordond does.
-void Daemon::enforce_deadline(const SessionRecord& r, Tracked& t) {
-    if (t.expired || SysClock::now() < r.deadline) return;
-    bool adopted_late = !t.own_child;
-    if (!adopted_late && SysClock::now() < r.deadline + kDeadlineGrace) return;
+// Past its deadline and still there: its child did not kill it (it was
+// stopped, or the deadline passed while no cordond ran), so cordond does:
+// at once when adopting it, else after the child's grace period.
+void Daemon::enforce_deadline(const SessionRecord& r, Tracked& t, bool at_adoption) {
+    if (t.expired || SysClock::now() < r.deadline + (at_adoption ? 0s : kDeadlineGrace)) return;
     if (r.cgroup_path.rfind(host_->root + "/", 0) != 0) return;
     if (!std::filesystem::exists(r.cgroup_path)) return;
     t.expired = true;

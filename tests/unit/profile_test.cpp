@@ -395,7 +395,7 @@ TEST(ProfileErrors, RootMustBeAnObject) {
     expect_error(json::array(), "",
                  "expected an object with keys apiVersion, identity, session, allowedTools, "
                  "deniedTools, approvalRequired, tools, credentials, syscalls, dns, filesystem, "
-                 "limits, got array");
+                 "limits, launchers, got array");
 }
 
 TEST(Profile, DnsTtlsHaveDefaultsAndBounds) {
@@ -420,7 +420,7 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
     const std::string top =
         "unknown key (expected one of: apiVersion, identity, session, "
         "allowedTools, deniedTools, approvalRequired, tools, credentials, "
-        "syscalls, dns, filesystem, limits)";
+        "syscalls, dns, filesystem, limits, launchers)";
     expect_error(with(base_profile(), "/quotas", {{"pids", 1}}), "quotas", top);
     expect_error(with(base_profile(), "/identity/name", "x"), "identity.name",
                  "unknown key (expected one of: agentId, agentType, version, expiresAt)");
