@@ -233,6 +233,7 @@ TEST_F(CordondTest, SigkillOfCordondLeavesTheAgentContainedAndARestartAdoptsIt) 
     start_daemon();
     auto adopted = wait_for_sessions(1);
     EXPECT_EQ(adopted[0]["session"], list[0]["session"]);
+    EXPECT_GE(adopted[0]["denials"].get<int>(), 2) << "both connects, counted by the session";
     EXPECT_EQ(events_named(audit_events(), "session.adopt").size(), 1u);
     auto r = wait(p, std::chrono::seconds(20));
     EXPECT_EQ(r.exit_code, 124) << r.err;

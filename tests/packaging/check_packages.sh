@@ -16,6 +16,19 @@ work=$(mktemp -d /run/cordon-test-pkg.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 fail() { echo "check_packages: $*" >&2; exit 1; }
 
+# The cgroup2 mount point: the field after "-" names the filesystem (proc(5)).
+cgroup2_mount() {
+    awk '{for (i = 7; i < NF; i++) if ($i == "-") { if ($(i + 1) == "cgroup2") print $5; break }}' \
+        /proc/self/mountinfo | head -1
+}
+
+purge_and_clean() {
+    dpkg --purge cordon >/dev/null 2>&1 || true
+    rm -rf "/sys/fs/bpf/$tag"
+    rmdir "$(cgroup2_mount)/$tag" 2>/dev/null || true
+    rm -rf "$work"
+}
+
 # 1. The unit, with ExecStart pointing at the built cordond (verify checks
 # that the command exists); man pages are not installed here.
 sed "s#/usr/sbin/cordond#$build/cordond#" "$src/packaging/cordond.service" >"$work/cordond.service"
@@ -57,13 +70,17 @@ fi
 if [ "${CORDON_TEST_DPKG_INSTALL:-0}" = 1 ]; then
     [ "$(id -u)" = 0 ] || fail "CORDON_TEST_DPKG_INSTALL needs root"
     if dpkg-query -W cordon >/dev/null 2>&1; then fail "a cordon package is installed already"; fi
+    # Purged whatever happens next; the demo's cgroup and pins are the test's own.
+    tag=cordon-test-pkg-$$
+    trap purge_and_clean EXIT
     dpkg -i "$deb" >"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "dpkg -i failed"; }
     /usr/bin/cordonctl validate /usr/share/cordon/examples/coding-agent.json ||
         fail "the installed cordonctl cannot validate an example profile"
     /usr/sbin/cordond --check --profiles-dir /usr/share/cordon/examples ||
         fail "the installed cordond refuses the example profiles"
     # The demo, standalone, with the installed agent-run and its data.
-    "$src/examples/demo.sh" /usr/bin/agent-run >"$work/demo.log" 2>&1 || {
+    CORDON_CGROUP=$tag CORDON_BPF_PIN_DIR=/sys/fs/bpf/$tag CORDON_RUN_DIR=$work/run \
+        "$src/examples/demo.sh" /usr/bin/agent-run >"$work/demo.log" 2>&1 || {
         cat "$work/demo.log" >&2
         fail "the demo failed with the installed agent-run"
     }
