@@ -36,6 +36,8 @@ void take_descriptors(const ChildSpec& spec) {
     for (int i = 0; i < 4; ++i) ::dup2(high[i], i);
     ::close_range(4, ~0u, 0);
     ::fcntl(3, F_SETFD, FD_CLOEXEC);
+    // cordond reads without waiting; the child waits for its one client.
+    ::fcntl(3, F_SETFL, ::fcntl(3, F_GETFL) & ~O_NONBLOCK);
 }
 
 // cordond's blocked and ignored signals are not the session's.

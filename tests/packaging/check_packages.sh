@@ -5,8 +5,8 @@
 # same files, the expected ones, with the configuration as conffiles; the
 # .deb is lintian-clean of errors. With CORDON_TEST_DPKG_INSTALL=1 (root, a
 # host where no cordon package is installed) the .deb is also installed,
-# its binaries check the example profiles and run the demo, and a purge
-# leaves nothing of the package behind.
+# its binaries check the example profiles and run the demo, an upgrade and
+# a removal keep the configuration, and a purge leaves nothing behind.
 #
 # Usage: check_packages.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
@@ -84,6 +84,14 @@ if [ "${CORDON_TEST_DPKG_INSTALL:-0}" = 1 ]; then
         cat "$work/demo.log" >&2
         fail "the demo failed with the installed agent-run"
     }
+    # The administrator's configuration survives an upgrade (here: the same
+    # package again) and a removal; only a purge takes it.
+    echo '{"logLevel": "debug"}' >/etc/cordon/cordond.json
+    dpkg -i "$deb" >>"$work/dpkg.log" 2>&1 || fail "reinstalling failed"
+    grep -q debug /etc/cordon/cordond.json || fail "an upgrade replaced cordond.json"
+    dpkg --remove cordon >>"$work/dpkg.log" 2>&1 || fail "dpkg --remove failed"
+    grep -q debug /etc/cordon/cordond.json || fail "a removal took cordond.json"
+    [ ! -e /usr/sbin/cordond ] || fail "a removal left /usr/sbin/cordond"
     dpkg --purge cordon >>"$work/dpkg.log" 2>&1 || { cat "$work/dpkg.log" >&2; fail "purge failed"; }
     for f in $(cat "$work/deb.files") /etc/cordon /var/log/cordon /sys/fs/bpf/cordond; do
         [ ! -e "$f" ] || fail "$f is left after purge"
