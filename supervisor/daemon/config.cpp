@@ -43,6 +43,12 @@ std::string read_max_sessions(const json& v, Config& c) {
     return {};
 }
 
+std::string read_audit_to_log(const json& v, Config& c) {
+    if (!v.is_boolean()) return "true or false";
+    c.audit_to_log = v.get<bool>();
+    return {};
+}
+
 std::string read_log_level(const json& v, Config& c) {
     static const std::vector<std::string> kLevels{"trace", "debug", "info", "warn", "error", "off"};
     if (!v.is_string() ||
@@ -64,6 +70,7 @@ const std::vector<std::pair<const char*, Reader>>& readers() {
         {"dnsUpstream", path_of(&Config::dns_upstream, false)},
         {"adminGroups", read_admin_groups},
         {"maxSessions", read_max_sessions},
+        {"auditToLog", read_audit_to_log},
         {"logLevel", read_log_level},
     };
     return kReaders;

@@ -27,6 +27,8 @@ struct Config {
     std::string dns_upstream;  // "": the host's resolvers
     // Groups whose members may list and stop every user's sessions (root always may).
     std::vector<std::string> admin_groups;
+    // Every audit event also in cordond's log (the journal under systemd).
+    bool audit_to_log = true;
     unsigned max_sessions = 256;  // live sessions at once; more are refused
     std::string log_level = "info";
 };

@@ -20,6 +20,7 @@
 
 #include "audit/audit.h"
 #include "cordon/log.h"
+#include "daemon/audit_tail.h"
 #include "daemon/notify.h"
 #include "daemon/peer.h"
 #include "daemon/profiles.h"
@@ -37,6 +38,11 @@ using namespace std::chrono_literals;
 
 std::shared_ptr<spdlog::logger> log() {
     static auto logger = layer_logger("daemon");
+    return logger;
+}
+
+std::shared_ptr<spdlog::logger> audit_log() {
+    static auto logger = layer_logger("audit");
     return logger;
 }
 
@@ -72,8 +78,9 @@ Result<UniqueFd> listen_on(const std::string& path) {
     std::error_code ec;
     fs::path dir = fs::path(path).parent_path();
     if (fs::create_directories(dir, ec))
-        fs::permissions(dir, fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                                 fs::perms::others_read | fs::perms::others_exec,
+        fs::permissions(dir,
+                        fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                            fs::perms::others_read | fs::perms::others_exec,
                         ec);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -156,6 +163,7 @@ class Daemon {
     ProfileSet profiles_;
     std::optional<launch::Host> host_;
     std::unique_ptr<audit::AuditLog> audit_;
+    std::optional<AuditTail> audit_tail_;
     UniqueFd lock_, listen_, epoll_, signals_, tick_;
     std::map<int, Pending> pending_;
     std::map<std::string, Tracked> sessions_;
@@ -168,6 +176,7 @@ Status Daemon::start() {
     auto audit = audit::AuditLog::open(config_.audit_log);
     if (!audit) return audit.error();
     audit_ = std::move(*audit);
+    if (config_.audit_to_log) audit_tail_.emplace(config_.audit_log);
     auto host = launch::open_host(session_options(config_));
     if (!host) return host.error();
     host_ = std::move(*host);
@@ -408,6 +417,8 @@ void Daemon::on_tick() {
     for (const auto& r : read_records(config_.run_dir))
         if (auto t = sessions_.find(r.session); t != sessions_.end())
             enforce_deadline(r, t->second);
+    if (audit_tail_)
+        audit_tail_->poll([](const std::string& line) { audit_log()->info("audit: {}", line); });
 }
 
 bool Daemon::on_signal() {

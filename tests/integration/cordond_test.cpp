@@ -212,6 +212,14 @@ TEST_F(CordondTest, CordonctlValidatesProfilesAndReadsTheAudit) {
     EXPECT_NE(audit.out.find("\"session.end\""), std::string::npos);
     auto none = cordonctl(std::nullopt, {"audit", "--file", audit_log_.string(), "--session", "x"});
     EXPECT_EQ(none.out, "");
+    // The same events in cordond's own log, the journal under systemd.
+    auto in_log = [&] {
+        return read_text(dir_ / "cordond.err").find("audit: {") != std::string::npos &&
+               read_text(dir_ / "cordond.err").find(id) != std::string::npos;
+    };
+    for (int i = 0; i < 100 && !in_log(); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_TRUE(in_log()) << read_text(dir_ / "cordond.err");
 }
 
 // The agent tries a loopback listener no rule allows, once before and once

@@ -178,3 +178,31 @@ TEST(DaemonState, RecordRoundTrips) {
 
 }  // namespace
 }  // namespace cordon::daemon
+
+#include "daemon/audit_tail.h"
+
+namespace cordon::daemon {
+namespace {
+
+TEST(DaemonAuditTail, PassesOnCompleteNewLinesAndFollowsATruncation) {
+    std::string path = "/tmp/cordon-audit-tail-" + std::to_string(::getpid());
+    std::ofstream(path) << "{\"old\":1}\n";
+    AuditTail tail(path);
+    std::vector<std::string> seen;
+    auto sink = [&](const std::string& line) { seen.push_back(line); };
+
+    std::ofstream(path, std::ios::app) << "{\"a\":1}\n{\"b\":";
+    tail.poll(sink);
+    EXPECT_EQ(seen, (std::vector<std::string>{"{\"a\":1}"}));
+    std::ofstream(path, std::ios::app) << "2}\n";
+    tail.poll(sink);
+    EXPECT_EQ(seen.back(), "{\"b\":2}");
+    std::ofstream(path, std::ios::trunc) << "{\"c\":3}\n";  // copytruncate, then a new event
+    tail.poll(sink);
+    EXPECT_EQ(seen.back(), "{\"c\":3}");
+    EXPECT_EQ(seen.size(), 3u);
+    std::filesystem::remove(path);
+}
+
+}  // namespace
+}  // namespace cordon::daemon
