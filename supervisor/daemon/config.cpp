@@ -36,11 +36,13 @@ std::string read_admin_groups(const json& v, Config& c) {
     return {};
 }
 
-std::string read_max_sessions(const json& v, Config& c) {
-    if (!v.is_number_unsigned() || v.get<uint64_t>() == 0 || v.get<uint64_t>() > 65536)
-        return "a number of sessions from 1 to 65536";
-    c.max_sessions = v.get<unsigned>();
-    return {};
+Reader count_of(unsigned Config::*member) {
+    return [member](const json& v, Config& c) -> std::string {
+        if (!v.is_number_unsigned() || v.get<uint64_t>() == 0 || v.get<uint64_t>() > 65536)
+            return "a number of sessions from 1 to 65536";
+        c.*member = v.get<unsigned>();
+        return {};
+    };
 }
 
 std::string read_audit_to_log(const json& v, Config& c) {
@@ -69,7 +71,8 @@ const std::vector<std::pair<const char*, Reader>>& readers() {
         {"seccompDir", path_of(&Config::seccomp_dir)},
         {"dnsUpstream", path_of(&Config::dns_upstream, false)},
         {"adminGroups", read_admin_groups},
-        {"maxSessions", read_max_sessions},
+        {"maxSessions", count_of(&Config::max_sessions)},
+        {"maxSessionsPerUser", count_of(&Config::max_sessions_per_user)},
         {"auditToLog", read_audit_to_log},
         {"logLevel", read_log_level},
     };

@@ -29,7 +29,8 @@ struct Config {
     std::vector<std::string> admin_groups;
     // Every audit event also in cordond's log (the journal under systemd).
     bool audit_to_log = true;
-    unsigned max_sessions = 256;  // live sessions at once; more are refused
+    unsigned max_sessions = 256;          // live sessions at once; more are refused
+    unsigned max_sessions_per_user = 32;  // of those, one launcher's (root: no limit)
     std::string log_level = "info";
 };
 

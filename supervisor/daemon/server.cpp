@@ -50,6 +50,8 @@ std::shared_ptr<spdlog::logger> audit_log() {
 constexpr auto kRequestTimeout = std::chrono::seconds(5);
 // Connections waiting for their request, at most; more are closed at once.
 constexpr size_t kMaxPendingClients = 64;
+// Of those, one account's, so that no user can keep the others out.
+constexpr size_t kMaxPendingPerUser = 8;
 // A session child kills its agent at the deadline; cordond steps in after this.
 constexpr auto kDeadlineGrace = std::chrono::seconds(2);
 
@@ -115,13 +117,22 @@ Result<UniqueFd> instance_lock(const std::string& run_dir) {
 struct Pending {
     UniqueFd conn;
     std::chrono::steady_clock::time_point since;
+    uid_t uid = 0;
 };
+
+// The connecting process's uid as the kernel recorded it (unix(7)).
+uid_t peer_uid(int fd) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    return ::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.uid : uid_t(-1);
+}
 
 // A session cordond knows: its supervising child (its own, or adopted).
 struct Tracked {
     pid_t pid = 0;
     UniqueFd pidfd;
     bool own_child = false;
+    uid_t launcher_uid = 0;
     bool expired = false;  // cordond killed it at its deadline
 };
 
@@ -226,7 +237,7 @@ void Daemon::adopt_sessions() {
             remove_record(config_.run_dir, r.session);
             continue;
         }
-        Tracked t{r.supervisor_pid, std::move(*pidfd), false, false};
+        Tracked t{r.supervisor_pid, std::move(*pidfd), false, r.launcher_uid, false};
         audit_->emit("session.adopt", subject_of(r),
                      {{"pid", r.agent_pid},
                       {"supervisorPid", r.supervisor_pid},
@@ -254,13 +265,17 @@ void Daemon::on_accept() {
     for (;;) {
         UniqueFd conn(::accept4(listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
         if (!conn.valid()) return;
-        if (pending_.size() >= kMaxPendingClients) {
+        uid_t uid = peer_uid(conn.get());
+        auto mine = std::count_if(pending_.begin(), pending_.end(),
+                                  [uid](const auto& p) { return p.second.uid == uid; });
+        if (pending_.size() >= kMaxPendingClients ||
+            static_cast<size_t>(mine) >= kMaxPendingPerUser) {
             (void)send_message(conn.get(), error_answer("cordond is busy; try again"));
             continue;
         }
         int fd = conn.get();
         if (!watch(fd)) continue;
-        pending_[fd] = {std::move(conn), std::chrono::steady_clock::now()};
+        pending_[fd] = {std::move(conn), std::chrono::steady_clock::now(), uid};
     }
 }
 
@@ -326,6 +341,13 @@ json Daemon::launch(int fd, Message& m, const Peer& peer) {
                                 "launchers.users or one of launchers.groups)",
                             true);
     }
+    auto own = std::count_if(sessions_.begin(), sessions_.end(),
+                             [&peer](const auto& s) { return s.second.launcher_uid == peer.uid; });
+    if (peer.uid != 0 && static_cast<unsigned>(own) >= config_.max_sessions_per_user)
+        return error_answer(peer.user + " runs " + std::to_string(own) +
+                                " sessions, the most one user may (maxSessionsPerUser); end one "
+                                "first",
+                            true);
     if (sessions_.size() >= config_.max_sessions)
         return error_answer("cordond runs its most sessions (maxSessions " +
                                 std::to_string(config_.max_sessions) + "); try again later",
@@ -352,7 +374,7 @@ json Daemon::launch(int fd, Message& m, const Peer& peer) {
         return json();
     }
     if (!watch(pidfd->get())) log()->error("cannot watch session {}", spec.session_id);
-    sessions_.emplace(spec.session_id, Tracked{pid, std::move(*pidfd), true, false});
+    sessions_.emplace(spec.session_id, Tracked{pid, std::move(*pidfd), true, peer.uid, false});
     return json();  // the child answers from here on
 }
 

@@ -381,3 +381,30 @@ TEST_F(CordondTest, TheUnitsCapabilitiesAndNoNewPrivsSufficeForASession) {
 
 }  // namespace
 }  // namespace cordon::testing
+
+namespace cordon::testing {
+namespace {
+
+TEST_F(CordondTest, OneUserCannotTakeEverySession) {
+    auto config = nlohmann::json::parse(read_text(config_));
+    config["maxSessionsPerUser"] = 1;
+    write_text(config_, config.dump());
+    write_profile("sleeper", {"nobody", "cordon-agent"});
+    start_daemon();
+    auto first = launch(*nobody_, "sleeper", {"/bin/sleep", unique_sleep()});
+    wait_for_sessions(1);
+
+    auto second = wait(launch(*nobody_, "sleeper", {"/bin/true"}, "second"));
+    auto other = wait(launch(*other_, "sleeper", {"/bin/true"}, "other"));
+
+    EXPECT_EQ(second.exit_code, 125);
+    EXPECT_NE(second.err.find("nobody runs 1 sessions, the most one user may (maxSessionsPerUser)"),
+              std::string::npos)
+        << second.err;
+    EXPECT_EQ(other.exit_code, 0) << other.err;
+    ::kill(first.pid, SIGTERM);
+    EXPECT_EQ(wait(first).exit_code, 128 + SIGTERM);
+}
+
+}  // namespace
+}  // namespace cordon::testing
