@@ -162,6 +162,7 @@ class Daemon {
     bool on_signal();  // false: time to stop
 
     json handle(int fd, Message& m);
+    Result<const InstalledProfile*> authorize(const LaunchRequest& request, const Peer& peer);
     json launch(int fd, Message& m, const Peer& peer);
     json sessions(const Peer& peer);
     json stop(const json& body, const Peer& peer);
@@ -319,47 +320,50 @@ void Daemon::refuse(const Peer& peer, const std::string& what, const std::string
                   {"reason", why}});
 }
 
+// The installed profile the caller may launch now; else the refusal's text.
+Result<const InstalledProfile*> Daemon::authorize(const LaunchRequest& request, const Peer& peer) {
+    const InstalledProfile* p = profiles_.find(request.profile);
+    if (!p) {
+        refuse(peer, "launch " + request.profile, "no such installed profile");
+        return plain_error("no installed profile " + request.profile + " in " +
+                           config_.profiles_dir +
+                           " (cordond launches only those; `cordonctl validate` checks one)");
+    }
+    if (!may_launch(p->launchers, peer)) {
+        refuse(peer, "launch " + p->name, "not in the profile's launchers",
+               {p->agent_id, p->agent_type, p->version, ""});
+        return plain_error(peer.user + " (uid " + std::to_string(peer.uid) +
+                           ") may not launch profile " + p->name +
+                           ": not in its launchers (ask an administrator to add you to "
+                           "launchers.users or one of launchers.groups)");
+    }
+    auto own = std::count_if(sessions_.begin(), sessions_.end(),
+                             [&peer](const auto& s) { return s.second.launcher_uid == peer.uid; });
+    if (peer.uid != 0 && static_cast<unsigned>(own) >= config_.max_sessions_per_user)
+        return plain_error(peer.user + " runs " + std::to_string(own) +
+                           " sessions, the most one user may (maxSessionsPerUser); end one first");
+    if (sessions_.size() >= config_.max_sessions)
+        return plain_error("cordond runs its most sessions (maxSessions " +
+                           std::to_string(config_.max_sessions) + "); try again later");
+    return p;
+}
+
 json Daemon::launch(int fd, Message& m, const Peer& peer) {
     auto request = parse_launch(m.body);
     if (!request) return error_answer("launch request: " + request.error().message(), true);
     if (m.fds.size() != 3)
         return error_answer("launch request: expected stdin, stdout and stderr attached", true);
-    const InstalledProfile* p = profiles_.find(request->profile);
-    if (!p) {
-        refuse(peer, "launch " + request->profile, "no such installed profile");
-        return error_answer("no installed profile " + request->profile + " in " +
-                                config_.profiles_dir +
-                                " (cordond launches only those; `cordonctl validate` checks one)",
-                            true);
-    }
-    audit::Subject subject{p->agent_id, p->agent_type, p->version, ""};
-    if (!may_launch(p->launchers, peer)) {
-        refuse(peer, "launch " + p->name, "not in the profile's launchers", subject);
-        return error_answer(peer.user + " (uid " + std::to_string(peer.uid) +
-                                ") may not launch profile " + p->name +
-                                ": not in its launchers (ask an administrator to add you to "
-                                "launchers.users or one of launchers.groups)",
-                            true);
-    }
-    auto own = std::count_if(sessions_.begin(), sessions_.end(),
-                             [&peer](const auto& s) { return s.second.launcher_uid == peer.uid; });
-    if (peer.uid != 0 && static_cast<unsigned>(own) >= config_.max_sessions_per_user)
-        return error_answer(peer.user + " runs " + std::to_string(own) +
-                                " sessions, the most one user may (maxSessionsPerUser); end one "
-                                "first",
-                            true);
-    if (sessions_.size() >= config_.max_sessions)
-        return error_answer("cordond runs its most sessions (maxSessions " +
-                                std::to_string(config_.max_sessions) + "); try again later",
-                            true);
+    auto allowed = authorize(*request, peer);
+    if (!allowed) return error_answer(allowed.error().message(), true);
+    const InstalledProfile& p = **allowed;
     ChildSpec spec{&config_,
                    std::move(*request),
                    launch::new_session_id(),
-                   p->name,
-                   p->agent_id,
-                   p->agent_type,
-                   p->version,
-                   p->path,
+                   p.name,
+                   p.agent_id,
+                   p.agent_type,
+                   p.version,
+                   p.path,
                    peer,
                    fd,
                    {m.fds[0].get(), m.fds[1].get(), m.fds[2].get()}};
@@ -367,7 +371,7 @@ json Daemon::launch(int fd, Message& m, const Peer& peer) {
     if (pid < 0) return error_answer(std::string("cannot fork: ") + std::strerror(errno), true);
     if (pid == 0) run_session_child(spec);
     log()->info("session {}: profile {} for {} (uid {}), supervisor pid {}", spec.session_id,
-                p->name, peer.user, peer.uid, pid);
+                p.name, peer.user, peer.uid, pid);
     auto pidfd = open_pidfd(pid);
     if (!pidfd) {
         log()->error("{}", pidfd.error().message());
