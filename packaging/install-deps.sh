@@ -23,9 +23,12 @@ runtime_and_tests=(
   python3 python3-jsonschema nodejs
   curl iproute2 procps ca-certificates dnsmasq-base
 )
+# The packaging tests: systemd-analyze verifies the unit, CPack's rpm
+# generator needs rpmbuild, lintian checks the .deb.
+packaging=(systemd rpm lintian file)
 
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${build[@]}" "${runtime_and_tests[@]}"
+apt-get install -y -qq --no-install-recommends "${build[@]}" "${runtime_and_tests[@]}" "${packaging[@]}"
 
 # bpftool generates the BPF skeleton. Debian ships it as its own package;
 # Ubuntu ships it in linux-tools, where /usr/sbin/bpftool is a wrapper (from

@@ -77,6 +77,8 @@ profile::TimePoint now_seconds() {
     return std::chrono::floor<std::chrono::seconds>(std::chrono::system_clock::now());
 }
 
+}  // namespace
+
 std::string new_session_id() {
     uuid_t raw;
     uuid_generate_random(raw);
@@ -84,6 +86,8 @@ std::string new_session_id() {
     uuid_unparse_lower(raw, text);
     return text;
 }
+
+namespace {
 
 // Variables every agent gets from its launcher, as a login shell would:
 // where to find programs, the terminal and the locale. Nothing else passes
@@ -99,14 +103,13 @@ bool passes_by_default(const std::string& name) {
 // account's identity, the delivered credentials and the session's ids.
 std::vector<std::string> agent_environment(const profile::Profile& profile,
                                            const std::vector<creds::Delivery>& deliveries,
-                                           const Identity& identity,
-                                           const std::string& session_id) {
+                                           const Identity& identity, const std::string& session_id,
+                                           const std::vector<std::string>& launcher_env) {
     std::set<std::string> passed(profile.pass_environment.begin(), profile.pass_environment.end());
     for (const auto& var : creds::source_variables(profile)) passed.erase(var);
 
     std::vector<std::string> env;
-    for (char** e = environ; *e; ++e) {
-        std::string entry(*e);
+    for (const std::string& entry : launcher_env) {
         std::string name = entry.substr(0, entry.find('='));
         if (passes_by_default(name) || passed.count(name)) env.push_back(entry);
     }
@@ -120,6 +123,12 @@ std::vector<std::string> agent_environment(const profile::Profile& profile,
         env.push_back(std::string(creds::kCredentialsDirVariable) + "=" + creds::kCredentialsDir);
     env.push_back("CORDON_SESSION_ID=" + session_id);
     env.push_back("CORDON_AGENT_ID=" + profile.identity.agent_id);
+    return env;
+}
+
+std::vector<std::string> environ_of_this_process() {
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) env.emplace_back(*e);
     return env;
 }
 
@@ -141,11 +150,12 @@ audit::Subject subject_of_label(const std::string& label) {
             j.value("version", "unknown"), j.value("session", "unknown")};
 }
 
-// Removes what crashed supervisors left: session cgroups nobody holds (each
-// reported as session.reaped) and policy entries whose cgroup is gone.
-void reap_leftovers(const std::string& root, const cgroup::OwnerLocks& locks,
-                    const std::string& run_dir, netfilter::Netfilter& nf, audit::AuditLog& audit) {
-    for (const auto& orphan : cgroup::cleanup_orphans(root, locks)) {
+}  // namespace
+
+void reap_leftovers(Host& host, const std::string& run_dir, audit::AuditLog& audit) {
+    const std::string& root = host.root;
+    netfilter::Netfilter& nf = *host.nf;
+    for (const auto& orphan : cgroup::cleanup_orphans(root, host.locks)) {
         (void)nf.remove_session(orphan.id);
         audit::Subject dead = subject_of_label(orphan.label);
         // Its files too (resolv.conf), named by the session id of its label.
@@ -167,6 +177,8 @@ void reap_leftovers(const std::string& root, const cgroup::OwnerLocks& locks,
     for (uint64_t id : ids)
         if (!live.count(id)) (void)nf.remove_session(id);
 }
+
+namespace {
 
 // agent-run's exit status for a wait status, as shells report it.
 int exit_status_of(int wait_status) {
@@ -217,6 +229,12 @@ struct Session {
 
 std::string default_seccomp_dir(const std::string& configured) {
     if (!configured.empty()) return configured;
+    // Beside the running program first (PREFIX/bin/../share/cordon): a
+    // package's binaries find their data wherever the package put them.
+    std::error_code ec;
+    auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+    auto beside = exe.parent_path().parent_path() / "share/cordon/seccomp";
+    if (!ec && std::filesystem::exists(beside, ec)) return beside.string();
     std::string installed = std::string(CORDON_DATA_DIR) + "/seccomp";
     if (std::filesystem::exists(installed)) return installed;
     return std::string(CORDON_SOURCE_DIR) + "/profiles/seccomp";
@@ -235,8 +253,8 @@ Status ignore_signals() {
     return ok_status();
 }
 
-// Blocks the signals agent-run forwards and returns a signalfd for them:
-// those a caller stops, reloads or resizes a program with.
+}  // namespace
+
 Result<UniqueFd> forwarded_signals() {
     sigset_t set;
     sigemptyset(&set);
@@ -246,6 +264,8 @@ Result<UniqueFd> forwarded_signals() {
     if (!fd.valid()) return errno_error("cannot create a signalfd");
     return fd;
 }
+
+namespace {
 
 // A timer that fires at the session's deadline (wall clock: expiresAt is one).
 Result<UniqueFd> deadline_timer(SysTime deadline) {
@@ -293,8 +313,9 @@ json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) 
 class DenialReporter {
   public:
     DenialReporter(audit::Subject subject, const profile::Profile& profile, audit::AuditLog& audit,
-                   UniqueFd timer)
-        : subject_(std::move(subject)),
+                   UniqueFd timer, std::function<void()> on_denial = {})
+        : on_denial_(std::move(on_denial)),
+          subject_(std::move(subject)),
           profile_(profile),
           audit_(audit),
           timer_(std::move(timer)),
@@ -302,10 +323,12 @@ class DenialReporter {
 
     static Result<std::unique_ptr<DenialReporter>> create(const audit::Subject& subject,
                                                           const profile::Profile& profile,
-                                                          audit::AuditLog& audit) {
+                                                          audit::AuditLog& audit,
+                                                          std::function<void()> on_denial = {}) {
         UniqueFd fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
         if (!fd.valid()) return errno_error("cannot create a timerfd for suppressed denials");
-        return std::make_unique<DenialReporter>(subject, profile, audit, std::move(fd));
+        return std::make_unique<DenialReporter>(subject, profile, audit, std::move(fd),
+                                                std::move(on_denial));
     }
 
     int timer_fd() const { return timer_.get(); }
@@ -314,6 +337,7 @@ class DenialReporter {
 
     void report_fields(const json& fields) {
         std::lock_guard lock(mu_);
+        if (on_denial_) on_denial_();
         if (admit()) audit_.emit("net.deny", subject_, fields);
     }
 
@@ -353,6 +377,7 @@ class DenialReporter {
             log()->error("cannot arm the suppressed-denials timer: {}", std::strerror(errno));
     }
 
+    std::function<void()> on_denial_;
     audit::Subject subject_;
     const profile::Profile& profile_;
     mutable std::mutex mu_;
@@ -562,7 +587,7 @@ Result<Plan> plan_session(const SessionOptions& options) {
                               options.run_dir + "/seccomp");
     if (!filter) return in_layer("seccomp", filter.error());
     plan.filter = std::move(*filter);
-    auto identity = resolve_identity(plan.profile.user, ::getuid());
+    auto identity = resolve_identity(plan.profile.user, options.launcher_uid.value_or(::getuid()));
     if (!identity) return identity.error();
     plan.identity = std::move(*identity);
     if (plan.identity.root()) log()->warn("{}", kRootAgentWarning);
@@ -667,13 +692,7 @@ json dns_json(const Plan& plan) {
             {"upstreams", upstreams}};
 }
 
-// What every session of this root shares: Cordon's root cgroup, the BPF
-// programs attached to it, and the lock files of who owns which session.
-struct Host {
-    std::string root;
-    std::unique_ptr<netfilter::Netfilter> nf;
-    cgroup::OwnerLocks locks;
-};
+}  // namespace
 
 Result<Host> open_host(const SessionOptions& options) {
     auto mount = cgroup::find_cgroup2_mount();
@@ -688,6 +707,8 @@ Result<Host> open_host(const SessionOptions& options) {
     if (!locks) return locks.error();
     return Host{root, std::move(*nf), std::move(*locks)};
 }
+
+namespace {
 
 // The session's cgroup, its resolver, then its policy entry, which names
 // the resolver as the session's only way to port 53.
@@ -717,11 +738,10 @@ Status install_session(Session& s, const audit::Subject& subject, const Plan& pl
 Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
                           const MountPlan& mounts,
                           const std::optional<creds::CredentialsDir>& credentials) {
-    SpawnSpec spec{
-        options.command,      agent_environment(plan.profile, plan.deliveries, plan.identity, s.id),
-        s.cgroup->dir_fd(),   &plan.filter,
-        &plan.identity,       &mounts,
-        &plan.limits.rlimits, plan.seal_memfd_exec};
+    auto env = agent_environment(plan.profile, plan.deliveries, plan.identity, s.id,
+                                 options.environment.value_or(environ_of_this_process()));
+    SpawnSpec spec{options.command, std::move(env), s.cgroup->dir_fd(),   &plan.filter,
+                   &plan.identity,  &mounts,        &plan.limits.rlimits, plan.seal_memfd_exec};
     if (plan.landlock) spec.landlock = &*plan.landlock;
     spec.working_dir = plan.working_dir.c_str();
     if (credentials) spec.credentials = &*credentials;
@@ -799,7 +819,7 @@ int run_session(const SessionOptions& options) {
     // start (a full map, a missing kernel feature) is an audited decision.
     const auto& identity = plan->profile.identity;
     audit::Subject subject{identity.agent_id, identity.agent_type, identity.version,
-                           new_session_id()};
+                           options.session_id.empty() ? new_session_id() : options.session_id};
     auto refuse = [&](const Error& e) {
         (*audit)->emit("session.error", subject, {{"error", e.message()}});
         return fail(e);
@@ -808,12 +828,12 @@ int run_session(const SessionOptions& options) {
     // 2. What every session shares; then what a crashed supervisor left.
     auto host = open_host(options);
     if (!host) return refuse(host.error());
-    reap_leftovers(host->root, host->locks, options.run_dir, *host->nf, **audit);
+    reap_leftovers(*host, options.run_dir, **audit);
 
     // 3. The session, before any process can run in it. The reporter
     // outlives the session, whose resolver reports to it until teardown.
     // Signals are blocked first: the resolver's thread inherits the mask.
-    auto reporter = DenialReporter::create(subject, plan->profile, **audit);
+    auto reporter = DenialReporter::create(subject, plan->profile, **audit, options.on_denial);
     if (!reporter) return refuse(reporter.error());
     auto signals = forwarded_signals();
     if (!signals) return refuse(signals.error());
@@ -850,6 +870,9 @@ int run_session(const SessionOptions& options) {
         return child.error().err == ENOENT ? kExitNotFound : kExitNotExecutable;
     }
     (*audit)->emit("session.start", s.subject, start_event(*plan, child->pid, deadline));
+    if (options.on_start)
+        options.on_start({s.id, s.cgroup->path(), s.cgroup->id(), child->pid, plan->identity.name,
+                          plan->identity.uid, deadline});
     auto notifier = syscall_notifier(*child, s.subject, **audit);
     if (!notifier) {
         (void)s.cgroup->kill_all();

@@ -3,10 +3,21 @@
 // agent process and back to nothing left behind.
 #pragma once
 
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "cgroup/cgroup.h"
 #include "netfilter/netfilter.h"
+
+namespace cordon::audit {
+class AuditLog;
+}
 
 namespace cordon::launch {
 
@@ -29,7 +40,53 @@ struct SessionOptions {
     // Where the session's resolver forwards allowed queries: "ADDR[:PORT],...";
     // "" for the nameservers of the host's /etc/resolv.conf.
     std::string dns_upstream;
+
+    // Set by cordond, which runs a session for a client (see
+    // supervisor/daemon). Unset, each takes agent-run's own.
+    std::string session_id;                               // "": a new UUID
+    std::optional<uid_t> launcher_uid;                    // who asked: getuid()
+    std::optional<std::vector<std::string>> environment;  // "NAME=VALUE": environ
+    // Called once the agent runs, after session.start.
+    std::function<void(const struct StartedSession&)> on_start;
+    // Called for each network denial, from the supervise loop or the
+    // resolver's thread (one at a time), before any rate limit.
+    std::function<void()> on_denial;
 };
+
+// A session whose agent runs, as on_start sees it.
+struct StartedSession {
+    std::string id;
+    std::string cgroup_path;
+    uint64_t cgroup_id = 0;
+    pid_t agent_pid = 0;  // the session's init, pid 1 of its namespace
+    std::string user;
+    uid_t uid = 0;
+    std::chrono::system_clock::time_point deadline;
+};
+
+// A new session id: a random UUID, lowercase.
+std::string new_session_id();
+
+// Blocks the signals agent-run forwards (those a caller stops, reloads or
+// resizes a program with, launch::kForwardedSignals) and returns a
+// signalfd for them.
+Result<UniqueFd> forwarded_signals();
+
+// What every session of one root shares: Cordon's root cgroup, the BPF
+// programs attached to it, and the lock files of who owns which session.
+struct Host {
+    std::string root;
+    std::unique_ptr<netfilter::Netfilter> nf;
+    cgroup::OwnerLocks locks;
+};
+
+// Creates the root cgroup if missing, opens (or loads, attaches and pins)
+// the BPF programs, and opens the owner locks under options.run_dir.
+Result<Host> open_host(const SessionOptions& options);
+
+// Removes what crashed supervisors left: session cgroups nobody holds (each
+// reported as session.reaped) and policy entries whose cgroup is gone.
+void reap_leftovers(Host& host, const std::string& run_dir, audit::AuditLog& audit);
 
 // Runs the session and returns agent-run's exit status: the agent's own
 // status, 128+N if signal N killed it, kExitDeadline at the deadline,

@@ -10,9 +10,13 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 
+#include "daemon/client.h"
 #include "launch/session.h"
+
+extern char** environ;
 
 namespace {
 
@@ -22,6 +26,7 @@ constexpr const char* kUsage =
     "Usage:\n"
     "  agent-run --profile PROFILE [OPTIONS] -- COMMAND [ARG...]\n"
     "  agent-run --check --profile PROFILE\n\n"
+    "Through cordond when its socket exists (any permitted user), else standalone (root).\n"
     "Exit status: the agent's (128+N if signal N killed it), 124 at the session's deadline,\n"
     "125 if agent-run failed and started nothing, 126/127 if COMMAND cannot run or is missing.\n";
 
@@ -49,6 +54,20 @@ void add_map_options(CLI::App& app, cordon::netfilter::NetfilterConfig& config) 
         ->type_name("N")
         ->capture_default_str()
         ->check(CLI::Range(1u, 1u << 24));
+}
+
+// How agent-run reaches cordond, or does without it.
+struct Mode {
+    std::string socket;
+    bool standalone = false;
+};
+
+void add_mode_options(CLI::App& app, Mode& mode) {
+    app.add_option("--socket", mode.socket,
+                   "cordond's socket (default /run/cordon/cordond.sock); also CORDON_SOCKET")
+        ->type_name("PATH");
+    app.add_flag("--standalone", mode.standalone,
+                 "run the session in this process (root only), even when cordond runs");
 }
 
 void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& check,
@@ -91,6 +110,50 @@ void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& c
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 }
 
+// Options that set up the host, which cordond's configuration decides.
+constexpr const char* kHostOptions[] = {"--audit-log", "--cgroup",       "--bpf-pin-dir",
+                                        "--run-dir",   "--seccomp-dir",  "--dns-upstream",
+                                        "--max-rules", "--max-sessions", "--max-destinations"};
+
+// The request cordond gets: the profile by name (or its absolute path),
+// the command, where and with what environment it runs.
+cordon::daemon::LaunchRequest launch_request(const cordon::launch::SessionOptions& options) {
+    cordon::daemon::LaunchRequest r;
+    r.profile = options.profile_path;
+    std::error_code ec;
+    if (r.profile.find('/') != std::string::npos)
+        r.profile = std::filesystem::absolute(r.profile, ec).string();
+    r.argv = options.command;
+    r.cwd = std::filesystem::current_path(ec).string();
+    if (ec) r.cwd = "/";
+    for (char** e = environ; *e; ++e) r.env.emplace_back(*e);
+    return r;
+}
+
+// Through cordond, when it serves; else standalone as root; else an error
+// that says how to start cordond. -1: standalone.
+int run_through_daemon(const CLI::App& app, const Mode& mode,
+                       const cordon::launch::SessionOptions& options) {
+    std::string socket = cordon::daemon::socket_path(mode.socket);
+    if (mode.standalone || !cordon::daemon::socket_exists(socket)) {
+        if (::geteuid() == 0) return -1;
+        spdlog::error(
+            "no cordond socket at {}: start cordond (systemctl start cordond), or run agent-run "
+            "as root for a standalone session",
+            socket);
+        return kExitFailure;
+    }
+    for (const char* option : kHostOptions)
+        if (app.count(option)) {
+            spdlog::error(
+                "{} is a standalone option; cordond's configuration sets it (add "
+                "--standalone, as root, to run without cordond)",
+                option);
+            return kExitFailure;
+        }
+    return cordon::daemon::launch_through(socket, launch_request(options));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -105,10 +168,12 @@ int main(int argc, char** argv) {
     cordon::launch::SessionOptions options;
     bool check = false;
     std::string log_level = "info";
+    Mode mode;
 
     CLI::App app{"Launch an AI agent under its Non-Human Identity profile, kernel-enforced."};
     app.footer(kUsage);
     add_options(app, options, check, log_level);
+    add_mode_options(app, mode);
 
     // agent-run's own options stop at "--"; the agent's command follows it,
     // so a mistyped option is an error, never a command to run.
@@ -146,6 +211,7 @@ int main(int argc, char** argv) {
         return kExitFailure;
     }
     options.command = std::move(command);
+    if (int status = run_through_daemon(app, mode, options); status >= 0) return status;
     try {
         return cordon::launch::run_session(options);
     } catch (const std::exception& e) {

@@ -32,6 +32,7 @@
 #include <utility>
 
 #include "bpf/netfilter/netfilter.h"
+#include "cgroup/cgroup.h"
 #include "cordon/fd.h"
 #include "netfilter.skel.h"
 #include "netfilter/fold.h"
@@ -286,6 +287,31 @@ Result<UniqueFd> lock_dir(const std::string& dir) {
     if (!fd.valid()) return errno_error("cannot open " + dir);
     if (::flock(fd.get(), LOCK_EX) != 0) return errno_error("cannot lock " + dir);
     return fd;
+}
+
+// Pinned links serve only the cgroup they are attached to: pins that a
+// loader attached to another root (a standalone agent-run's "cordon" while
+// cordond's sessions live elsewhere) would leave this root unfiltered.
+Status check_attached_to(const std::string& cgroup_dir, const std::string& pin_dir) {
+    auto expected = cgroup::cgroup_id(cgroup_dir);
+    if (!expected) return expected.error();
+    for (const auto& p : kPrograms) {
+        std::string path = link_pin(pin_dir, p.name);
+        UniqueFd link(bpf_obj_get(path.c_str()));
+        bpf_link_info info{};
+        uint32_t len = sizeof info;
+        if (!link.valid() || bpf_obj_get_info_by_fd(link.get(), &info, &len) != 0)
+            return errno_error("cannot read the BPF link " + path, privilege_hint(errno));
+        if (info.cgroup.cgroup_id != *expected)
+            return plain_error(
+                "the BPF programs pinned in " + pin_dir + " are attached to cgroup id " +
+                    std::to_string(info.cgroup.cgroup_id) + ", not to " + cgroup_dir +
+                    ": its sessions would not be filtered",
+                "give this cgroup root a pin directory of its own (--bpf-pin-dir, bpfPinDir), "
+                "or detach the old pins (rm -r " +
+                    pin_dir + ") while none of their sessions runs");
+    }
+    return ok_status();
 }
 
 // Forces each pinned link off its cgroup (other holders of the link keep
@@ -962,6 +988,7 @@ Result<std::unique_ptr<Netfilter>> Netfilter::open_or_attach(const std::string& 
             return st.error();
         }
     }
+    if (auto st = check_attached_to(cgroup_dir, pin_dir); !st) return st.error();
     return open_pinned(pin_dir, config);
 }
 

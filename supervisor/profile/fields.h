@@ -77,4 +77,7 @@ uint64_t read_positive_size(const json& value, const std::string& path,
 // The limits object (profile/limits.cpp).
 void read_limits(const json& value, const std::string& path, Profile& out);
 
+// The launchers object (profile/launchers.cpp).
+void read_launchers(const json& value, const std::string& path, Profile& out);
+
 }  // namespace cordon::profile::detail

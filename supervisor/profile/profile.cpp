@@ -435,7 +435,7 @@ void read_api_version(const json& value, const std::string& path, Profile& out) 
     out.api_version = version;
 }
 
-constexpr std::array<Field<Profile>, 12> kProfileFields{{
+constexpr std::array<Field<Profile>, 13> kProfileFields{{
     {"apiVersion", true, "\"cordon/v1\"", read_api_version},
     {"identity", true, "an identity object with agentId, agentType, version, expiresAt",
      [](const json& v, const std::string& p, Profile& out) {
@@ -476,6 +476,8 @@ constexpr std::array<Field<Profile>, 12> kProfileFields{{
      }},
     {"limits", false, "a limits object such as {\"pids\": 256, \"memory\": \"2G\"}",
      detail::read_limits},
+    {"launchers", false, "a launchers object such as {\"users\": [\"alice\"], \"groups\": []}",
+     detail::read_launchers},
 }};
 
 }  // namespace

@@ -128,6 +128,13 @@ inline constexpr std::chrono::seconds kMaxSessionDuration{366 * 24 * 3600};
 // to setresuid(2) and setresgid(2).
 inline constexpr uint64_t kMaxUid = 4294967294;
 
+// launchers: who may start a session of this profile through cordond.
+// User and group names, or numeric ids, as written. Both empty: only root.
+struct Launchers {
+    std::vector<std::string> users;
+    std::vector<std::string> groups;
+};
+
 struct Profile {
     std::string api_version;  // "cordon/v1"
     Identity identity;
@@ -151,6 +158,7 @@ struct Profile {
     // Unset: no Landlock ruleset, the agent's account decides what it reaches.
     std::optional<FilesystemPolicy> filesystem;
     Limits limits;
+    Launchers launchers;
 };
 
 // A profile that cannot be used. path is where in the document

@@ -395,7 +395,7 @@ TEST(ProfileErrors, RootMustBeAnObject) {
     expect_error(json::array(), "",
                  "expected an object with keys apiVersion, identity, session, allowedTools, "
                  "deniedTools, approvalRequired, tools, credentials, syscalls, dns, filesystem, "
-                 "limits, got array");
+                 "limits, launchers, got array");
 }
 
 TEST(Profile, DnsTtlsHaveDefaultsAndBounds) {
@@ -420,7 +420,7 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
     const std::string top =
         "unknown key (expected one of: apiVersion, identity, session, "
         "allowedTools, deniedTools, approvalRequired, tools, credentials, "
-        "syscalls, dns, filesystem, limits)";
+        "syscalls, dns, filesystem, limits, launchers)";
     expect_error(with(base_profile(), "/quotas", {{"pids", 1}}), "quotas", top);
     expect_error(with(base_profile(), "/identity/name", "x"), "identity.name",
                  "unknown key (expected one of: agentId, agentType, version, expiresAt)");
@@ -801,6 +801,32 @@ TEST_F(LoadProfile, MissingFileAndDirectory) {
                   "permissions)");
     std::string directory = dir_.string();
     EXPECT_EQ(load_error(directory), directory + ": is a directory (expected a profile JSON file)");
+}
+
+}  // namespace
+}  // namespace cordon::profile
+
+namespace cordon::profile {
+namespace {
+
+TEST(ProfileLaunchers, UsersAndGroupsAsWritten) {
+    auto doc = with(base_profile(), "/launchers",
+                    json{{"users", {"alice", "1001"}}, {"groups", {"agents"}}});
+    auto p = parse_profile(doc, kNow);
+    EXPECT_EQ(p.launchers.users, (std::vector<std::string>{"alice", "1001"}));
+    EXPECT_EQ(p.launchers.groups, (std::vector<std::string>{"agents"}));
+    EXPECT_TRUE(parse_profile(base_profile(), kNow).launchers.users.empty());
+}
+
+TEST(ProfileErrors, Launchers) {
+    expect_error(with(base_profile(), "/launchers", json{{"roles", json::array()}}),
+                 "launchers.roles", "unknown key (expected one of: users, groups)");
+    expect_error(with(base_profile(), "/launchers/users", json{"Alice Smith"}),
+                 "launchers.users[0]", "\"Alice Smith\" is not a user name or numeric id");
+    expect_error(with(base_profile(), "/launchers/groups", json{"agents", "agents"}),
+                 "launchers.groups[1]", "\"agents\" is listed twice (list it once)");
+    expect_error(with(base_profile(), "/launchers/users", "alice"), "launchers.users",
+                 "expected an array of user names or numeric ids, got string");
 }
 
 }  // namespace

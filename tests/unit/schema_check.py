@@ -42,6 +42,9 @@ def mutated(change):
 
 # Each of these must fail the schema; the name says which rule.
 INVALID = {
+    "unknown launchers key": lambda d: d.update(launchers={"roles": ["x"]}),
+    "launcher user not a name": lambda d: d.update(launchers={"users": ["Alice Smith"]}),
+    "launcher group twice": lambda d: d.update(launchers={"groups": ["agents", "agents"]}),
     "unknown top-level key": lambda d: d.update(quotas={"pids": 1}),
     "unknown identity key": lambda d: d["identity"].update(name="x"),
     "unknown tool key": lambda d: d["tools"]["t1"].update(url="http://x"),

@@ -1,0 +1,34 @@
+// SPDX-License-Identifier: Apache-2.0
+// Who is on the other end of a connection, as the kernel saw it when the
+// client connected (SO_PEERCRED, unix(7)), and what that caller may do.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "cordon/result.h"
+#include "profile/profile.h"
+
+namespace cordon::daemon {
+
+struct Peer {
+    pid_t pid = 0;
+    uid_t uid = 0;
+    gid_t gid = 0;              // primary group of the connecting process
+    std::vector<gid_t> groups;  // of its account: getgrouplist(3), primary included
+    std::string user;           // account name, or the uid as text
+};
+
+// The peer of a connected Unix socket.
+Result<Peer> peer_of(int sock);
+
+// Root, a listed user (by name or uid), or a member of a listed group (by
+// name or gid). Names that do not resolve match nothing.
+bool may_launch(const profile::Launchers& launchers, const Peer& peer);
+
+// Root, or a member of one of admin_groups: may see and stop every session.
+bool is_admin(const Peer& peer, const std::vector<std::string>& admin_groups);
+
+}  // namespace cordon::daemon
