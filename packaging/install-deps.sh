@@ -21,7 +21,7 @@ build=(
 runtime_and_tests=(
   libgtest-dev googletest liburing-dev
   python3 python3-jsonschema nodejs
-  curl iproute2 procps ca-certificates dnsmasq-base
+  curl iproute2 procps ca-certificates dnsmasq-base openssl
 )
 
 apt-get update -qq

@@ -60,6 +60,11 @@ Result<Loaded> load_static(const profile::Profile& profile,
         // A token is issued only once the session starts (creds/oauth.h); its
         // client secret is read now, so that --check fails as the launch would.
         if (it->second.source.kind == profile::CredentialSource::Kind::oauth) {
+            if (const auto& ca = it->second.source.oauth.ca_bundle; !ca.empty())
+                if (auto st =
+                        check_trusted_file(ca, "credentials." + name + ".source.oauth.caBundle");
+                    !st)
+                    return st.error();
             auto client_secret = read_client_secret(it->second);
             if (!client_secret) return client_secret.error();
             out.client_secrets.emplace(name, std::move(*client_secret));

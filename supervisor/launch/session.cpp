@@ -415,18 +415,18 @@ Result<UniqueFd> epoll_on(std::initializer_list<int> fds) {
 
 Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit::AuditLog& audit,
                          netfilter::DenialStream* denials, DenialReporter& reporter, int signal_fd,
-                         seccomp::Notifier* notifier) {
+                         seccomp::Notifier* notifier, creds::TokenLease& tokens) {
     auto timer = deadline_timer(deadline);
     if (!timer) return timer.error();
     auto ep = epoll_on({child.pidfd.get(), signal_fd, timer->get(), reporter.timer_fd(),
                         denials ? denials->fd() : -1, notifier ? notifier->fd() : -1,
-                        notifier ? notifier->timer_fd() : -1});
+                        notifier ? notifier->timer_fd() : -1, tokens.timer_fd()});
     if (!ep) return ep.error();
     auto report = [&](const netfilter::Denial& d) { reporter.report(d); };
     Ending ending;
     for (;;) {
-        epoll_event events[7];
-        int n = ::epoll_wait(ep->get(), events, 7, -1);
+        epoll_event events[8];
+        int n = ::epoll_wait(ep->get(), events, 8, -1);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return errno_error("epoll_wait failed");
         for (int i = 0; i < n; ++i) {
@@ -441,6 +441,9 @@ Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, audit
                 notifier->on_timer();
             } else if (fd == reporter.timer_fd()) {
                 reporter.on_timer();
+            } else if (fd == tokens.timer_fd()) {
+                // Blocks the loop for the token endpoint's answer (creds/http.h bounds it).
+                tokens.on_timer();
             } else if (fd == signal_fd) {
                 signalfd_siginfo si{};
                 while (::read(signal_fd, &si, sizeof si) == sizeof si)
@@ -824,10 +827,9 @@ int run_session(const SessionOptions& options) {
     if (!denials) return refuse(denials.error());
 
     // Tokens for the allowed tools, revoked when `tokens` goes.
-    auto issued = creds::issue_all(plan->profile, plan->client_secrets);
-    if (!issued) return refuse(in_layer("credentials", issued.error()));
-    creds::TokenLease tokens(plan->profile, **audit, s.subject, std::move(*issued));
-    for (auto& d : tokens.deliveries()) plan->deliveries.push_back(std::move(d));
+    auto tokens = creds::TokenLease::issue(plan->profile, **audit, s.subject, plan->client_secrets);
+    if (!tokens) return refuse(in_layer("credentials", tokens.error()));
+    for (auto& d : (*tokens)->deliveries()) plan->deliveries.push_back(std::move(d));
 
     // 4. The agent, contained from its first instruction.
     auto mounts = agent_mounts(s, options.run_dir);
@@ -847,10 +849,16 @@ int run_session(const SessionOptions& options) {
         (void)s.cgroup->kill_all();
         return refuse(notifier.error());
     }
+    // Tokens that expire before the session are refreshed in its credentials directory.
+    if (auto st = (*tokens)->watch(child->pid, plan->identity.uid, plan->identity.gid, deadline);
+        !st) {
+        (void)s.cgroup->kill_all();
+        return refuse(in_layer("credentials", st.error()));
+    }
 
     // 5. Until the agent exits or the deadline passes.
     auto ending = supervise(s, *child, deadline, **audit, denials->get(), **reporter,
-                            signals->get(), notifier->get());
+                            signals->get(), notifier->get(), **tokens);
     if (!ending) {
         (void)s.cgroup->kill_all();
         return refuse(ending.error());
@@ -860,7 +868,7 @@ int run_session(const SessionOptions& options) {
     // and its resolver stops answering.
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
     s.resolver.reset();
-    tokens.revoke_all();
+    (*tokens)->revoke_all();
     auto end = end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit");
     end.update(traffic_fields(*s.nf, s.cgroup->id(), plan->policy.egress_budget));
     end["denialsSuppressed"] = (*reporter)->total_suppressed();

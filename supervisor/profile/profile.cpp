@@ -230,9 +230,15 @@ void read_client_auth(const json& value, const std::string& path, OAuthSource& o
                                      "client_secret_post)");
 }
 
-constexpr std::array<Field<OAuthSource>, 7> kOAuthFields{{
-    {"tokenUrl", true, "the token endpoint's URL",
+constexpr std::array<Field<OAuthSource>, 9> kOAuthFields{{
+    {"tokenUrl", false, "the token endpoint's URL",
      [](const json& v, const std::string& p, OAuthSource& out) { read_url(v, p, out.token_url); }},
+    {"issuer", false, "the authorization server's issuer URL",
+     [](const json& v, const std::string& p, OAuthSource& out) { read_url(v, p, out.issuer); }},
+    {"caBundle", false, "a PEM file of certificate authorities",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         read_nonempty(v, p, out.ca_bundle);
+     }},
     {"revocationUrl", false, "the revocation endpoint's URL",
      [](const json& v, const std::string& p, OAuthSource& out) {
          read_url(v, p, out.revocation_url);
@@ -274,6 +280,10 @@ constexpr std::array<Field<SourceDraft>, 3> kSourceFields{{
      [](const json& v, const std::string& p, SourceDraft& out) {
          out.oauth.emplace();
          read_object<OAuthSource>(v, p, kOAuthFields, *out.oauth);
+         if (out.oauth->token_url.empty() == out.oauth->issuer.empty())
+             throw ProfileError(p,
+                                "expected exactly one of tokenUrl, issuer (the token "
+                                "endpoint, or the issuer whose RFC 8414 metadata names it)");
      }},
 }};
 
@@ -311,9 +321,14 @@ void read_deliver(const json& value, const std::string& path, Credential& out) {
     out.deliver_file = draft.file.value_or("");
 }
 
-constexpr std::array<Field<Credential>, 2> kCredentialFields{{
+constexpr std::array<Field<Credential>, 3> kCredentialFields{{
     {"source", true, "a source object such as {\"file\": PATH}", read_source},
     {"deliver", false, "a delivery object such as {\"file\": NAME}", read_deliver},
+    {"optional", false, "true or false",
+     [](const json& v, const std::string& p, Credential& out) {
+         if (!v.is_boolean()) wrong_type(v, p, "true or false");
+         out.optional = v.get<bool>();
+     }},
 }};
 
 // An object of named entries ("tools", "credentials"), each read by `fields`.

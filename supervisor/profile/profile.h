@@ -53,10 +53,13 @@ struct Tool {
 };
 
 // An OAuth 2.1 client credentials grant (RFC 6749 section 4.4) for the
-// tool's API: the token endpoint given directly, no metadata discovery.
+// tool's API: the token endpoint given directly, or found from the issuer's
+// metadata (RFC 8414). Exactly one of token_url and issuer is set.
 struct OAuthSource {
     std::string token_url;
-    std::string revocation_url;  // RFC 7009; empty when the server offers none
+    std::string issuer;          // RFC 8414 discovery at session start
+    std::string revocation_url;  // RFC 7009; empty: the issuer's, or none
+    std::string ca_bundle;       // PEM file of the CAs to trust; empty: the system's
     std::string client_id;
     std::string client_secret_file;            // a secret at rest, as a file source
     std::string scope;                         // space-separated; empty: the server's default
@@ -81,6 +84,9 @@ struct Credential {
     // credential's own name).
     std::string deliver_env;
     std::string deliver_file;
+    // An optional credential that cannot be issued is left out of the
+    // session (and audited) instead of stopping the launch.
+    bool optional = false;
 };
 
 struct Identity {

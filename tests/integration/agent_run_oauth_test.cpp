@@ -27,27 +27,57 @@ class OAuthTest : public AgentRunTest {
         ASSERT_TRUE(server_->running()) << "oidc-provider did not start (tests/oauth/server.js)";
     }
 
-    fs::path profile_with_oauth(const std::string& secret, const std::string& token_url,
-                                const std::string& max_duration = "5m") {
+    // Restarts the server with server.js's options ("--ttl", "--tls").
+    void restart_server(std::vector<std::string> options) {
+        server_.reset();
+        server_ = std::make_unique<OAuthServer>(std::move(options));
+        ASSERT_TRUE(server_->running()) << "oidc-provider did not start (tests/oauth/server.js)";
+    }
+
+    // The oauth source of credential "orders", with the client's secret in a
+    // protected file; `changes` are merged into it (null removes a key).
+    json oauth_source(const std::string& secret, const json& changes = json::object()) {
         auto secret_file = dir_ / "client-secret";
         write_text(secret_file, secret + "\n");
         EXPECT_EQ(::chmod(secret_file.c_str(), 0600), 0);
-        json oauth = {{"tokenUrl", token_url},
+        json oauth = {{"tokenUrl", server_->url("/token")},
                       {"revocationUrl", server_->url("/token/revocation")},
                       {"clientId", OAuthServer::kClientId},
                       {"clientSecretFile", secret_file.string()},
                       {"scope", "orders:read"},
                       {"resource", kResource}};
+        oauth.merge_patch(changes);
+        return oauth;
+    }
+
+    // A profile whose allowed tool needs credential "orders" from `oauth`;
+    // `credential` is merged into the credential's object.
+    fs::path profile_with(const json& oauth, const std::string& max_duration = "5m",
+                          const json& credential = json::object()) {
+        json cred = {{"source", {{"oauth", oauth}}}};
+        cred.merge_patch(credential);
         json extra = {{"tools", {{"allowed_tool", {{"credentials", {"orders"}}}}}},
-                      {"credentials", {{"orders", {{"source", {{"oauth", oauth}}}}}}}};
+                      {"credentials", {{"orders", cred}}}};
         return write_profile({}, {}, max_duration, extra);
+    }
+
+    fs::path profile_with_oauth(const std::string& secret, const std::string& token_url,
+                                const std::string& max_duration = "5m") {
+        return profile_with(oauth_source(secret, {{"tokenUrl", token_url}}), max_duration);
+    }
+
+    // Waits until the agent has written `file`, and returns what it wrote.
+    static std::string await_file(const fs::path& file) {
+        for (int i = 0; i < 1000 && read_text(file).empty(); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        return read_text(file);
     }
 
     // The server's introspection (RFC 7662) of `token`, with curl(1).
     json introspect(const std::string& token) {
-        std::string cmd = std::string("curl -s -u ") + OAuthServer::kClientId + ":" +
-                          OAuthServer::kClientSecret + " -d token=" + token + " " +
-                          server_->url("/token/introspection");
+        std::string cmd = std::string("curl -s ") + curl_options_ + " -u " +
+                          OAuthServer::kClientId + ":" + OAuthServer::kClientSecret +
+                          " -d token=" + token + " " + server_->url("/token/introspection");
         FILE* p = ::popen(cmd.c_str(), "r");
         if (!p) return nullptr;
         std::string out;
@@ -59,7 +89,10 @@ class OAuthTest : public AgentRunTest {
         return reply.is_discarded() ? json::object() : reply;
     }
 
+    void expect_discovery_works(const std::vector<std::string>& options);
+
     std::unique_ptr<OAuthServer> server_;
+    std::string curl_options_;  // for introspect(): "--cacert FILE" under TLS
 };
 
 TEST_F(OAuthTest, TokenHasTheProfilesScopeAndResourceAndIsRevokedAtExit) {
@@ -149,6 +182,245 @@ TEST_F(OAuthTest, UnreachableServerStopsTheLaunch) {
     EXPECT_EQ(r.exit_code, 125) << r.err;
     EXPECT_NE(r.err.find("credentials.orders: cannot reach " + url), std::string::npos) << r.err;
     EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+TEST_F(OAuthTest, ShortLivedTokenIsRefreshedAndItsFileReplaced) {
+    const std::string short_lived = "https://short-lived.test/";
+    restart_server({"--ttl", short_lived + "=6"});
+    auto first = dir_ / "first", second = dir_ / "second", done = dir_ / "done";
+    auto profile =
+        profile_with(oauth_source(OAuthServer::kClientSecret, {{"resource", short_lived}}));
+    // Refreshed at 4 s, two thirds of its 6 s: read before and after.
+    std::string file = "\"$CREDENTIALS_DIRECTORY/orders\"";
+    pid_t pid = start({"--profile", profile, "--", "sh", "-c",
+                       "cat " + file + " > " + first.string() + "; sleep 5; cat " + file + " > " +
+                           second.string() + "; while [ ! -e " + done.string() +
+                           " ]; do sleep 0.05; done"});
+    std::string old_token = await_file(first), new_token = await_file(second);
+    json old_now = introspect(old_token), new_now = introspect(new_token);
+    write_text(done, "");
+    auto r = wait(pid);
+
+    ASSERT_FALSE(old_token.empty()) << r.err;
+    ASSERT_FALSE(new_token.empty()) << r.err;
+    EXPECT_NE(old_token, new_token);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(old_now.value("active", true), false) << old_now.dump();
+    EXPECT_EQ(new_now.value("active", false), true) << new_now.dump();
+    EXPECT_EQ(new_now.value("aud", ""), short_lived) << new_now.dump();
+    EXPECT_EQ(new_now.value("scope", ""), "orders:read") << new_now.dump();
+    auto events = audit_events();
+    auto refreshed = events_named(events, "credential.refresh");
+    ASSERT_GE(refreshed.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(refreshed[0]["credential"], "orders");
+    EXPECT_EQ(refreshed[0]["previous"], creds::fingerprint(old_token));
+    EXPECT_EQ(refreshed[0]["fingerprint"], creds::fingerprint(new_token));
+    EXPECT_EQ(refreshed[0]["expiresIn"], 6);
+    auto revoked = events_named(events, "credential.revoke");
+    ASSERT_GE(revoked.size(), 2u) << read_text(audit_log_);
+    EXPECT_EQ(revoked[0]["fingerprint"], creds::fingerprint(old_token));
+    EXPECT_EQ(revoked[0]["revoked"], true);
+    std::string audit = read_text(audit_log_);
+    EXPECT_EQ(audit.find(old_token), std::string::npos);
+    EXPECT_EQ(audit.find(new_token), std::string::npos);
+}
+
+TEST_F(OAuthTest, CheckSaysWhichDeliveriesRotate) {
+    json extra = {{"credentials",
+                   {{"in_env",
+                     {{"source", {{"oauth", oauth_source(OAuthServer::kClientSecret)}}},
+                      {"deliver", {{"env", "IN_ENV"}}}}}}},
+                  {"tools", {{"allowed_tool", {{"credentials", {"orders", "in_env"}}}}}}};
+    auto profile = profile_with(oauth_source(OAuthServer::kClientSecret));
+    json doc = json::parse(read_text(profile));
+    doc.merge_patch(extra);
+    write_text(profile, doc.dump());
+    auto r = run({"--check", "--profile", profile});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    std::map<std::string, json> by_name;
+    json check = json::parse(r.out);
+    for (const auto& c : check["credentials"]) by_name[c["name"]] = c;
+    ASSERT_EQ(by_name.size(), 2u) << r.out;
+    EXPECT_EQ(by_name["in_env"]["rotation"].get<std::string>().rfind("cannot rotate: delivered in "
+                                                                     "the environment",
+                                                                     0),
+              0u)
+        << r.out;
+    EXPECT_EQ(
+        by_name["orders"]["rotation"].get<std::string>().rfind("refreshed ahead of expiry", 0), 0u)
+        << r.out;
+    EXPECT_EQ(by_name["orders"]["optional"], false);
+}
+
+TEST_F(OAuthTest, OptionalCredentialThatCannotBeIssuedIsLeftOut) {
+    auto profile = profile_with(oauth_source("not-the-secret"), "5m", {{"optional", true}});
+    auto r = run({"--profile", profile, "--", "sh", "-c", "test -z \"$CREDENTIALS_DIRECTORY\""});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    auto events = audit_events();
+    auto skipped = events_named(events, "credential.skip");
+    ASSERT_EQ(skipped.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(skipped[0]["credential"], "orders");
+    EXPECT_EQ(skipped[0]["optional"], true);
+    EXPECT_NE(
+        skipped[0]["error"].get<std::string>().find("the token endpoint " + server_->url("/token") +
+                                                    " refused: HTTP 401: invalid_client"),
+        std::string::npos)
+        << skipped[0].dump();
+    EXPECT_TRUE(events_named(events, "credential.issue").empty());
+    EXPECT_EQ(events_named(events, "session.end").size(), 1u);
+}
+
+TEST_F(OAuthTest, FailedRevocationIsRetriedThenAuditedWithFingerprintAndExpiry) {
+    uint16_t port = Listener::on("127.0.0.1").port;  // closed again: connections are refused
+    std::string revocation = "http://127.0.0.1:" + std::to_string(port) + "/revoke";
+    auto seen = dir_ / "seen";
+    auto profile =
+        profile_with(oauth_source(OAuthServer::kClientSecret, {{"revocationUrl", revocation}}));
+    auto r = run({"--log-level", "debug", "--profile", profile, "--", "sh", "-c",
+                  "cat \"$CREDENTIALS_DIRECTORY/orders\" > " + seen.string()});
+    std::string token = read_text(seen);
+    ASSERT_FALSE(token.empty()) << r.err;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    // Three tries: two of them logged as tried again.
+    size_t retries = 0;
+    for (size_t at = r.err.find(revocation + ": cannot reach"); at != std::string::npos;
+         at = r.err.find(revocation + ": cannot reach", at + 1))
+        ++retries;
+    EXPECT_EQ(retries, 2u) << r.err;
+    auto failed = events_named(audit_events(), "credential.revoke.error");
+    ASSERT_EQ(failed.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(failed[0]["credential"], "orders");
+    EXPECT_EQ(failed[0]["fingerprint"], creds::fingerprint(token));
+    EXPECT_TRUE(failed[0]["expiresAt"].is_string()) << failed[0].dump();
+    EXPECT_NE(failed[0]["error"].get<std::string>().find("cannot reach " + revocation),
+              std::string::npos)
+        << failed[0].dump();
+    EXPECT_EQ(introspect(token).value("active", false), true) << "the token was not revoked";
+    EXPECT_EQ(r.err.find(token), std::string::npos);
+}
+
+// Discovery from the issuer alone; `options` for server.js.
+void OAuthTest::expect_discovery_works(const std::vector<std::string>& options) {
+    restart_server(options);
+    auto seen = dir_ / "seen";
+    json oauth = oauth_source(
+        OAuthServer::kClientSecret,
+        {{"tokenUrl", nullptr}, {"revocationUrl", nullptr}, {"issuer", server_->url("")}});
+    auto r = run({"--profile", profile_with(oauth), "--", "sh", "-c",
+                  "cat \"$CREDENTIALS_DIRECTORY/orders\" > " + seen.string()});
+    std::string token = read_text(seen);
+    ASSERT_FALSE(token.empty()) << r.err;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    auto revoked = events_named(audit_events(), "credential.revoke");
+    ASSERT_EQ(revoked.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(revoked[0]["revoked"], true) << "the revocation endpoint was not discovered";
+    EXPECT_EQ(introspect(token).value("active", true), false);
+}
+
+TEST_F(OAuthTest, IssuerMetadataNamesTheTokenAndRevocationEndpoints) {
+    expect_discovery_works({});
+}
+
+TEST_F(OAuthTest, IssuerMetadataFallsBackToOpenIdConnectDiscovery) {
+    expect_discovery_works({"--oidc-metadata-only"});
+}
+
+TEST_F(OAuthTest, IssuerThatDiffersFromTheMetadatasIsRefused) {
+    restart_server({"--oidc-metadata-only"});
+    std::string issuer = server_->url("/");  // the server calls itself without the slash
+    json oauth =
+        oauth_source(OAuthServer::kClientSecret, {{"tokenUrl", nullptr}, {"issuer", issuer}});
+    auto r = run({"--profile", profile_with(oauth), "--", "true"});
+    EXPECT_EQ(r.exit_code, 125) << r.err;
+    EXPECT_NE(r.err.find("credentials.orders: the metadata at " + server_->url("") +
+                         "/.well-known/openid-configuration is for issuer \"" + server_->url("") +
+                         "\", not \"" + issuer + "\""),
+              std::string::npos)
+        << r.err;
+    EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+// A server certificate for 127.0.0.1 signed by nobody the system trusts.
+void make_self_signed(const fs::path& cert, const fs::path& key) {
+    std::string cmd =
+        "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+        "-addext subjectAltName=IP:127.0.0.1 -keyout " +
+        key.string() + " -out " + cert.string() + " 2>/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+TEST_F(OAuthTest, TlsIsVerifiedAndCaBundleTrustsAPrivateCa) {
+    auto cert = dir_ / "cert.pem", key = dir_ / "key.pem";
+    make_self_signed(cert, key);
+    restart_server({"--tls", cert.string(), key.string()});
+    curl_options_ = "--cacert " + cert.string();
+
+    auto refused =
+        run({"--profile", profile_with(oauth_source(OAuthServer::kClientSecret)), "--", "true"});
+    EXPECT_EQ(refused.exit_code, 125) << refused.err;
+    EXPECT_NE(refused.err.find("credentials.orders: TLS with " + server_->url("/token") +
+                               " failed, a certificate problem: SSL certificate problem: "
+                               "self-signed certificate"),
+              std::string::npos)
+        << refused.err;
+    EXPECT_NE(refused.err.find("name its PEM file in the source's caBundle"), std::string::npos)
+        << refused.err;
+
+    auto seen = dir_ / "seen";
+    auto profile =
+        profile_with(oauth_source(OAuthServer::kClientSecret, {{"caBundle", cert.string()}}));
+    auto r = run({"--profile", profile, "--", "sh", "-c",
+                  "cat \"$CREDENTIALS_DIRECTORY/orders\" > " + seen.string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::string token = read_text(seen);
+    ASSERT_FALSE(token.empty()) << r.err;
+    auto revoked = events_named(audit_events(), "credential.revoke");
+    ASSERT_EQ(revoked.size(), 1u);
+    EXPECT_EQ(revoked[0]["revoked"], true);
+    EXPECT_EQ(introspect(token).value("active", true), false);
+}
+
+TEST_F(OAuthTest, CaBundleOthersCanWriteIsRefused) {
+    auto cert = dir_ / "cert.pem", key = dir_ / "key.pem";
+    make_self_signed(cert, key);
+    ASSERT_EQ(::chmod(cert.c_str(), 0666), 0);
+    auto profile =
+        profile_with(oauth_source(OAuthServer::kClientSecret, {{"caBundle", cert.string()}}));
+    auto r = run({"--check", "--profile", profile});
+    EXPECT_EQ(r.exit_code, 125) << r.err;
+    EXPECT_NE(r.err.find("credentials.orders.source.oauth.caBundle: " + cert.string() +
+                         " can be changed by another account than root"),
+              std::string::npos)
+        << r.err;
+    EXPECT_NE(r.err.find("chmod go-w " + cert.string()), std::string::npos) << r.err;
+}
+
+// Reads /proc/PID/FILE whole (NUL-separated for cmdline and environ).
+std::string proc_file(pid_t pid, const char* file) {
+    return read_text(fs::path("/proc") / std::to_string(pid) / file);
+}
+
+TEST_F(OAuthTest, TokenNeverReachesProcessesOutsideTheSessionNorLogs) {
+    auto seen = dir_ / "seen", done = dir_ / "done";
+    auto profile = profile_with(oauth_source(OAuthServer::kClientSecret), "5m",
+                                {{"deliver", {{"env", "ORDERS_TOKEN"}}}});
+    pid_t pid = start({"--log-level", "trace", "--profile", profile, "--", "sh", "-c",
+                       "printf %s \"$ORDERS_TOKEN\" > " + seen.string() + " && while [ ! -e " +
+                           done.string() + " ]; do sleep 0.05; done"});
+    std::string token = await_file(seen);
+    std::string cmdline = proc_file(pid, "cmdline"), environ_text = proc_file(pid, "environ");
+    write_text(done, "");
+    auto r = wait(pid);
+
+    ASSERT_FALSE(token.empty()) << r.err;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_FALSE(cmdline.empty());
+    EXPECT_FALSE(environ_text.empty());
+    EXPECT_EQ(cmdline.find(token), std::string::npos) << "the token is in agent-run's argv";
+    EXPECT_EQ(environ_text.find(token), std::string::npos) << "the token is in agent-run's environ";
+    EXPECT_EQ(read_text(audit_log_).find(token), std::string::npos) << "the token is audited";
+    EXPECT_EQ(r.err.find(token), std::string::npos) << "the token is in agent-run's log";
+    EXPECT_EQ(r.err.find(OAuthServer::kClientSecret), std::string::npos);
 }
 
 }  // namespace

@@ -430,7 +430,7 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
                  "unknown key (expected one of: endpoints, credentials, risk, description)");
     expect_error(with(base_profile(), "/credentials/orders_token/value", "x"),
                  "credentials.orders_token.value",
-                 "unknown key (expected one of: source, deliver)");
+                 "unknown key (expected one of: source, deliver, optional)");
     expect_error(with(base_profile(), "/credentials/orders_token/source/vault", "x"),
                  "credentials.orders_token.source.vault",
                  "unknown key (expected one of: file, env, oauth)");
@@ -670,8 +670,16 @@ TEST(ProfileErrors, OAuthSource) {
             o[key] = value;
         return with(base_profile(), at, {{"oauth", o}});
     };
-    expect_error(with_oauth("tokenUrl", nullptr), "credentials.orders_token.source.oauth.tokenUrl",
-                 "missing (the token endpoint's URL is required)");
+    expect_error(with_oauth("tokenUrl", nullptr), "credentials.orders_token.source.oauth",
+                 "expected exactly one of tokenUrl, issuer (the token endpoint, or the issuer "
+                 "whose RFC 8414 metadata names it)");
+    expect_error(with_oauth("issuer", "https://as.test"), "credentials.orders_token.source.oauth",
+                 "expected exactly one of tokenUrl, issuer (the token endpoint, or the issuer "
+                 "whose RFC 8414 metadata names it)");
+    expect_error(with_oauth("issuer", "as.test"), "credentials.orders_token.source.oauth.issuer",
+                 "\"as.test\" is not an http:// or https:// URL");
+    expect_error(with_oauth("caBundle", ""), "credentials.orders_token.source.oauth.caBundle",
+                 "is empty");
     expect_error(with_oauth("tokenUrl", "as.test/token"),
                  "credentials.orders_token.source.oauth.tokenUrl",
                  "\"as.test/token\" is not an http:// or https:// URL");
@@ -681,6 +689,27 @@ TEST(ProfileErrors, OAuthSource) {
                  "credentials.orders_token.source.oauth.auth",
                  "\"private_key_jwt\" is not supported (expected client_secret_basic or "
                  "client_secret_post)");
+}
+
+TEST(ProfileCredentials, OAuthSourceFromAnIssuerWithACaBundleOptional) {
+    json oauth = {{"issuer", "https://as.test/tenant"},
+                  {"clientId", "cordon"},
+                  {"clientSecretFile", "/etc/cordon/secret"},
+                  {"caBundle", "/etc/cordon/ca.pem"}};
+    json doc = with(base_profile(), "/credentials/orders_token/source", {{"oauth", oauth}});
+    doc = with(doc, "/credentials/orders_token/optional", true);
+    auto p = parse_profile(doc, kNow);
+    const auto& cred = p.credentials.at("orders_token");
+    EXPECT_EQ(cred.source.oauth.issuer, "https://as.test/tenant");
+    EXPECT_EQ(cred.source.oauth.token_url, "");
+    EXPECT_EQ(cred.source.oauth.ca_bundle, "/etc/cordon/ca.pem");
+    EXPECT_TRUE(cred.optional);
+    EXPECT_FALSE(parse_profile(base_profile(), kNow).credentials.at("orders_token").optional);
+}
+
+TEST(ProfileErrors, OptionalIsABoolean) {
+    expect_error(with(base_profile(), "/credentials/orders_token/optional", "yes"),
+                 "credentials.orders_token.optional", "expected true or false, got string");
 }
 
 TEST(ProfileErrors, TwoCredentialsInOneFile) {
