@@ -79,7 +79,7 @@ Status take_endpoints(const json& doc, const std::string& from, const profile::O
 
 Result<OAuthClient> make_client(const profile::Credential& cred, const Secret& client_secret) {
     const auto& src = cred.source.oauth;
-    OAuthClient client{&cred, &client_secret, src.token_url, src.revocation_url};
+    OAuthClient client{&cred, &client_secret, nullptr, src.token_url, src.revocation_url};
     if (src.issuer.empty()) return client;
     std::string from;
     auto doc = fetch_metadata(src, from);

@@ -24,8 +24,9 @@ json token_fields(const IssuedToken& t) {
 
 Result<std::unique_ptr<TokenLease>> TokenLease::issue(
     const profile::Profile& profile, audit::AuditLog& audit, audit::Subject subject,
-    const std::map<std::string, Secret>& client_secrets) {
-    std::unique_ptr<TokenLease> lease(new TokenLease(profile, audit, std::move(subject)));
+    const std::map<std::string, Secret>& client_secrets, const Secret& subject_token) {
+    std::unique_ptr<TokenLease> lease(
+        new TokenLease(profile, audit, std::move(subject), subject_token));
     for (const auto& [name, client_secret] : client_secrets) {
         auto st = lease->issue_one(name, client_secret);
         if (st) continue;
@@ -39,6 +40,7 @@ Result<std::unique_ptr<TokenLease>> TokenLease::issue(
 Status TokenLease::issue_one(const std::string& name, const Secret& client_secret) {
     auto client = make_client(profile_.credentials.at(name), client_secret);
     if (!client) return client.error();
+    client->subject_token = &subject_token_;
     auto token = creds::issue(*client);
     if (!token) return token.error();
     audit_.emit("credential.issue", subject_, token_fields(*token));

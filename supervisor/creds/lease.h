@@ -24,12 +24,13 @@ namespace cordon::creds {
 class TokenLease {
   public:
     // Issues a token for each oauth credential of `client_secrets`
-    // (load_static's, which must outlive the lease). An optional
+    // and the user's `subject_token` (load_static's, which must outlive the
+    // lease). An optional
     // credential that fails is skipped (credential.skip); any other failure
     // revokes what was issued and is the error.
     static Result<std::unique_ptr<TokenLease>> issue(
         const profile::Profile& profile, audit::AuditLog& audit, audit::Subject subject,
-        const std::map<std::string, Secret>& client_secrets);
+        const std::map<std::string, Secret>& client_secrets, const Secret& subject_token);
 
     TokenLease(const TokenLease&) = delete;
     TokenLease& operator=(const TokenLease&) = delete;
@@ -61,8 +62,12 @@ class TokenLease {
         std::optional<Steady::time_point> refresh_at;  // unset: never refreshed
     };
 
-    TokenLease(const profile::Profile& profile, audit::AuditLog& audit, audit::Subject subject)
-        : profile_(profile), audit_(audit), subject_(std::move(subject)) {}
+    TokenLease(const profile::Profile& profile, audit::AuditLog& audit, audit::Subject subject,
+               const Secret& subject_token)
+        : profile_(profile),
+          audit_(audit),
+          subject_(std::move(subject)),
+          subject_token_(subject_token) {}
 
     Status issue_one(const std::string& name, const Secret& client_secret);
     void plan_refresh(Held& held) const;
@@ -73,6 +78,7 @@ class TokenLease {
     const profile::Profile& profile_;
     audit::AuditLog& audit_;
     audit::Subject subject_;
+    const Secret& subject_token_;
     std::vector<Held> held_;
     std::optional<LiveDirectory> dir_;
     std::chrono::system_clock::time_point deadline_;

@@ -54,17 +54,22 @@ Result<IssuedToken> parse_token(const OAuthClient& client, HttpReply& reply) {
 
 }  // namespace
 
-Result<Secret> read_client_secret(const profile::Credential& cred) {
-    return read_secret_file(cred.source.oauth.client_secret_file,
-                            "credentials." + cred.name + ".source.oauth.clientSecretFile");
+std::string source_path(const profile::Credential& cred) {
+    bool exchange = cred.source.kind == profile::CredentialSource::Kind::token_exchange;
+    return "credentials." + cred.name + ".source." + (exchange ? "tokenExchange" : "oauth");
 }
 
-Result<IssuedToken> issue(const OAuthClient& client) {
-    const auto& src = client.cred->source.oauth;
-    Form form;
-    form.add("grant_type", "client_credentials");
-    form.add("scope", src.scope);
-    form.add("resource", src.resource);
+Result<Secret> read_client_secret(const profile::Credential& cred) {
+    return read_secret_file(cred.source.oauth.client_secret_file,
+                            source_path(cred) + ".clientSecretFile");
+}
+
+namespace {
+
+constexpr const char* kAccessTokenType = "urn:ietf:params:oauth:token-type:access_token";
+
+// Sends the token request `form` and reads the token from the answer.
+Result<IssuedToken> request_token(const OAuthClient& client, Form& form) {
     auto reply = post_form(client_target(client, client.token_url, form), form);
     if (!reply) return plain_error(prefix(*client.cred) + reply.error().what, reply.error().hint);
     if (reply->status != 200)
@@ -73,6 +78,46 @@ Result<IssuedToken> issue(const OAuthClient& client) {
                 " refused: " + refusal(*reply),
             "check the client id, its secret, and the scope and resource it may ask");
     return parse_token(client, *reply);
+}
+
+Result<IssuedToken> client_credentials(const OAuthClient& client, const std::string& scope,
+                                       const std::string& resource) {
+    Form form;
+    form.add("grant_type", "client_credentials");
+    form.add("scope", scope);
+    form.add("resource", resource);
+    return request_token(client, form);
+}
+
+// RFC 8693 section 2.1: the user's token for one of the agent's client, with
+// at most the user's rights. The actor is the agent's client, proven by a
+// token of its own (section 4.1), which is revoked once the exchange is done.
+Result<IssuedToken> exchange(const OAuthClient& client) {
+    const auto& src = client.cred->source.oauth;
+    if (!client.subject_token || client.subject_token->empty())
+        return plain_error(source_path(*client.cred) + ": no user's token to exchange");
+    auto actor = client_credentials(client, "", "");
+    if (!actor) return actor.error();
+    Form form;
+    form.add("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange");
+    form.add("subject_token", client.subject_token->reveal());
+    form.add("subject_token_type", kAccessTokenType);
+    form.add("actor_token", actor->token.reveal());
+    form.add("actor_token_type", kAccessTokenType);
+    form.add("requested_token_type", kAccessTokenType);
+    form.add("scope", src.scope);
+    form.add("resource", src.resource);
+    auto token = request_token(client, form);
+    (void)revoke(client, *actor);
+    return token;
+}
+
+}  // namespace
+
+Result<IssuedToken> issue(const OAuthClient& client) {
+    const auto& src = client.cred->source;
+    if (src.kind == profile::CredentialSource::Kind::token_exchange) return exchange(client);
+    return client_credentials(client, src.oauth.scope, src.oauth.resource);
 }
 
 Status revoke(const OAuthClient& client, const IssuedToken& token) {

@@ -22,6 +22,7 @@ namespace cordon::creds {
 struct OAuthClient {
     const profile::Credential* cred = nullptr;
     const Secret* client_secret = nullptr;  // outlives the client
+    const Secret* subject_token = nullptr;  // the user's, for a token exchange
     std::string token_url;
     std::string revocation_url;  // empty: the server offers none
 };
@@ -36,6 +37,9 @@ struct IssuedToken {
     Secret token;
 };
 
+// "credentials.NAME.source.oauth" or "...tokenExchange": where errors point.
+std::string source_path(const profile::Credential& cred);
+
 // The client secret of an oauth source, read as any secret at rest
 // (creds/secret_file.h).
 Result<Secret> read_client_secret(const profile::Credential& cred);
@@ -45,7 +49,8 @@ Result<Secret> read_client_secret(const profile::Credential& cred);
 // OpenID Connect discovery), whose issuer must be the configured one.
 Result<OAuthClient> make_client(const profile::Credential& cred, const Secret& client_secret);
 
-// Asks the token endpoint for a token. An unreachable server, or one that
+// Asks the token endpoint for a token: by the client credentials grant, or
+// for a token exchange by exchanging the user's token. An unreachable server, or one that
 // refuses, is an error naming the endpoint, the HTTP status and the
 // server's error and error_description.
 Result<IssuedToken> issue(const OAuthClient& client);

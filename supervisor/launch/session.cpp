@@ -484,6 +484,7 @@ struct Plan {
     Identity identity;
     std::vector<creds::Delivery> deliveries;
     std::map<std::string, creds::Secret> client_secrets;  // of oauth sources, read once
+    creds::Secret subject_token;                          // the user's, for token exchange
     std::vector<dns::Upstream> upstreams;                 // empty when no allowed tool has a name
     std::optional<landlock::Ruleset> landlock;  // when the profile has a filesystem section
     std::string cgroup2_mount;
@@ -577,10 +578,12 @@ Result<Plan> plan_session(const SessionOptions& options) {
     plan.working_dir = agent_working_dir(cwd_warning);
     if (!cwd_warning.empty()) plan.warnings.push_back(cwd_warning);
     for (const auto& w : plan.warnings) log()->warn("{}", w);
-    auto loaded = creds::load_static(plan.profile, plan.policy.credentials);
+    auto loaded =
+        creds::load_static(plan.profile, plan.policy.credentials, options.subject_token_file);
     if (!loaded) return loaded.error();
     plan.deliveries = std::move(loaded->deliveries);
     plan.client_secrets = std::move(loaded->client_secrets);
+    plan.subject_token = std::move(loaded->subject_token);
     // The host's resolvers matter only when some allowed tool is reached by name.
     if (upstreams->empty() && !plan.policy.dns_names.empty()) upstreams = dns::system_upstreams();
     if (!upstreams) return upstreams.error();
@@ -827,7 +830,8 @@ int run_session(const SessionOptions& options) {
     if (!denials) return refuse(denials.error());
 
     // Tokens for the allowed tools, revoked when `tokens` goes.
-    auto tokens = creds::TokenLease::issue(plan->profile, **audit, s.subject, plan->client_secrets);
+    auto tokens = creds::TokenLease::issue(plan->profile, **audit, s.subject, plan->client_secrets,
+                                           plan->subject_token);
     if (!tokens) return refuse(in_layer("credentials", tokens.error()));
     for (auto& d : (*tokens)->deliveries()) plan->deliveries.push_back(std::move(d));
 

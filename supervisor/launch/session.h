@@ -29,6 +29,9 @@ struct SessionOptions {
     // Where the session's resolver forwards allowed queries: "ADDR[:PORT],...";
     // "" for the nameservers of the host's /etc/resolv.conf.
     std::string dns_upstream;
+    // The launching user's access token, for tokenExchange credentials: a
+    // file protected as a secret (creds/secret_file.h); "" for none.
+    std::string subject_token_file;
 };
 
 // Runs the session and returns agent-run's exit status: the agent's own

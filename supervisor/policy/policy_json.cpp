@@ -86,10 +86,10 @@ json tools_json(const EffectivePolicy& policy, const profile::Profile& profile) 
 // its endpoints, client, scope and resource, not its secret.
 json source_json(const profile::CredentialSource& src) {
     using Kind = profile::CredentialSource::Kind;
-    if (src.kind != Kind::oauth) return {{src.kind == Kind::file ? "file" : "env", src.ref}};
+    if (!src.issued()) return {{src.kind == Kind::file ? "file" : "env", src.ref}};
     const auto& o = src.oauth;
     auto or_null = [](const std::string& v) { return v.empty() ? json(nullptr) : json(v); };
-    return {{"oauth",
+    return {{src.kind == Kind::oauth ? "oauth" : "tokenExchange",
              {{"tokenUrl", or_null(o.token_url)},
               {"issuer", or_null(o.issuer)},
               {"revocationUrl", or_null(o.revocation_url)},
@@ -104,7 +104,7 @@ json source_json(const profile::CredentialSource& src) {
 // Whether a token is refreshed while the session runs: only a file can
 // change under the agent; its environment is fixed at exec.
 json rotation_json(const profile::Credential& cred) {
-    if (cred.source.kind != profile::CredentialSource::Kind::oauth) return nullptr;
+    if (!cred.source.issued()) return nullptr;
     if (cred.deliver_env.empty())
         return "refreshed ahead of expiry: the file is replaced, the old token revoked";
     return "cannot rotate: delivered in the environment, the token is issued once and stops "

@@ -264,9 +264,22 @@ struct SourceDraft {
     std::optional<std::string> file;
     std::optional<std::string> env;
     std::optional<OAuthSource> oauth;
+    bool exchange = false;  // oauth is a tokenExchange
 };
 
-constexpr std::array<Field<SourceDraft>, 3> kSourceFields{{
+template <bool Exchange>
+void read_oauth(const json& value, const std::string& path, SourceDraft& out) {
+    if (out.oauth) throw ProfileError(path, "is given with oauth (keep one of the two)");
+    out.oauth.emplace();
+    out.exchange = Exchange;
+    read_object<OAuthSource>(value, path, kOAuthFields, *out.oauth);
+    if (out.oauth->token_url.empty() == out.oauth->issuer.empty())
+        throw ProfileError(path,
+                           "expected exactly one of tokenUrl, issuer (the token "
+                           "endpoint, or the issuer whose RFC 8414 metadata names it)");
+}
+
+constexpr std::array<Field<SourceDraft>, 4> kSourceFields{{
     {"file", false, "a file path",
      [](const json& v, const std::string& p, SourceDraft& out) {
          out.file = read_string(v, p, "a file path string");
@@ -276,15 +289,8 @@ constexpr std::array<Field<SourceDraft>, 3> kSourceFields{{
      [](const json& v, const std::string& p, SourceDraft& out) {
          out.env = read_name(v, p, env_name_rule());
      }},
-    {"oauth", false, "an OAuth client credentials object",
-     [](const json& v, const std::string& p, SourceDraft& out) {
-         out.oauth.emplace();
-         read_object<OAuthSource>(v, p, kOAuthFields, *out.oauth);
-         if (out.oauth->token_url.empty() == out.oauth->issuer.empty())
-             throw ProfileError(p,
-                                "expected exactly one of tokenUrl, issuer (the token "
-                                "endpoint, or the issuer whose RFC 8414 metadata names it)");
-     }},
+    {"oauth", false, "an OAuth client credentials object", read_oauth<false>},
+    {"tokenExchange", false, "an OAuth token exchange object", read_oauth<true>},
 }};
 
 void read_source(const json& value, const std::string& path, Credential& out) {
@@ -292,11 +298,15 @@ void read_source(const json& value, const std::string& path, Credential& out) {
     read_object<SourceDraft>(value, path, kSourceFields, draft);
     if (draft.file.has_value() + draft.env.has_value() + draft.oauth.has_value() != 1) {
         throw ProfileError(path,
-                           "expected exactly one of file, env, oauth ({\"file\": PATH}, "
-                           "{\"env\": VARIABLE} or {\"oauth\": {...}})");
+                           "expected exactly one of file, env, oauth, tokenExchange ({\"file\": "
+                           "PATH}, {\"env\": VARIABLE}, {\"oauth\": {...}} or "
+                           "{\"tokenExchange\": {...}})");
     }
     using Kind = CredentialSource::Kind;
-    out.source.kind = draft.file ? Kind::file : draft.env ? Kind::env : Kind::oauth;
+    out.source.kind = draft.file       ? Kind::file
+                      : draft.env      ? Kind::env
+                      : draft.exchange ? Kind::token_exchange
+                                       : Kind::oauth;
     out.source.ref = draft.file ? *draft.file : draft.env.value_or("");
     if (draft.oauth) out.source.oauth = std::move(*draft.oauth);
 }

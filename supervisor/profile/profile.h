@@ -68,12 +68,16 @@ struct OAuthSource {
 };
 
 // Where a credential's secret comes from: static (a file, a variable of the
-// supervisor's environment) or a token issued for the session.
+// supervisor's environment) or a token issued for the session, by the
+// client credentials grant (oauth) or by exchanging the launching user's
+// token for a narrower one naming the agent as actor (token_exchange, RFC
+// 8693), both with an OAuthSource.
 struct CredentialSource {
-    enum class Kind { file, env, oauth };
+    enum class Kind { file, env, oauth, token_exchange };
     Kind kind = Kind::file;
     std::string ref;    // the file path or the supervisor's variable name
-    OAuthSource oauth;  // when kind is oauth
+    OAuthSource oauth;  // when kind is oauth or token_exchange
+    bool issued() const { return kind == Kind::oauth || kind == Kind::token_exchange; }
 };
 
 struct Credential {

@@ -90,6 +90,9 @@ class OAuthTest : public AgentRunTest {
     }
 
     void expect_discovery_works(const std::vector<std::string>& options);
+    std::string user_token(const std::string& sub);
+    fs::path exchange_profile(const std::string& scope, const fs::path& user_file,
+                              const std::string& user);
 
     std::unique_ptr<OAuthServer> server_;
     std::string curl_options_;  // for introspect(): "--cacert FILE" under TLS
@@ -421,6 +424,94 @@ TEST_F(OAuthTest, TokenNeverReachesProcessesOutsideTheSessionNorLogs) {
     EXPECT_EQ(read_text(audit_log_).find(token), std::string::npos) << "the token is audited";
     EXPECT_EQ(r.err.find(token), std::string::npos) << "the token is in agent-run's log";
     EXPECT_EQ(r.err.find(OAuthServer::kClientSecret), std::string::npos);
+}
+
+// A token of the user `sub` for the orders API with orders:read and
+// orders:write, as an app the user logged in to would hold.
+std::string OAuthTest::user_token(const std::string& sub) {
+    std::string cmd = "curl -s -d sub=" + sub + " " + server_->url("/test/user-token");
+    FILE* p = ::popen(cmd.c_str(), "r");
+    std::string out;
+    char buf[512];
+    while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+    ::pclose(p);
+    json reply = json::parse(out, nullptr, false);
+    return reply.is_object() ? reply.value("access_token", "") : "";
+}
+
+// The profile of an agent whose credential "orders" is the user's token
+// exchanged with `scope`, and the user's token in a protected file.
+fs::path OAuthTest::exchange_profile(const std::string& scope, const fs::path& user_file,
+                                     const std::string& user) {
+    write_text(user_file, user);
+    EXPECT_EQ(::chmod(user_file.c_str(), 0600), 0);
+    json source =
+        oauth_source(OAuthServer::kClientSecret, {{"clientId", "test-agent"}, {"scope", scope}});
+    return profile_with(source, "5m",
+                        {{"source", {{"oauth", nullptr}, {"tokenExchange", source}}}});
+}
+
+TEST_F(OAuthTest, TokenExchangeNamesTheAgentAsActorWithLessThanTheUsersScope) {
+    std::string user = user_token("alice");
+    ASSERT_FALSE(user.empty());
+    auto user_file = dir_ / "user-token", seen = dir_ / "seen", done = dir_ / "done";
+    auto profile = exchange_profile("orders:read", user_file, user);
+    pid_t pid = start({"--subject-token-file", user_file, "--profile", profile, "--", "sh", "-c",
+                       "cat \"$CREDENTIALS_DIRECTORY/orders\" > " + seen.string() +
+                           " && while [ ! -e " + done.string() + " ]; do sleep 0.05; done"});
+    std::string token = await_file(seen);
+    json during = introspect(token), users = introspect(user);
+    write_text(done, "");
+    auto r = wait(pid);
+
+    ASSERT_FALSE(token.empty()) << r.err;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(token, user);
+    EXPECT_EQ(during.value("active", false), true) << during.dump();
+    EXPECT_EQ(during.value("sub", ""), "alice") << during.dump();
+    EXPECT_EQ(during["act"], json({{"sub", "test-agent"}})) << during.dump();
+    EXPECT_EQ(during.value("scope", ""), "orders:read") << during.dump();
+    EXPECT_EQ(during.value("aud", ""), kResource) << during.dump();
+    EXPECT_EQ(users.value("scope", ""), "orders:read orders:write") << users.dump();
+    EXPECT_EQ(introspect(token).value("active", true), false) << "not revoked at the end";
+    EXPECT_EQ(introspect(user).value("active", false), true) << "the user's token was revoked";
+    std::string audit = read_text(audit_log_);
+    EXPECT_EQ(audit.find(user), std::string::npos);
+    EXPECT_EQ(r.err.find(user), std::string::npos);
+    auto issued = events_named(audit_events(), "credential.issue");
+    ASSERT_EQ(issued.size(), 1u) << audit;
+    EXPECT_EQ(issued[0]["fingerprint"], creds::fingerprint(token));
+}
+
+TEST_F(OAuthTest, TokenExchangeBeyondTheUsersScopeIsRefused) {
+    auto user_file = dir_ / "user-token";
+    auto profile = exchange_profile("orders:read orders:delete", user_file, user_token("alice"));
+    auto r = run({"--subject-token-file", user_file, "--profile", profile, "--", "true"});
+    EXPECT_EQ(r.exit_code, 125) << r.err;
+    EXPECT_NE(r.err.find("credentials.orders: the token endpoint " + server_->url("/token") +
+                         " refused: HTTP 400: invalid_scope (the subject token does not hold "
+                         "orders:delete)"),
+              std::string::npos)
+        << r.err;
+}
+
+TEST_F(OAuthTest, TokenExchangeNeedsAProtectedSubjectToken) {
+    auto user_file = dir_ / "user-token";
+    auto profile = exchange_profile("orders:read", user_file, "a-token-of-the-user");
+    auto none = run({"--check", "--profile", profile});
+    EXPECT_EQ(none.exit_code, 125) << none.err;
+    EXPECT_NE(none.err.find("credentials.orders.source.tokenExchange: exchanges the launching "
+                            "user's token, and none was given (pass it with "
+                            "--subject-token-file FILE"),
+              std::string::npos)
+        << none.err;
+    ASSERT_EQ(::chmod(user_file.c_str(), 0644), 0);
+    auto open = run({"--check", "--subject-token-file", user_file, "--profile", profile});
+    EXPECT_EQ(open.exit_code, 125) << open.err;
+    EXPECT_NE(open.err.find("--subject-token-file: " + user_file.string() + " has mode 0644"),
+              std::string::npos)
+        << open.err;
+    EXPECT_EQ(open.err.find("a-token-of-the-user"), std::string::npos);
 }
 
 }  // namespace

@@ -433,7 +433,7 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
                  "unknown key (expected one of: source, deliver, optional)");
     expect_error(with(base_profile(), "/credentials/orders_token/source/vault", "x"),
                  "credentials.orders_token.source.vault",
-                 "unknown key (expected one of: file, env, oauth)");
+                 "unknown key (expected one of: file, env, oauth, tokenExchange)");
     expect_error(with(base_profile(), "/credentials/orders_token/deliver/path", "x"),
                  "credentials.orders_token.deliver.path",
                  "unknown key (expected one of: env, file)");
@@ -602,8 +602,8 @@ TEST(ProfileErrors, CredentialSourceAndDelivery) {
     expect_error(without(base_profile(), cred, "source"), "credentials.orders_token.source",
                  "missing (a source object such as {\"file\": PATH} is required)");
     const std::string one_of =
-        "expected exactly one of file, env, oauth ({\"file\": PATH}, {\"env\": VARIABLE} or "
-        "{\"oauth\": {...}})";
+        "expected exactly one of file, env, oauth, tokenExchange ({\"file\": PATH}, {\"env\": "
+        "VARIABLE}, {\"oauth\": {...}} or {\"tokenExchange\": {...}})";
     expect_error(with(base_profile(), cred + "/source", {{"file", "t"}, {"env", "T"}}),
                  "credentials.orders_token.source", one_of);
     expect_error(with(base_profile(), cred + "/source", json::object()),
