@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "creds/http.h"
+#include "creds/jwt.h"
 #include "creds/secret_file.h"
 
 namespace cordon::creds {
@@ -15,11 +16,20 @@ namespace {
 using nlohmann::json;
 
 // The request's target, the client authenticated as its source says:
-// client_secret_basic in the header, client_secret_post in the form.
-HttpTarget client_target(const OAuthClient& client, const std::string& url, Form& form) {
+// client_secret_basic in the header, client_secret_post in the form, and
+// private_key_jwt as a signed assertion in the form whose audience is the
+// token endpoint (RFC 7523 section 3), whichever endpoint it goes to.
+Result<HttpTarget> client_target(const OAuthClient& client, const std::string& url, Form& form) {
     const auto& src = client.cred->source.oauth;
     HttpTarget target{url, src.ca_bundle};
-    if (src.auth == "client_secret_post") {
+    if (src.auth == "private_key_jwt") {
+        auto assertion =
+            client_assertion(*client.client_secret, src.client_id, client.token_url, src.key_id);
+        if (!assertion) return assertion.error();
+        form.add("client_id", src.client_id);
+        form.add("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+        form.add("client_assertion", assertion->reveal());
+    } else if (src.auth == "client_secret_post") {
         form.add("client_id", src.client_id);
         form.add("client_secret", client.client_secret->reveal());
     } else {
@@ -60,8 +70,14 @@ std::string source_path(const profile::Credential& cred) {
 }
 
 Result<Secret> read_client_secret(const profile::Credential& cred) {
-    return read_secret_file(cred.source.oauth.client_secret_file,
-                            source_path(cred) + ".clientSecretFile");
+    const auto& src = cred.source.oauth;
+    if (src.auth != "private_key_jwt")
+        return read_secret_file(src.client_secret_file, source_path(cred) + ".clientSecretFile");
+    std::string what = source_path(cred) + ".privateKeyFile";
+    auto key = read_secret_file(src.private_key_file, what);
+    if (!key) return key.error();
+    if (auto alg = signing_alg(*key, what + ": " + src.private_key_file); !alg) return alg.error();
+    return key;
 }
 
 namespace {
@@ -70,7 +86,9 @@ constexpr const char* kAccessTokenType = "urn:ietf:params:oauth:token-type:acces
 
 // Sends the token request `form` and reads the token from the answer.
 Result<IssuedToken> request_token(const OAuthClient& client, Form& form) {
-    auto reply = post_form(client_target(client, client.token_url, form), form);
+    auto target = client_target(client, client.token_url, form);
+    if (!target) return target.error();
+    auto reply = post_form(*target, form);
     if (!reply) return plain_error(prefix(*client.cred) + reply.error().what, reply.error().hint);
     if (reply->status != 200)
         return plain_error(
@@ -125,7 +143,9 @@ Status revoke(const OAuthClient& client, const IssuedToken& token) {
     Form form;
     form.add("token", token.token.reveal());
     form.add("token_type_hint", "access_token");
-    auto reply = post_form(client_target(client, client.revocation_url, form), form);
+    auto target = client_target(client, client.revocation_url, form);
+    if (!target) return target.error();
+    auto reply = post_form(*target, form);
     if (!reply) return reply.error();
     // RFC 7009 section 2.2: 200 whether or not the token was still valid.
     if (reply->status != 200)

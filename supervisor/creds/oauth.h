@@ -21,7 +21,7 @@ namespace cordon::creds {
 // server's endpoints, configured or discovered.
 struct OAuthClient {
     const profile::Credential* cred = nullptr;
-    const Secret* client_secret = nullptr;  // outlives the client
+    const Secret* client_secret = nullptr;  // or its private key; outlives the client
     const Secret* subject_token = nullptr;  // the user's, for a token exchange
     std::string token_url;
     std::string revocation_url;  // empty: the server offers none
@@ -40,8 +40,9 @@ struct IssuedToken {
 // "credentials.NAME.source.oauth" or "...tokenExchange": where errors point.
 std::string source_path(const profile::Credential& cred);
 
-// The client secret of an oauth source, read as any secret at rest
-// (creds/secret_file.h).
+// What the client of an oauth source authenticates with, read as any
+// secret at rest (creds/secret_file.h): its secret, or for private_key_jwt
+// its PEM private key, checked to be one it can sign with.
 Result<Secret> read_client_secret(const profile::Credential& cred);
 
 // The client of `cred`: its token and revocation endpoints as the profile

@@ -95,7 +95,9 @@ json source_json(const profile::CredentialSource& src) {
               {"revocationUrl", or_null(o.revocation_url)},
               {"caBundle", or_null(o.ca_bundle)},
               {"clientId", o.client_id},
-              {"clientSecretFile", o.client_secret_file},
+              {"clientSecretFile", or_null(o.client_secret_file)},
+              {"privateKeyFile", or_null(o.private_key_file)},
+              {"keyId", or_null(o.key_id)},
               {"scope", o.scope},
               {"resource", o.resource},
               {"auth", o.auth}}}};

@@ -110,6 +110,7 @@ void resolve_credential_paths(Profile& profile, const std::string& file) {
     for (auto& [name, cred] : profile.credentials) {
         if (cred.source.kind == CredentialSource::Kind::file) resolve(cred.source.ref);
         resolve(cred.source.oauth.client_secret_file);
+        resolve(cred.source.oauth.private_key_file);
         resolve(cred.source.oauth.ca_bundle);
     }
 }

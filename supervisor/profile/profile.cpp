@@ -222,15 +222,32 @@ void read_nonempty(const json& value, const std::string& path, std::string& out)
     if (out.empty()) throw ProfileError(path, "is empty");
 }
 
+constexpr const char* kClientAuths = "client_secret_basic, client_secret_post or private_key_jwt";
+
 void read_client_auth(const json& value, const std::string& path, OAuthSource& out) {
-    out.auth = read_string(value, path, "\"client_secret_basic\" or \"client_secret_post\"");
-    if (out.auth != "client_secret_basic" && out.auth != "client_secret_post")
-        throw ProfileError(path, "\"" + out.auth +
-                                     "\" is not supported (expected client_secret_basic or "
-                                     "client_secret_post)");
+    out.auth = read_string(value, path, kClientAuths);
+    if (out.auth != "client_secret_basic" && out.auth != "client_secret_post" &&
+        out.auth != "private_key_jwt")
+        throw ProfileError(path,
+                           "\"" + out.auth + "\" is not supported (expected " + kClientAuths + ")");
 }
 
-constexpr std::array<Field<OAuthSource>, 9> kOAuthFields{{
+// private_key_jwt signs with a key, the others send a secret: the file of
+// the one the client authenticates with is required, the other's refused.
+void check_client_auth(const OAuthSource& src, const std::string& path) {
+    bool jwt = src.auth == "private_key_jwt";
+    const char* used = jwt ? "privateKeyFile" : "clientSecretFile";
+    const char* unused = jwt ? "clientSecretFile" : "privateKeyFile";
+    if ((jwt ? src.private_key_file : src.client_secret_file).empty())
+        throw ProfileError(join_path(path, used), "missing (required with auth " + src.auth + ")");
+    if (!(jwt ? src.client_secret_file : src.private_key_file).empty())
+        throw ProfileError(join_path(path, unused),
+                           "is not used with auth " + src.auth + " (remove it)");
+    if (!jwt && !src.key_id.empty())
+        throw ProfileError(join_path(path, "keyId"), "is used only with auth private_key_jwt");
+}
+
+constexpr std::array<Field<OAuthSource>, 11> kOAuthFields{{
     {"tokenUrl", false, "the token endpoint's URL",
      [](const json& v, const std::string& p, OAuthSource& out) { read_url(v, p, out.token_url); }},
     {"issuer", false, "the authorization server's issuer URL",
@@ -247,9 +264,17 @@ constexpr std::array<Field<OAuthSource>, 9> kOAuthFields{{
      [](const json& v, const std::string& p, OAuthSource& out) {
          read_nonempty(v, p, out.client_id);
      }},
-    {"clientSecretFile", true, "the file of the client's secret",
+    {"clientSecretFile", false, "the file of the client's secret",
      [](const json& v, const std::string& p, OAuthSource& out) {
          read_nonempty(v, p, out.client_secret_file);
+     }},
+    {"privateKeyFile", false, "the PEM file of the client's private key",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         read_nonempty(v, p, out.private_key_file);
+     }},
+    {"keyId", false, "the key's id (kid) in the client's JWK set",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         read_nonempty(v, p, out.key_id);
      }},
     {"scope", false, "space-separated scopes",
      [](const json& v, const std::string& p, OAuthSource& out) {
@@ -257,7 +282,7 @@ constexpr std::array<Field<OAuthSource>, 9> kOAuthFields{{
      }},
     {"resource", false, "the resource indicator, a URL",
      [](const json& v, const std::string& p, OAuthSource& out) { read_url(v, p, out.resource); }},
-    {"auth", false, "client_secret_basic or client_secret_post", read_client_auth},
+    {"auth", false, kClientAuths, read_client_auth},
 }};
 
 struct SourceDraft {
@@ -277,6 +302,7 @@ void read_oauth(const json& value, const std::string& path, SourceDraft& out) {
         throw ProfileError(path,
                            "expected exactly one of tokenUrl, issuer (the token "
                            "endpoint, or the issuer whose RFC 8414 metadata names it)");
+    check_client_auth(*out.oauth, path);
 }
 
 constexpr std::array<Field<SourceDraft>, 4> kSourceFields{{

@@ -62,9 +62,11 @@ struct OAuthSource {
     std::string ca_bundle;       // PEM file of the CAs to trust; empty: the system's
     std::string client_id;
     std::string client_secret_file;            // a secret at rest, as a file source
+    std::string private_key_file;              // for private_key_jwt, instead of the secret
+    std::string key_id;                        // private_key_jwt: the JWT header's kid
     std::string scope;                         // space-separated; empty: the server's default
     std::string resource;                      // RFC 8707 resource indicator; may be empty
-    std::string auth = "client_secret_basic";  // or "client_secret_post"
+    std::string auth = "client_secret_basic";  // or "client_secret_post", "private_key_jwt"
 };
 
 // Where a credential's secret comes from: static (a file, a variable of the

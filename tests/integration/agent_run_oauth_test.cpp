@@ -91,6 +91,8 @@ class OAuthTest : public AgentRunTest {
 
     void expect_discovery_works(const std::vector<std::string>& options);
     std::string user_token(const std::string& sub);
+    json jwt_source(const fs::path& key);
+    void expect_private_key_jwt_works(const std::string& algorithm_args);
     fs::path exchange_profile(const std::string& scope, const fs::path& user_file,
                               const std::string& user);
 
@@ -512,6 +514,94 @@ TEST_F(OAuthTest, TokenExchangeNeedsAProtectedSubjectToken) {
               std::string::npos)
         << open.err;
     EXPECT_EQ(open.err.find("a-token-of-the-user"), std::string::npos);
+}
+
+// A private key as `openssl genpkey ALGORITHM_ARGS` makes it, mode 0600,
+// and its public half beside it (FILE.pub).
+void make_key(const fs::path& key, const std::string& algorithm_args) {
+    std::string cmd = "openssl genpkey " + algorithm_args + " -out " + key.string() +
+                      " 2>/dev/null && openssl pkey -in " + key.string() + " -pubout -out " +
+                      key.string() + ".pub";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+}
+
+constexpr const char* kRsaKey = "-algorithm RSA -pkeyopt rsa_keygen_bits:2048";
+constexpr const char* kEcKey = "-algorithm EC -pkeyopt ec_paramgen_curve:P-256";
+
+json OAuthTest::jwt_source(const fs::path& key) {
+    return oauth_source(OAuthServer::kClientSecret,
+                        {{"clientId", std::string(OAuthServer::kClientId) + "-jwt"},
+                         {"clientSecretFile", nullptr},
+                         {"auth", "private_key_jwt"},
+                         {"privateKeyFile", key.string()},
+                         {"keyId", "test-key"}});
+}
+
+// The client authenticates with a JWT signed by a key of `algorithm_args`.
+void OAuthTest::expect_private_key_jwt_works(const std::string& algorithm_args) {
+    auto key = dir_ / "client.key", seen = dir_ / "seen";
+    make_key(key, algorithm_args);
+    restart_server({"--jwt-key", key.string() + ".pub"});
+    auto r = run({"--profile", profile_with(jwt_source(key)), "--", "sh", "-c",
+                  "cat \"$CREDENTIALS_DIRECTORY/orders\" > " + seen.string()});
+    std::string token = read_text(seen);
+    ASSERT_FALSE(token.empty()) << r.err;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    auto revoked = events_named(audit_events(), "credential.revoke");
+    ASSERT_EQ(revoked.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(revoked[0]["revoked"], true) << "revocation authenticated by JWT too";
+    json after = introspect(token);
+    EXPECT_EQ(after.value("active", true), false) << after.dump();
+}
+
+TEST_F(OAuthTest, PrivateKeyJwtWithAnRsaKey) {
+    expect_private_key_jwt_works(kRsaKey);
+}
+
+TEST_F(OAuthTest, PrivateKeyJwtWithAnEcKey) {
+    expect_private_key_jwt_works(kEcKey);
+}
+
+TEST_F(OAuthTest, PrivateKeyJwtWithAKeyTheServerDoesNotKnowIsRefused) {
+    auto known = dir_ / "known.key", other = dir_ / "other.key";
+    make_key(known, kEcKey);
+    make_key(other, kEcKey);
+    restart_server({"--jwt-key", known.string() + ".pub"});
+    auto r = run({"--profile", profile_with(jwt_source(other)), "--", "true"});
+    EXPECT_EQ(r.exit_code, 125) << r.err;
+    EXPECT_NE(r.err.find("credentials.orders: the token endpoint " + server_->url("/token") +
+                         " refused: HTTP 401: invalid_client"),
+              std::string::npos)
+        << r.err;
+}
+
+TEST_F(OAuthTest, PrivateKeyFileWithoutAKeyToSignWithIsRefusedByCheck) {
+    auto key = dir_ / "client.key";
+    write_text(key, "not a key\n");
+    ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+    auto profile = profile_with(jwt_source(key));
+    auto garbage = run({"--check", "--profile", profile});
+    EXPECT_EQ(garbage.exit_code, 125) << garbage.err;
+    EXPECT_NE(garbage.err.find("credentials.orders.source.oauth.privateKeyFile: " + key.string() +
+                               " holds no PEM private key"),
+              std::string::npos)
+        << garbage.err;
+
+    fs::remove(key);
+    make_key(key, "-algorithm ED25519");
+    auto ed25519 = run({"--check", "--profile", profile});
+    EXPECT_EQ(ed25519.exit_code, 125) << ed25519.err;
+    EXPECT_NE(ed25519.err.find(key.string() + " holds a key of type ED25519; private_key_jwt "
+                                              "signs with RSA (RS256) or EC P-256 (ES256)"),
+              std::string::npos)
+        << ed25519.err;
+
+    ASSERT_EQ(::chmod(key.c_str(), 0640), 0);
+    auto open = run({"--check", "--profile", profile});
+    EXPECT_NE(open.err.find("privateKeyFile: " + key.string() + " has mode 0640"),
+              std::string::npos)
+        << open.err;
 }
 
 }  // namespace

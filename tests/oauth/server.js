@@ -6,7 +6,8 @@
 // (RFC 8693) as a grant registered on top (oidc-provider has none).
 //
 // Clients: CLIENT_ID (client_secret_basic), CLIENT_ID-post
-// (client_secret_post), each with CLIENT_SECRET; and the agent's own client
+// (client_secret_post), each with CLIENT_SECRET; CLIENT_ID-jwt
+// (private_key_jwt, with --jwt-key); and the agent's own client
 // AGENT_ID (client_secret_basic, CLIENT_SECRET), which may exchange tokens.
 // A user's token, to exchange, comes from POST /test/user-token with
 // sub=USER (a test-only route: the tests have no browser to log in with).
@@ -15,6 +16,8 @@
 //   --ttl RESOURCE=SECONDS  tokens for RESOURCE live SECONDS (default 300)
 //   --tls CERT KEY          serve HTTPS with this PEM certificate and key
 //   --agent ID              the agent's client id (default test-agent)
+//   --jwt-key PEM           register CLIENT_ID-jwt, which authenticates by
+//                           private_key_jwt with this public key (kid test-key)
 //   --oidc-metadata-only    answer 404 at /.well-known/oauth-authorization-server
 //                           (RFC 8414), as servers that speak only OpenID
 //                           Connect Discovery do
@@ -23,6 +26,7 @@ import Provider, { errors } from 'oidc-provider';
 import { createServer as createHttp } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import { readFileSync } from 'node:fs';
+import { createPublicKey } from 'node:crypto';
 
 const [clientId, clientSecret, ...options] = process.argv.slice(2);
 if (!clientId || !clientSecret) {
@@ -34,6 +38,7 @@ const ttls = new Map();
 let tls;
 let oidcMetadataOnly = false;
 let agentId = 'test-agent';
+let jwtKey;
 for (let i = 0; i < options.length; i += 1) {
   if (options[i] === '--ttl') {
     const [resource, seconds] = options[(i += 1)].split('=');
@@ -41,6 +46,8 @@ for (let i = 0; i < options.length; i += 1) {
   } else if (options[i] === '--tls') {
     tls = { cert: readFileSync(options[i + 1]), key: readFileSync(options[i + 2]) };
     i += 2;
+  } else if (options[i] === '--jwt-key') {
+    jwtKey = { ...createPublicKey(readFileSync(options[(i += 1)])).export({ format: 'jwk' }), kid: 'test-key' };
   } else if (options[i] === '--agent') {
     agentId = options[(i += 1)];
   } else if (options[i] === '--oidc-metadata-only') {
@@ -138,6 +145,14 @@ server.listen(0, '127.0.0.1', () => {
       client(clientId, 'client_secret_basic'),
       client(`${clientId}-post`, 'client_secret_post'),
       client(agentId, 'client_secret_basic', ['client_credentials', TOKEN_EXCHANGE]),
+      ...(jwtKey ? [{
+        client_id: `${clientId}-jwt`,
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        token_endpoint_auth_method: 'private_key_jwt',
+        jwks: { keys: [jwtKey] },
+      }] : []),
     ],
     extraTokenClaims: (ctx, token) => extraClaims.get(token),
     features: {

@@ -685,10 +685,21 @@ TEST(ProfileErrors, OAuthSource) {
                  "\"as.test/token\" is not an http:// or https:// URL");
     expect_error(with_oauth("clientId", ""), "credentials.orders_token.source.oauth.clientId",
                  "is empty");
-    expect_error(with_oauth("auth", "private_key_jwt"),
+    expect_error(with_oauth("auth", "tls_client_auth"),
                  "credentials.orders_token.source.oauth.auth",
-                 "\"private_key_jwt\" is not supported (expected client_secret_basic or "
-                 "client_secret_post)");
+                 "\"tls_client_auth\" is not supported (expected client_secret_basic, "
+                 "client_secret_post or private_key_jwt)");
+    expect_error(with_oauth("auth", "private_key_jwt"),
+                 "credentials.orders_token.source.oauth.privateKeyFile",
+                 "missing (required with auth private_key_jwt)");
+    expect_error(with_oauth("clientSecretFile", nullptr),
+                 "credentials.orders_token.source.oauth.clientSecretFile",
+                 "missing (required with auth client_secret_basic)");
+    expect_error(with_oauth("privateKeyFile", "/etc/cordon/key.pem"),
+                 "credentials.orders_token.source.oauth.privateKeyFile",
+                 "is not used with auth client_secret_basic (remove it)");
+    expect_error(with_oauth("keyId", "k1"), "credentials.orders_token.source.oauth.keyId",
+                 "is used only with auth private_key_jwt");
 }
 
 TEST(ProfileCredentials, OAuthSourceFromAnIssuerWithACaBundleOptional) {
@@ -705,6 +716,22 @@ TEST(ProfileCredentials, OAuthSourceFromAnIssuerWithACaBundleOptional) {
     EXPECT_EQ(cred.source.oauth.ca_bundle, "/etc/cordon/ca.pem");
     EXPECT_TRUE(cred.optional);
     EXPECT_FALSE(parse_profile(base_profile(), kNow).credentials.at("orders_token").optional);
+}
+
+TEST(ProfileCredentials, PrivateKeyJwt) {
+    json oauth = {{"tokenUrl", "https://as.test/token"},
+                  {"clientId", "cordon"},
+                  {"auth", "private_key_jwt"},
+                  {"privateKeyFile", "/etc/cordon/key.pem"},
+                  {"keyId", "k1"}};
+    auto p = parse_profile(
+        with(base_profile(), "/credentials/orders_token/source", {{"tokenExchange", oauth}}), kNow);
+    const auto& src = p.credentials.at("orders_token").source;
+    EXPECT_EQ(src.kind, CredentialSource::Kind::token_exchange);
+    EXPECT_EQ(src.oauth.auth, "private_key_jwt");
+    EXPECT_EQ(src.oauth.private_key_file, "/etc/cordon/key.pem");
+    EXPECT_EQ(src.oauth.key_id, "k1");
+    EXPECT_EQ(src.oauth.client_secret_file, "");
 }
 
 TEST(ProfileErrors, OptionalIsABoolean) {
