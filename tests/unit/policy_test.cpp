@@ -336,6 +336,20 @@ TEST(Examples, ResearchAgentParsesAndResolves) {
     EXPECT_EQ(p.dns.min_ttl, std::chrono::seconds(10));
 }
 
+TEST(Examples, BillingAgentShowsEveryIssuedSource) {
+    std::string dir = std::string(CORDON_SOURCE_DIR) + "/profiles/examples/";
+    Profile p = profile::load_profile(dir + "billing-agent.json", kNow);
+    const auto& invoices = p.credentials.at("invoices_token").source;
+    EXPECT_EQ(invoices.kind, profile::CredentialSource::Kind::oauth);
+    EXPECT_EQ(invoices.oauth.issuer, "https://login.billing.example/realms/agents");
+    EXPECT_EQ(invoices.oauth.auth, "private_key_jwt");
+    EXPECT_EQ(invoices.oauth.ca_bundle, "/etc/cordon/ca/billing-example.pem");
+    EXPECT_EQ(p.credentials.at("refunds_token").source.kind,
+              profile::CredentialSource::Kind::token_exchange);
+    EXPECT_TRUE(p.credentials.at("fx_token").optional);
+    EXPECT_FALSE(p.credentials.at("invoices_token").optional);
+}
+
 TEST(SpecialRange, NamesEveryNonPublicRangeInEveryForm) {
     const std::vector<std::pair<std::string, std::string>> cases{
         {"0.0.0.0", "unspecified"},
