@@ -42,8 +42,7 @@ bool is_http_url(const std::string& url) {
 // The metadata document of `issuer`, from the first well-known URL that has one.
 Result<json> fetch_metadata(const profile::OAuthSource& src, std::string& from) {
     std::string tried;
-    for (const auto& url :
-         {rfc8414_url(src.issuer, "oauth-authorization-server"), oidc_url(src.issuer)}) {
+    for (const auto& url : metadata_urls(src.issuer)) {
         auto reply = get({url, src.ca_bundle});
         if (!reply) return reply.error();
         if (reply->status == 200) {
@@ -76,6 +75,10 @@ Status take_endpoints(const json& doc, const std::string& from, const profile::O
 }
 
 }  // namespace
+
+std::vector<std::string> metadata_urls(const std::string& issuer) {
+    return {rfc8414_url(issuer, "oauth-authorization-server"), oidc_url(issuer)};
+}
 
 Result<OAuthClient> make_client(const profile::Credential& cred, const Secret& client_secret) {
     const auto& src = cred.source.oauth;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "cordon/result.h"
 #include "creds/creds.h"
@@ -49,6 +50,10 @@ Result<Secret> read_client_secret(const profile::Credential& cred);
 // gives them, or from the issuer's metadata (RFC 8414, falling back to
 // OpenID Connect discovery), whose issuer must be the configured one.
 Result<OAuthClient> make_client(const profile::Credential& cred, const Secret& client_secret);
+
+// Where an issuer's metadata is looked for, in order: RFC 8414's
+// well-known URL, then OpenID Connect Discovery's.
+std::vector<std::string> metadata_urls(const std::string& issuer);
 
 // Asks the token endpoint for a token: by the client credentials grant, or
 // for a token exchange by exchanging the user's token. An unreachable server, or one that

@@ -5,6 +5,8 @@
 // a refusing or unreachable server stops the launch.
 #include <sys/stat.h>
 
+#include <sstream>
+
 #include "agent_run_fixture.h"
 #include "creds/oauth.h"
 #include "launch/session.h"
@@ -152,9 +154,20 @@ TEST_F(OAuthTest, TokenIsRevokedWhenTheDeadlineKillsTheSession) {
     EXPECT_EQ(revoked[0]["revoked"], true) << revoked[0].dump();
 }
 
+// How many times agent-run's debug log says it tried `url` again.
+size_t retries_of(const std::string& log, const std::string& url) {
+    size_t n = 0;
+    std::istringstream lines(log);
+    for (std::string line; std::getline(lines, line);)
+        n += line.find(url + ": ") != std::string::npos &&
+             line.find(", trying again") != std::string::npos;
+    return n;
+}
+
 TEST_F(OAuthTest, WrongClientSecretStopsTheLaunchWithTheServersError) {
-    auto r = run(
-        {"--profile", profile_with_oauth("not-the-secret", server_->url("/token")), "--", "true"});
+    auto r = run({"--log-level", "debug", "--profile",
+                  profile_with_oauth("not-the-secret", server_->url("/token")), "--", "true"});
+    EXPECT_EQ(retries_of(r.err, server_->url("/token")), 0u) << "a refusal is not tried again";
     EXPECT_EQ(r.exit_code, 125) << r.err;
     EXPECT_NE(r.err.find("credentials.orders: the token endpoint " + server_->url("/token") +
                          " refused: HTTP 401: invalid_client"),
@@ -183,10 +196,61 @@ TEST_F(OAuthTest, ClientSecretReadableByOthersIsRefusedByCheckToo) {
 TEST_F(OAuthTest, UnreachableServerStopsTheLaunch) {
     uint16_t port = Listener::on("127.0.0.1").port;  // closed again: connections are refused
     std::string url = "http://127.0.0.1:" + std::to_string(port) + "/token";
-    auto r = run({"--profile", profile_with_oauth(OAuthServer::kClientSecret, url), "--", "true"});
+    auto r = run({"--log-level", "debug", "--profile",
+                  profile_with_oauth(OAuthServer::kClientSecret, url), "--", "true"});
     EXPECT_EQ(r.exit_code, 125) << r.err;
     EXPECT_NE(r.err.find("credentials.orders: cannot reach " + url), std::string::npos) << r.err;
+    EXPECT_EQ(retries_of(r.err, url), 2u) << r.err;
     EXPECT_EQ(leftover_cgroups(), 0u);
+}
+
+TEST_F(OAuthTest, TokenRequestIsTriedAgainAfterServerErrors) {
+    restart_server({"--fail-token", "2"});
+    auto r = run({"--log-level", "debug", "--profile",
+                  profile_with(oauth_source(OAuthServer::kClientSecret)), "--", "sh", "-c",
+                  "test -s \"$CREDENTIALS_DIRECTORY/orders\""});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(retries_of(r.err, server_->url("/token")), 2u) << r.err;
+    EXPECT_NE(r.err.find(server_->url("/token") + ": HTTP 503, trying again"), std::string::npos)
+        << r.err;
+    EXPECT_EQ(events_named(audit_events(), "credential.issue").size(), 1u);
+}
+
+TEST_F(OAuthTest, RefreshThatFailsIsAuditedAndTheTokenKept) {
+    const std::string short_lived = "https://short-lived.test/";
+    restart_server({"--ttl", short_lived + "=6"});
+    auto seen = dir_ / "seen", done = dir_ / "done", after = dir_ / "after";
+    auto profile =
+        profile_with(oauth_source(OAuthServer::kClientSecret, {{"resource", short_lived}}));
+    std::string file = "\"$CREDENTIALS_DIRECTORY/orders\"";
+    pid_t pid = start({"--profile", profile, "--", "sh", "-c",
+                       "cat " + file + " > " + seen.string() + "; while [ ! -e " + done.string() +
+                           " ]; do sleep 0.05; done; cat " + file + " > " + after.string()});
+    std::string token = await_file(seen);
+    server_.reset();  // the refresh at 4 s finds nobody
+    for (int i = 0; i < 500; ++i) {
+        if (!events_named(audit_events(), "credential.refresh.error").empty()) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    write_text(done, "");
+    auto r = wait(pid);
+
+    ASSERT_FALSE(token.empty()) << r.err;
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(read_text(after), token) << "the file still holds the token it had";
+    auto events = audit_events();
+    auto failed = events_named(events, "credential.refresh.error");
+    ASSERT_GE(failed.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(failed[0]["credential"], "orders");
+    EXPECT_EQ(failed[0]["fingerprint"], creds::fingerprint(token));
+    EXPECT_TRUE(failed[0]["expiresAt"].is_string());
+    EXPECT_EQ(failed[0]["retry"], false) << "the next try would come less than 2 s before expiry";
+    EXPECT_NE(failed[0]["error"].get<std::string>().find("cannot reach"), std::string::npos)
+        << failed[0].dump();
+    auto unrevoked = events_named(events, "credential.revoke.error");
+    ASSERT_EQ(unrevoked.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(unrevoked[0]["fingerprint"], creds::fingerprint(token));
+    EXPECT_EQ(unrevoked[0]["expiresAt"], failed[0]["expiresAt"]);
 }
 
 TEST_F(OAuthTest, ShortLivedTokenIsRefreshedAndItsFileReplaced) {
@@ -287,11 +351,7 @@ TEST_F(OAuthTest, FailedRevocationIsRetriedThenAuditedWithFingerprintAndExpiry) 
     ASSERT_FALSE(token.empty()) << r.err;
     EXPECT_EQ(r.exit_code, 0) << r.err;
     // Three tries: two of them logged as tried again.
-    size_t retries = 0;
-    for (size_t at = r.err.find(revocation + ": cannot reach"); at != std::string::npos;
-         at = r.err.find(revocation + ": cannot reach", at + 1))
-        ++retries;
-    EXPECT_EQ(retries, 2u) << r.err;
+    EXPECT_EQ(retries_of(r.err, revocation), 2u) << r.err;
     auto failed = events_named(audit_events(), "credential.revoke.error");
     ASSERT_EQ(failed.size(), 1u) << read_text(audit_log_);
     EXPECT_EQ(failed[0]["credential"], "orders");

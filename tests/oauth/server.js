@@ -18,6 +18,7 @@
 //   --agent ID              the agent's client id (default test-agent)
 //   --jwt-key PEM           register CLIENT_ID-jwt, which authenticates by
 //                           private_key_jwt with this public key (kid test-key)
+//   --fail-token N          answer the first N token requests 503
 //   --oidc-metadata-only    answer 404 at /.well-known/oauth-authorization-server
 //                           (RFC 8414), as servers that speak only OpenID
 //                           Connect Discovery do
@@ -39,6 +40,7 @@ let tls;
 let oidcMetadataOnly = false;
 let agentId = 'test-agent';
 let jwtKey;
+let tokenFailures = 0;
 for (let i = 0; i < options.length; i += 1) {
   if (options[i] === '--ttl') {
     const [resource, seconds] = options[(i += 1)].split('=');
@@ -46,6 +48,8 @@ for (let i = 0; i < options.length; i += 1) {
   } else if (options[i] === '--tls') {
     tls = { cert: readFileSync(options[i + 1]), key: readFileSync(options[i + 2]) };
     i += 2;
+  } else if (options[i] === '--fail-token') {
+    tokenFailures = Number(options[(i += 1)]);
   } else if (options[i] === '--jwt-key') {
     jwtKey = { ...createPublicKey(readFileSync(options[(i += 1)])).export({ format: 'jwk' }), kid: 'test-key' };
   } else if (options[i] === '--agent') {
@@ -176,6 +180,12 @@ server.listen(0, '127.0.0.1', () => {
   server.on('request', (req, res) => {
     if (oidcMetadataOnly && req.url.startsWith('/.well-known/oauth-authorization-server')) {
       res.writeHead(404).end();
+      return;
+    }
+    if (req.method === 'POST' && req.url === '/token' && tokenFailures > 0) {
+      tokenFailures -= 1;
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: 'temporarily_unavailable' }));
       return;
     }
     if (req.method === 'POST' && req.url === '/test/user-token') {
