@@ -18,6 +18,7 @@ namespace {
 using nlohmann::json;
 
 constexpr const char* kResource = "https://orders.test/";
+constexpr const char* kShortLived = "https://short-lived.test/";
 
 class OAuthTest : public AgentRunTest {
   protected:
@@ -68,6 +69,18 @@ class OAuthTest : public AgentRunTest {
         return profile_with(oauth_source(secret, {{"tokenUrl", token_url}}), max_duration);
     }
 
+    // A profile asking for a token of kShortLived, which the restarted
+    // server gives 6 seconds of life.
+    fs::path short_lived_profile() {
+        restart_server({"--ttl", std::string(kShortLived) + "=6"});
+        return profile_with(oauth_source(OAuthServer::kClientSecret, {{"resource", kShortLived}}));
+    }
+
+    // The agent's shell loop that waits until the test creates `file`.
+    static std::string wait_for(const fs::path& file) {
+        return "while [ ! -e " + file.string() + " ]; do sleep 0.05; done";
+    }
+
     // Waits until the agent has written `file`, and returns what it wrote.
     static std::string await_file(const fs::path& file) {
         for (int i = 0; i < 1000 && read_text(file).empty(); ++i)
@@ -92,6 +105,7 @@ class OAuthTest : public AgentRunTest {
     }
 
     void expect_discovery_works(const std::vector<std::string>& options);
+    void expect_issued_then_revoked(const fs::path& profile);
     std::string user_token(const std::string& sub);
     json jwt_source(const fs::path& key);
     void expect_private_key_jwt_works(const std::string& algorithm_args);
@@ -105,9 +119,9 @@ class OAuthTest : public AgentRunTest {
 TEST_F(OAuthTest, TokenHasTheProfilesScopeAndResourceAndIsRevokedAtExit) {
     auto seen = dir_ / "seen", done = dir_ / "done";
     auto profile = profile_with_oauth(OAuthServer::kClientSecret, server_->url("/token"));
-    pid_t pid = start({"--profile", profile, "--", "sh", "-c",
-                       "cat \"$CREDENTIALS_DIRECTORY/orders\" > " + seen.string() +
-                           " && while [ ! -e " + done.string() + " ]; do sleep 0.05; done"});
+    pid_t pid = start(
+        {"--profile", profile, "--", "sh", "-c",
+         "cat \"$CREDENTIALS_DIRECTORY/orders\" > " + seen.string() + " && " + wait_for(done)});
     for (int i = 0; i < 500 && read_text(seen).empty(); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     std::string token = read_text(seen);
@@ -217,15 +231,12 @@ TEST_F(OAuthTest, TokenRequestIsTriedAgainAfterServerErrors) {
 }
 
 TEST_F(OAuthTest, RefreshThatFailsIsAuditedAndTheTokenKept) {
-    const std::string short_lived = "https://short-lived.test/";
-    restart_server({"--ttl", short_lived + "=6"});
     auto seen = dir_ / "seen", done = dir_ / "done", after = dir_ / "after";
-    auto profile =
-        profile_with(oauth_source(OAuthServer::kClientSecret, {{"resource", short_lived}}));
+    auto profile = short_lived_profile();
     std::string file = "\"$CREDENTIALS_DIRECTORY/orders\"";
     pid_t pid = start({"--profile", profile, "--", "sh", "-c",
-                       "cat " + file + " > " + seen.string() + "; while [ ! -e " + done.string() +
-                           " ]; do sleep 0.05; done; cat " + file + " > " + after.string()});
+                       "cat " + file + " > " + seen.string() + "; " + wait_for(done) + "; cat " +
+                           file + " > " + after.string()});
     std::string token = await_file(seen);
     server_.reset();  // the refresh at 4 s finds nobody
     for (int i = 0; i < 500; ++i) {
@@ -254,17 +265,13 @@ TEST_F(OAuthTest, RefreshThatFailsIsAuditedAndTheTokenKept) {
 }
 
 TEST_F(OAuthTest, ShortLivedTokenIsRefreshedAndItsFileReplaced) {
-    const std::string short_lived = "https://short-lived.test/";
-    restart_server({"--ttl", short_lived + "=6"});
     auto first = dir_ / "first", second = dir_ / "second", done = dir_ / "done";
-    auto profile =
-        profile_with(oauth_source(OAuthServer::kClientSecret, {{"resource", short_lived}}));
+    auto profile = short_lived_profile();
     // Refreshed at 4 s, two thirds of its 6 s: read before and after.
     std::string file = "\"$CREDENTIALS_DIRECTORY/orders\"";
     pid_t pid = start({"--profile", profile, "--", "sh", "-c",
                        "cat " + file + " > " + first.string() + "; sleep 5; cat " + file + " > " +
-                           second.string() + "; while [ ! -e " + done.string() +
-                           " ]; do sleep 0.05; done"});
+                           second.string() + "; " + wait_for(done)});
     std::string old_token = await_file(first), new_token = await_file(second);
     json old_now = introspect(old_token), new_now = introspect(new_token);
     write_text(done, "");
@@ -276,7 +283,7 @@ TEST_F(OAuthTest, ShortLivedTokenIsRefreshedAndItsFileReplaced) {
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(old_now.value("active", true), false) << old_now.dump();
     EXPECT_EQ(new_now.value("active", false), true) << new_now.dump();
-    EXPECT_EQ(new_now.value("aud", ""), short_lived) << new_now.dump();
+    EXPECT_EQ(new_now.value("aud", ""), kShortLived) << new_now.dump();
     EXPECT_EQ(new_now.value("scope", ""), "orders:read") << new_now.dump();
     auto events = audit_events();
     auto refreshed = events_named(events, "credential.refresh");
@@ -364,22 +371,31 @@ TEST_F(OAuthTest, FailedRevocationIsRetriedThenAuditedWithFingerprintAndExpiry) 
     EXPECT_EQ(r.err.find(token), std::string::npos);
 }
 
-// Discovery from the issuer alone; `options` for server.js.
-void OAuthTest::expect_discovery_works(const std::vector<std::string>& options) {
-    restart_server(options);
+// An agent under `profile` reads the token of its credential "orders",
+// which is revoked when the session ends.
+void OAuthTest::expect_issued_then_revoked(const fs::path& profile) {
     auto seen = dir_ / "seen";
-    json oauth = oauth_source(
-        OAuthServer::kClientSecret,
-        {{"tokenUrl", nullptr}, {"revocationUrl", nullptr}, {"issuer", server_->url("")}});
-    auto r = run({"--profile", profile_with(oauth), "--", "sh", "-c",
+    auto r = run({"--profile", profile, "--", "sh", "-c",
                   "cat \"$CREDENTIALS_DIRECTORY/orders\" > " + seen.string()});
     std::string token = read_text(seen);
     ASSERT_FALSE(token.empty()) << r.err;
     EXPECT_EQ(r.exit_code, 0) << r.err;
     auto revoked = events_named(audit_events(), "credential.revoke");
     ASSERT_EQ(revoked.size(), 1u) << read_text(audit_log_);
-    EXPECT_EQ(revoked[0]["revoked"], true) << "the revocation endpoint was not discovered";
-    EXPECT_EQ(introspect(token).value("active", true), false);
+    EXPECT_EQ(revoked[0]["fingerprint"], creds::fingerprint(token));
+    EXPECT_EQ(revoked[0]["revoked"], true) << revoked[0].dump();
+    json after = introspect(token);
+    EXPECT_EQ(after.value("active", true), false) << after.dump();
+}
+
+// Discovery from the issuer alone; `options` for server.js.
+void OAuthTest::expect_discovery_works(const std::vector<std::string>& options) {
+    restart_server(options);
+    json oauth = oauth_source(
+        OAuthServer::kClientSecret,
+        {{"tokenUrl", nullptr}, {"revocationUrl", nullptr}, {"issuer", server_->url("")}});
+    // Revoked: the revocation endpoint was found too.
+    expect_issued_then_revoked(profile_with(oauth));
 }
 
 TEST_F(OAuthTest, IssuerMetadataNamesTheTokenAndRevocationEndpoints) {
@@ -431,18 +447,8 @@ TEST_F(OAuthTest, TlsIsVerifiedAndCaBundleTrustsAPrivateCa) {
     EXPECT_NE(refused.err.find("name its PEM file in the source's caBundle"), std::string::npos)
         << refused.err;
 
-    auto seen = dir_ / "seen";
-    auto profile =
-        profile_with(oauth_source(OAuthServer::kClientSecret, {{"caBundle", cert.string()}}));
-    auto r = run({"--profile", profile, "--", "sh", "-c",
-                  "cat \"$CREDENTIALS_DIRECTORY/orders\" > " + seen.string()});
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    std::string token = read_text(seen);
-    ASSERT_FALSE(token.empty()) << r.err;
-    auto revoked = events_named(audit_events(), "credential.revoke");
-    ASSERT_EQ(revoked.size(), 1u);
-    EXPECT_EQ(revoked[0]["revoked"], true);
-    EXPECT_EQ(introspect(token).value("active", true), false);
+    expect_issued_then_revoked(
+        profile_with(oauth_source(OAuthServer::kClientSecret, {{"caBundle", cert.string()}})));
 }
 
 TEST_F(OAuthTest, CaBundleOthersCanWriteIsRefused) {
@@ -470,8 +476,7 @@ TEST_F(OAuthTest, TokenNeverReachesProcessesOutsideTheSessionNorLogs) {
     auto profile = profile_with(oauth_source(OAuthServer::kClientSecret), "5m",
                                 {{"deliver", {{"env", "ORDERS_TOKEN"}}}});
     pid_t pid = start({"--log-level", "trace", "--profile", profile, "--", "sh", "-c",
-                       "printf %s \"$ORDERS_TOKEN\" > " + seen.string() + " && while [ ! -e " +
-                           done.string() + " ]; do sleep 0.05; done"});
+                       "printf %s \"$ORDERS_TOKEN\" > " + seen.string() + " && " + wait_for(done)});
     std::string token = await_file(seen);
     std::string cmdline = proc_file(pid, "cmdline"), environ_text = proc_file(pid, "environ");
     write_text(done, "");
@@ -518,9 +523,9 @@ TEST_F(OAuthTest, TokenExchangeNamesTheAgentAsActorWithLessThanTheUsersScope) {
     ASSERT_FALSE(user.empty());
     auto user_file = dir_ / "user-token", seen = dir_ / "seen", done = dir_ / "done";
     auto profile = exchange_profile("orders:read", user_file, user);
-    pid_t pid = start({"--subject-token-file", user_file, "--profile", profile, "--", "sh", "-c",
-                       "cat \"$CREDENTIALS_DIRECTORY/orders\" > " + seen.string() +
-                           " && while [ ! -e " + done.string() + " ]; do sleep 0.05; done"});
+    pid_t pid = start(
+        {"--subject-token-file", user_file, "--profile", profile, "--", "sh", "-c",
+         "cat \"$CREDENTIALS_DIRECTORY/orders\" > " + seen.string() + " && " + wait_for(done)});
     std::string token = await_file(seen);
     json during = introspect(token), users = introspect(user);
     write_text(done, "");
@@ -600,19 +605,11 @@ json OAuthTest::jwt_source(const fs::path& key) {
 
 // The client authenticates with a JWT signed by a key of `algorithm_args`.
 void OAuthTest::expect_private_key_jwt_works(const std::string& algorithm_args) {
-    auto key = dir_ / "client.key", seen = dir_ / "seen";
+    auto key = dir_ / "client.key";
     make_key(key, algorithm_args);
     restart_server({"--jwt-key", key.string() + ".pub"});
-    auto r = run({"--profile", profile_with(jwt_source(key)), "--", "sh", "-c",
-                  "cat \"$CREDENTIALS_DIRECTORY/orders\" > " + seen.string()});
-    std::string token = read_text(seen);
-    ASSERT_FALSE(token.empty()) << r.err;
-    EXPECT_EQ(r.exit_code, 0) << r.err;
-    auto revoked = events_named(audit_events(), "credential.revoke");
-    ASSERT_EQ(revoked.size(), 1u) << read_text(audit_log_);
-    EXPECT_EQ(revoked[0]["revoked"], true) << "revocation authenticated by JWT too";
-    json after = introspect(token);
-    EXPECT_EQ(after.value("active", true), false) << after.dump();
+    // Revoked: the revocation request is authenticated by a JWT too.
+    expect_issued_then_revoked(profile_with(jwt_source(key)));
 }
 
 TEST_F(OAuthTest, PrivateKeyJwtWithAnRsaKey) {
