@@ -154,6 +154,8 @@ void TokenLease::revoke_all() {
     for (const auto& h : held_) revoke_one(h, h.token);
     held_.clear();
     if (timer_.valid()) timer_ = UniqueFd();
+    // The descriptor would keep the session's tmpfs, and its files, alive.
+    dir_.reset();
 }
 
 }  // namespace cordon::creds

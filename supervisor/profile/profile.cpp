@@ -582,6 +582,16 @@ void default_deliveries(Profile& p) {
         if (cred.deliver_env.empty() && cred.deliver_file.empty()) cred.deliver_file = name;
 }
 
+// Only an issued token can fail for reasons outside the profile (a server
+// down); a static source that cannot be read is a mistake to fix.
+void check_optional_issued(const Profile& p) {
+    for (const auto& [name, cred] : p.credentials)
+        if (cred.optional && !cred.source.issued())
+            throw ProfileError("credentials." + name + ".optional",
+                               "applies to oauth and tokenExchange sources only (a file or "
+                               "variable that cannot be read stops the launch; remove optional)");
+}
+
 // Two credentials delivered in one variable or one file would silently hide
 // one another.
 void check_deliveries_unique(const Profile& p) {
@@ -629,6 +639,7 @@ Profile parse_profile(const nlohmann::json& doc, TimePoint now) {
     check_credentials_defined(profile);
     default_deliveries(profile);
     check_deliveries_unique(profile);
+    check_optional_issued(profile);
     check_not_expired(profile.identity, now);
     return profile;
 }

@@ -230,7 +230,8 @@ TEST(Policy, CheckJsonIsTheWholeDecision) {
                    {"name": "issue_refund", "reason": "approval-required", "risk": "high"}]
       },
       "credentials": [{"name": "orders_token", "source": {"file": "/run/orders"},
-                       "deliver": {"env": "ORDERS_TOKEN"}}],
+                       "deliver": {"env": "ORDERS_TOKEN"}, "optional": false,
+                       "rotation": null}],
       "syscalls": {"baseline": "agent-default", "allow": [], "deny": []},
       "ruleCount": 3
     })");

@@ -734,9 +734,13 @@ TEST(ProfileCredentials, PrivateKeyJwt) {
     EXPECT_EQ(src.oauth.client_secret_file, "");
 }
 
-TEST(ProfileErrors, OptionalIsABoolean) {
+TEST(ProfileErrors, OptionalIsABooleanOfAnIssuedToken) {
     expect_error(with(base_profile(), "/credentials/orders_token/optional", "yes"),
                  "credentials.orders_token.optional", "expected true or false, got string");
+    expect_error(with(base_profile(), "/credentials/orders_token/optional", true),
+                 "credentials.orders_token.optional",
+                 "applies to oauth and tokenExchange sources only (a file or variable that cannot "
+                 "be read stops the launch; remove optional)");
 }
 
 TEST(ProfileErrors, TwoCredentialsInOneFile) {
