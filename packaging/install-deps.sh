@@ -21,7 +21,7 @@ build=(
 runtime_and_tests=(
   libgtest-dev googletest liburing-dev
   python3 python3-jsonschema nodejs
-  curl iproute2 procps ca-certificates dnsmasq-base
+  curl iproute2 procps ca-certificates dnsmasq-base openssl
 )
 # The packaging tests: systemd-analyze verifies the unit, CPack's rpm
 # generator needs rpmbuild, lintian checks the .deb.

@@ -48,21 +48,41 @@ Result<Secret> read_source(const profile::Credential& cred) {
     return read_secret_file(src.ref, "credentials." + cred.name + ".source.file");
 }
 
+// A token is issued only once the session starts (creds/oauth.h); what it
+// is issued with is read now, so that --check fails as the launch would:
+// the client secret, the CA bundle's protection, and for a token exchange
+// the user's token, once for every credential.
+Status load_issued(const profile::Credential& cred, const std::string& subject_token_file,
+                   Loaded& out) {
+    const std::string at = source_path(cred);
+    if (const auto& ca = cred.source.oauth.ca_bundle; !ca.empty())
+        if (auto st = check_trusted_file(ca, at + ".caBundle"); !st) return st.error();
+    auto client_secret = read_client_secret(cred);
+    if (!client_secret) return client_secret.error();
+    out.client_secrets.emplace(cred.name, std::move(*client_secret));
+    if (cred.source.kind != profile::CredentialSource::Kind::token_exchange ||
+        !out.subject_token.empty())
+        return ok_status();
+    if (subject_token_file.empty())
+        return plain_error(at + ": exchanges the launching user's token, and none was given",
+                           "pass it with --subject-token-file FILE (owned by you, mode 0600)");
+    auto token = read_secret_file(subject_token_file, "--subject-token-file");
+    if (!token) return token.error();
+    out.subject_token = std::move(*token);
+    return ok_status();
+}
+
 }  // namespace
 
-Result<Loaded> load_static(const profile::Profile& profile,
-                           const std::vector<std::string>& needed) {
+Result<Loaded> load_static(const profile::Profile& profile, const std::vector<std::string>& needed,
+                           const std::string& subject_token_file) {
     Loaded out;
     for (const auto& name : needed) {
         auto it = profile.credentials.find(name);
         if (it == profile.credentials.end())
             return plain_error("credential " + name + " is not defined in the profile");
-        // A token is issued only once the session starts (creds/oauth.h); its
-        // client secret is read now, so that --check fails as the launch would.
-        if (it->second.source.kind == profile::CredentialSource::Kind::oauth) {
-            auto client_secret = read_client_secret(it->second);
-            if (!client_secret) return client_secret.error();
-            out.client_secrets.emplace(name, std::move(*client_secret));
+        if (it->second.source.issued()) {
+            if (auto st = load_issued(it->second, subject_token_file, out); !st) return st.error();
             continue;
         }
         auto secret = read_source(it->second);

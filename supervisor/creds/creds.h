@@ -46,12 +46,15 @@ struct Delivery {
 struct Loaded {
     std::vector<Delivery> deliveries;
     std::map<std::string, Secret> client_secrets;  // by credential name
+    Secret subject_token;  // the user's, when a tokenExchange credential is needed
 };
 
-// Reads the sources of `needed` credentials. A missing file or variable, or
-// an empty value, is an error that names the credential and its source,
-// never its value.
-Result<Loaded> load_static(const profile::Profile& profile, const std::vector<std::string>& needed);
+// Reads the sources of `needed` credentials, and the user's token from
+// `subject_token_file` when one of them exchanges it. A missing file or
+// variable, or an empty value, is an error that names the credential and
+// its source, never its value.
+Result<Loaded> load_static(const profile::Profile& profile, const std::vector<std::string>& needed,
+                           const std::string& subject_token_file);
 
 // Variables of the supervisor's environment that feed any credential of the
 // profile: they must not leak into the agent's environment.

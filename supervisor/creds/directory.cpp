@@ -2,8 +2,10 @@
 #include "creds/directory.h"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,16 +34,6 @@ int write_all(int fd, const std::string& data) {
         done += static_cast<size_t>(n);
     }
     return 0;
-}
-
-int write_file(const SecretFile& file, uid_t uid, gid_t gid) {
-    int fd = ::open(file.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
-    if (fd < 0) return -errno;
-    int rc = write_all(fd, file.value->reveal());
-    if (rc == 0 && ::fchown(fd, uid, gid) != 0) rc = -errno;
-    if (rc == 0 && ::fchmod(fd, 0400) != 0) rc = -errno;
-    ::close(fd);
-    return rc;
 }
 
 }  // namespace
@@ -79,10 +71,56 @@ Status ensure_mount_point() {
     return ok_status();
 }
 
+int write_secret_at(int dir_fd, const char* name, const Secret& value, uid_t uid, gid_t gid) {
+    int fd = ::openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+    if (fd < 0) return -errno;
+    int rc = write_all(fd, value.reveal());
+    if (rc == 0 && ::fchown(fd, uid, gid) != 0) rc = -errno;
+    if (rc == 0 && ::fchmod(fd, 0400) != 0) rc = -errno;
+    ::close(fd);
+    return rc;
+}
+
 int write_files(const CredentialsDir& dir) {
     for (const auto& file : dir.files)
-        if (int rc = write_file(file, dir.uid, dir.gid); rc != 0) return rc;
+        if (int rc = write_secret_at(AT_FDCWD, file.path.c_str(), *file.value, dir.uid, dir.gid);
+            rc != 0)
+            return rc;
     return 0;
+}
+
+Result<LiveDirectory> LiveDirectory::open(pid_t init) {
+    std::string root_path = "/proc/" + std::to_string(init) + "/root";
+    UniqueFd root(::open(root_path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root.valid()) return errno_error("cannot open the session's root " + root_path);
+    // Within the session's root, through no symbolic link the agent may have made.
+    open_how how{};
+    how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    const char* relative = kCredentialsDir + 1;
+    int fd = static_cast<int>(::syscall(SYS_openat2, root.get(), relative, &how, sizeof how));
+    if (fd < 0)
+        return errno_error("cannot open the session's credentials directory " + root_path + "/" +
+                           relative);
+    return LiveDirectory(UniqueFd(fd));
+}
+
+Status LiveDirectory::replace(const std::string& name, const Secret& value, uid_t uid,
+                              gid_t gid) const {
+    // The new file under a name of its own, then renamed over the old one:
+    // a reader sees the old token or the new one, never half of either.
+    std::string temp = "." + name + ".new";
+    if (::unlinkat(dir_.get(), temp.c_str(), 0) != 0 && errno != ENOENT)
+        return errno_error("cannot remove a stale " + temp + " in the credentials directory");
+    if (int rc = write_secret_at(dir_.get(), temp.c_str(), value, uid, gid); rc != 0)
+        return neg_errno_error(rc, "cannot write " + temp + " in the credentials directory");
+    if (::renameat(dir_.get(), temp.c_str(), dir_.get(), name.c_str()) != 0) {
+        Error e =
+            errno_error("cannot rename " + temp + " to " + name + " in the credentials directory");
+        (void)::unlinkat(dir_.get(), temp.c_str(), 0);
+        return e;
+    }
+    return ok_status();
 }
 
 }  // namespace cordon::creds

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "cordon/fd.h"
 #include "cordon/result.h"
 #include "creds/creds.h"
 
@@ -47,9 +48,31 @@ std::optional<CredentialsDir> plan_directory(const std::vector<Delivery>& delive
 // own directory over.
 Status ensure_mount_point();
 
+// One file `name` (relative to dir_fd, or a path with AT_FDCWD), created
+// exclusively without following a symbolic link, mode 0400, owned by
+// uid:gid. Async-signal-safe; returns 0 or -errno.
+int write_secret_at(int dir_fd, const char* name, const Secret& value, uid_t uid, gid_t gid);
+
 // In the session's init, once the tmpfs is mounted and before it drops
-// root: each file, created exclusively, mode 0400, owned by the agent.
-// Async-signal-safe; returns 0 or -errno.
+// root: each file, as write_secret_at. Returns 0 or -errno.
 int write_files(const CredentialsDir& dir);
+
+// A running session's credentials directory, reached by agent-run from
+// outside the session's mount namespace: through /proc/INIT/root, resolved
+// beneath it without following any symbolic link, and kept open. The agent
+// owns the directory and may put anything in it; every name is taken
+// relative to this descriptor and no link is followed.
+class LiveDirectory {
+  public:
+    static Result<LiveDirectory> open(pid_t init);
+
+    // Replaces file `name` atomically: the new value is written to a
+    // temporary file beside it, then renamed over it.
+    Status replace(const std::string& name, const Secret& value, uid_t uid, gid_t gid) const;
+
+  private:
+    explicit LiveDirectory(UniqueFd dir) : dir_(std::move(dir)) {}
+    UniqueFd dir_;
+};
 
 }  // namespace cordon::creds

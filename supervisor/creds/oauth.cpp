@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "creds/oauth.h"
 
-#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <string.h>
 
-#include <functional>
-#include <memory>
 #include <nlohmann/json.hpp>
 
+#include "creds/http.h"
+#include "creds/jwt.h"
 #include "creds/secret_file.h"
 
 namespace cordon::creds {
@@ -16,99 +15,43 @@ namespace {
 
 using nlohmann::json;
 
-struct CurlDeleter {
-    void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-using Curl = std::unique_ptr<CURL, CurlDeleter>;
-
-struct Reply {
-    long status = 0;
-    std::string body;
-};
-
-size_t append_body(char* data, size_t size, size_t count, void* out) {
-    static_cast<std::string*>(out)->append(data, size * count);
-    return size * count;
-}
-
-// A form of name=value pairs, each value percent-encoded.
-class Form {
-  public:
-    explicit Form(CURL* curl) : curl_(curl) {}
-    Form(const Form&) = delete;
-    Form& operator=(const Form&) = delete;
-    ~Form() { ::explicit_bzero(text_.data(), text_.size()); }
-
-    void add(const std::string& name, const std::string& value) {
-        if (value.empty()) return;
-        char* escaped = curl_easy_escape(curl_, value.data(), static_cast<int>(value.size()));
-        if (!text_.empty()) text_ += '&';
-        text_ += name;
-        text_ += '=';
-        if (escaped) text_ += escaped;
-        if (escaped) ::explicit_bzero(escaped, ::strlen(escaped));
-        curl_free(escaped);
-    }
-    const std::string& text() const { return text_; }
-
-  private:
-    CURL* curl_;
-    std::string text_;
-};
-
-// POSTs the form, authenticating the client as the source says.
-Result<Reply> post(const std::string& url, const profile::OAuthSource& src, const Secret& secret,
-                   const std::function<void(Form&)>& fields) {
-    Curl curl(curl_easy_init());
-    if (!curl) return plain_error("cannot start libcurl");
-    Form form(curl.get());
-    fields(form);
-    if (src.auth == "client_secret_post") {
+// The request's target, the client authenticated as its source says:
+// client_secret_basic in the header, client_secret_post in the form, and
+// private_key_jwt as a signed assertion in the form whose audience is the
+// token endpoint (RFC 7523 section 3), whichever endpoint it goes to.
+Result<HttpTarget> client_target(const OAuthClient& client, const std::string& url, Form& form) {
+    const auto& src = client.cred->source.oauth;
+    HttpTarget target{url, src.ca_bundle};
+    if (src.auth == "private_key_jwt") {
+        auto assertion =
+            client_assertion(*client.client_secret, src.client_id, client.token_url, src.key_id);
+        if (!assertion) return assertion.error();
         form.add("client_id", src.client_id);
-        form.add("client_secret", secret.reveal());
+        form.add("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer");
+        form.add("client_assertion", assertion->reveal());
+    } else if (src.auth == "client_secret_post") {
+        form.add("client_id", src.client_id);
+        form.add("client_secret", client.client_secret->reveal());
     } else {
-        curl_easy_setopt(curl.get(), CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
-        curl_easy_setopt(curl.get(), CURLOPT_USERNAME, src.client_id.c_str());
-        curl_easy_setopt(curl.get(), CURLOPT_PASSWORD, secret.reveal().c_str());
+        target.user = &src.client_id;
+        target.password = &client.client_secret->reveal();
     }
-    Reply reply;
-    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, form.text().c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT, 5L);
-    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 15L);
-    curl_easy_setopt(curl.get(), CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, append_body);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &reply.body);
-    CURLcode rc = curl_easy_perform(curl.get());
-    if (rc != CURLE_OK)
-        return plain_error("cannot reach " + url + ": " + curl_easy_strerror(rc),
-                           "check that the authorization server runs and the URL is right");
-    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &reply.status);
-    return reply;
+    return target;
 }
 
-// "HTTP 401: invalid_client (client authentication failed)".
-std::string refusal(const Reply& reply) {
-    std::string what = "HTTP " + std::to_string(reply.status);
-    json body = json::parse(reply.body, nullptr, false);
-    if (body.is_object() && body.contains("error") && body["error"].is_string()) {
-        what += ": " + body["error"].get<std::string>();
-        if (body.contains("error_description") && body["error_description"].is_string())
-            what += " (" + body["error_description"].get<std::string>() + ")";
-    }
-    return what;
+std::string prefix(const profile::Credential& cred) {
+    return "credentials." + cred.name + ": ";
 }
 
-Result<IssuedToken> parse_token(const profile::Credential& cred, Reply& reply) {
-    const auto& url = cred.source.oauth.token_url;
+Result<IssuedToken> parse_token(const OAuthClient& client, HttpReply& reply) {
     json body = json::parse(reply.body, nullptr, false);
-    ::explicit_bzero(reply.body.data(), reply.body.size());
     if (!body.is_object() || !body.contains("access_token") || !body["access_token"].is_string())
-        return plain_error("credentials." + cred.name + ": " + url +
+        return plain_error(prefix(*client.cred) + client.token_url +
                            " answered without an access_token");
     IssuedToken t;
-    t.credential = cred.name;
+    t.credential = client.cred->name;
+    t.issued_at = std::chrono::steady_clock::now();
+    t.issued_at_wall = std::chrono::system_clock::now();
     std::string& token = body["access_token"].get_ref<std::string&>();
     t.fingerprint = fingerprint(token);
     t.token = Secret(token);
@@ -121,59 +64,98 @@ Result<IssuedToken> parse_token(const profile::Credential& cred, Reply& reply) {
 
 }  // namespace
 
-Result<Secret> read_client_secret(const profile::Credential& cred) {
-    return read_secret_file(cred.source.oauth.client_secret_file,
-                            "credentials." + cred.name + ".source.oauth.clientSecretFile");
+std::string source_path(const profile::Credential& cred) {
+    bool exchange = cred.source.kind == profile::CredentialSource::Kind::token_exchange;
+    return "credentials." + cred.name + ".source." + (exchange ? "tokenExchange" : "oauth");
 }
 
-Result<IssuedToken> issue(const profile::Credential& cred, const Secret& client_secret) {
+Result<Secret> read_client_secret(const profile::Credential& cred) {
     const auto& src = cred.source.oauth;
-    auto reply = post(src.token_url, src, client_secret, [&](Form& f) {
-        f.add("grant_type", "client_credentials");
-        f.add("scope", src.scope);
-        f.add("resource", src.resource);
-    });
-    if (!reply)
-        return plain_error("credentials." + cred.name + ": " + reply.error().what,
-                           reply.error().hint);
+    if (src.auth != "private_key_jwt")
+        return read_secret_file(src.client_secret_file, source_path(cred) + ".clientSecretFile");
+    std::string what = source_path(cred) + ".privateKeyFile";
+    auto key = read_secret_file(src.private_key_file, what);
+    if (!key) return key.error();
+    if (auto alg = signing_alg(*key, what + ": " + src.private_key_file); !alg) return alg.error();
+    return key;
+}
+
+namespace {
+
+constexpr const char* kAccessTokenType = "urn:ietf:params:oauth:token-type:access_token";
+
+// Sends the token request `form` and reads the token from the answer.
+Result<IssuedToken> request_token(const OAuthClient& client, Form& form) {
+    auto target = client_target(client, client.token_url, form);
+    if (!target) return target.error();
+    auto reply = post_form(*target, form);
+    if (!reply) return plain_error(prefix(*client.cred) + reply.error().what, reply.error().hint);
     if (reply->status != 200)
         return plain_error(
-            "credentials." + cred.name + ": the token endpoint " + src.token_url +
+            prefix(*client.cred) + "the token endpoint " + client.token_url +
                 " refused: " + refusal(*reply),
             "check the client id, its secret, and the scope and resource it may ask");
-    auto token = parse_token(cred, *reply);
-    if (token) token->client_secret = &client_secret;
+    return parse_token(client, *reply);
+}
+
+Result<IssuedToken> client_credentials(const OAuthClient& client, const std::string& scope,
+                                       const std::string& resource) {
+    Form form;
+    form.add("grant_type", "client_credentials");
+    form.add("scope", scope);
+    form.add("resource", resource);
+    return request_token(client, form);
+}
+
+// RFC 8693 section 2.1: the user's token for one of the agent's client, with
+// at most the user's rights. The actor is the agent's client, proven by a
+// token of its own (section 4.1), which is revoked once the exchange is done.
+Result<IssuedToken> exchange(const OAuthClient& client) {
+    const auto& src = client.cred->source.oauth;
+    if (!client.subject_token || client.subject_token->empty())
+        return plain_error(source_path(*client.cred) + ": no user's token to exchange");
+    auto actor = client_credentials(client, "", "");
+    if (!actor) return actor.error();
+    Form form;
+    form.add("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange");
+    form.add("subject_token", client.subject_token->reveal());
+    form.add("subject_token_type", kAccessTokenType);
+    form.add("actor_token", actor->token.reveal());
+    form.add("actor_token_type", kAccessTokenType);
+    form.add("requested_token_type", kAccessTokenType);
+    form.add("scope", src.scope);
+    form.add("resource", src.resource);
+    auto token = request_token(client, form);
+    (void)revoke(client, *actor);
     return token;
 }
 
-Result<std::vector<IssuedToken>> issue_all(const profile::Profile& profile,
-                                           const std::map<std::string, Secret>& client_secrets) {
-    std::vector<IssuedToken> out;
-    for (const auto& [name, client_secret] : client_secrets) {
-        auto token = issue(profile.credentials.at(name), client_secret);
-        if (!token) {
-            for (const auto& issued : out)
-                (void)revoke(profile.credentials.at(issued.credential), issued);
-            return token.error();
-        }
-        out.push_back(std::move(*token));
-    }
-    return out;
+}  // namespace
+
+Result<IssuedToken> issue(const OAuthClient& client) {
+    const auto& src = client.cred->source;
+    if (src.kind == profile::CredentialSource::Kind::token_exchange) return exchange(client);
+    return client_credentials(client, src.oauth.scope, src.oauth.resource);
 }
 
-Status revoke(const profile::Credential& cred, const IssuedToken& token) {
-    const auto& src = cred.source.oauth;
-    if (src.revocation_url.empty()) return ok_status();
-    auto reply = post(src.revocation_url, src, *token.client_secret, [&](Form& f) {
-        f.add("token", token.token.reveal());
-        f.add("token_type_hint", "access_token");
-    });
+Status revoke(const OAuthClient& client, const IssuedToken& token) {
+    if (client.revocation_url.empty()) return ok_status();
+    Form form;
+    form.add("token", token.token.reveal());
+    form.add("token_type_hint", "access_token");
+    auto target = client_target(client, client.revocation_url, form);
+    if (!target) return target.error();
+    auto reply = post_form(*target, form);
     if (!reply) return reply.error();
     // RFC 7009 section 2.2: 200 whether or not the token was still valid.
     if (reply->status != 200)
-        return plain_error("the revocation endpoint " + src.revocation_url +
+        return plain_error("the revocation endpoint " + client.revocation_url +
                            " refused: " + refusal(*reply));
     return ok_status();
+}
+
+std::chrono::system_clock::time_point expires_at(const IssuedToken& token) {
+    return token.issued_at_wall + token.expires_in;
 }
 
 std::string fingerprint(const std::string& value) {

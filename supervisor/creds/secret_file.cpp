@@ -68,6 +68,20 @@ std::string without_trailing_newlines(std::string value) {
 
 }  // namespace
 
+Status check_trusted_file(const std::string& path, const std::string& what) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0)
+        return errno_error(what + ": cannot use " + path,
+                           "check the path; relative paths start at the profile's directory");
+    if (!S_ISREG(st.st_mode)) return plain_error(what + ": " + path + " is not a regular file");
+    if ((st.st_uid != 0 && st.st_uid != ::geteuid()) || (st.st_mode & 022) != 0)
+        return plain_error(what + ": " + path +
+                               " can be changed by another account than root: whoever writes "
+                               "it chooses which servers agent-run trusts",
+                           "run: chown root " + path + " && chmod go-w " + path);
+    return ok_status();
+}
+
 Result<Secret> read_secret_file(const std::string& path, const std::string& what) {
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY));
     if (!fd.valid() && errno == ELOOP)

@@ -18,4 +18,10 @@ namespace cordon::creds {
 // error; an empty file is an error too.
 Result<Secret> read_secret_file(const std::string& path, const std::string& what);
 
+// A file agent-run trusts but that is no secret, such as a CA bundle: it
+// must be a regular file that only root or agent-run's account can change
+// (whoever could write it could make agent-run trust their server).
+// `what` names the profile key and starts every error.
+Status check_trusted_file(const std::string& path, const std::string& what);
+
 }  // namespace cordon::creds

@@ -441,16 +441,17 @@ Result<UniqueFd> epoll_on(std::initializer_list<int> fds) {
 
 Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, int timer_fd,
                          audit::AuditLog& audit, netfilter::DenialStream* denials,
-                         DenialReporter& reporter, int signal_fd, seccomp::Notifier* notifier) {
+                         DenialReporter& reporter, int signal_fd, seccomp::Notifier* notifier,
+                         creds::TokenLease& tokens) {
     auto ep = epoll_on({child.pidfd.get(), signal_fd, timer_fd, reporter.timer_fd(),
                         denials ? denials->fd() : -1, notifier ? notifier->fd() : -1,
-                        notifier ? notifier->timer_fd() : -1});
+                        notifier ? notifier->timer_fd() : -1, tokens.timer_fd()});
     if (!ep) return ep.error();
     auto report = [&](const netfilter::Denial& d) { reporter.report(d); };
     Ending ending;
     for (;;) {
-        epoll_event events[7];
-        int n = ::epoll_wait(ep->get(), events, 7, -1);
+        epoll_event events[8];
+        int n = ::epoll_wait(ep->get(), events, 8, -1);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return errno_error("epoll_wait failed");
         for (int i = 0; i < n; ++i) {
@@ -465,6 +466,9 @@ Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, int t
                 notifier->on_timer();
             } else if (fd == reporter.timer_fd()) {
                 reporter.on_timer();
+            } else if (fd == tokens.timer_fd()) {
+                // Blocks the loop for the token endpoint's answer (creds/http.h bounds it).
+                tokens.on_timer();
             } else if (fd == signal_fd) {
                 signalfd_siginfo si{};
                 while (::read(signal_fd, &si, sizeof si) == sizeof si)
@@ -510,6 +514,7 @@ struct Plan {
     Identity identity;
     std::vector<creds::Delivery> deliveries;
     std::map<std::string, creds::Secret> client_secrets;  // of oauth sources, read once
+    creds::Secret subject_token;                          // the user's, for token exchange
     std::vector<dns::Upstream> upstreams;                 // empty when no allowed tool has a name
     std::optional<landlock::Ruleset> landlock;  // when the profile has a filesystem section
     std::string cgroup2_mount;
@@ -603,10 +608,12 @@ Result<Plan> plan_session(const SessionOptions& options) {
     plan.working_dir = agent_working_dir(cwd_warning);
     if (!cwd_warning.empty()) plan.warnings.push_back(cwd_warning);
     for (const auto& w : plan.warnings) log()->warn("{}", w);
-    auto loaded = creds::load_static(plan.profile, plan.policy.credentials);
+    auto loaded =
+        creds::load_static(plan.profile, plan.policy.credentials, options.subject_token_file);
     if (!loaded) return loaded.error();
     plan.deliveries = std::move(loaded->deliveries);
     plan.client_secrets = std::move(loaded->client_secrets);
+    plan.subject_token = std::move(loaded->subject_token);
     // The host's resolvers matter only when some allowed tool is reached by name.
     if (upstreams->empty() && !plan.policy.dns_names.empty()) upstreams = dns::system_upstreams();
     if (!upstreams) return upstreams.error();
@@ -848,10 +855,10 @@ int run_session(const SessionOptions& options) {
     if (!denials) return refuse(denials.error());
 
     // Tokens for the allowed tools, revoked when `tokens` goes.
-    auto issued = creds::issue_all(plan->profile, plan->client_secrets);
-    if (!issued) return refuse(in_layer("credentials", issued.error()));
-    creds::TokenLease tokens(plan->profile, **audit, s.subject, std::move(*issued));
-    for (auto& d : tokens.deliveries()) plan->deliveries.push_back(std::move(d));
+    auto tokens = creds::TokenLease::issue(plan->profile, **audit, s.subject, plan->client_secrets,
+                                           plan->subject_token);
+    if (!tokens) return refuse(in_layer("credentials", tokens.error()));
+    for (auto& d : (*tokens)->deliveries()) plan->deliveries.push_back(std::move(d));
 
     // 4. The agent, contained from its first instruction, and its
     // deadline's timer armed before it starts.
@@ -878,10 +885,16 @@ int run_session(const SessionOptions& options) {
         (void)s.cgroup->kill_all();
         return refuse(notifier.error());
     }
+    // Tokens that expire before the session are refreshed in its credentials directory.
+    if (auto st = (*tokens)->watch(child->pid, plan->identity.uid, plan->identity.gid, deadline);
+        !st) {
+        (void)s.cgroup->kill_all();
+        return refuse(in_layer("credentials", st.error()));
+    }
 
     // 5. Until the agent exits or the deadline passes.
-    auto ending = supervise(s, *child, deadline, timer->get(), **audit, denials->get(), **reporter,
-                            signals->get(), notifier->get());
+    auto ending = supervise(s, *child, deadline, timer->get(), **audit, denials->get(),
+                            **reporter, signals->get(), notifier->get(), **tokens);
     if (!ending) {
         (void)s.cgroup->kill_all();
         return refuse(ending.error());
@@ -891,7 +904,7 @@ int run_session(const SessionOptions& options) {
     // and its resolver stops answering.
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
     s.resolver.reset();
-    tokens.revoke_all();
+    (*tokens)->revoke_all();
     auto end = end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit");
     end.update(traffic_fields(*s.nf, s.cgroup->id(), plan->policy.egress_budget));
     end["denialsSuppressed"] = (*reporter)->total_suppressed();

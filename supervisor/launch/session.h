@@ -51,6 +51,9 @@ struct SessionOptions {
     // Called for each network denial, from the supervise loop or the
     // resolver's thread (one at a time), before any rate limit.
     std::function<void()> on_denial;
+    // The launching user's access token, for tokenExchange credentials: a
+    // file protected as a secret (creds/secret_file.h); "" for none.
+    std::string subject_token_file;
 };
 
 // A session whose agent runs, as on_start sees it.

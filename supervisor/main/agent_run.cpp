@@ -83,6 +83,11 @@ void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& c
                    "append audit events to FILE (default: stderr)")
         ->type_name("FILE")
         ->envname("CORDON_AUDIT_LOG");
+    app.add_option("--subject-token-file", options.subject_token_file,
+                   "the user's access token, for tokenExchange credentials (owned by root or "
+                   "you, mode 0600)")
+        ->type_name("FILE")
+        ->envname("CORDON_SUBJECT_TOKEN_FILE");
     app.add_option("--cgroup", options.cgroup_name, "Cordon's root cgroup, below the cgroup2 mount")
         ->type_name("NAME")
         ->capture_default_str()

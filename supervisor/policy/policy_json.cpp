@@ -86,16 +86,31 @@ json tools_json(const EffectivePolicy& policy, const profile::Profile& profile) 
 // its endpoints, client, scope and resource, not its secret.
 json source_json(const profile::CredentialSource& src) {
     using Kind = profile::CredentialSource::Kind;
-    if (src.kind != Kind::oauth) return {{src.kind == Kind::file ? "file" : "env", src.ref}};
+    if (!src.issued()) return {{src.kind == Kind::file ? "file" : "env", src.ref}};
     const auto& o = src.oauth;
-    return {{"oauth",
-             {{"tokenUrl", o.token_url},
-              {"revocationUrl", o.revocation_url.empty() ? json(nullptr) : json(o.revocation_url)},
+    auto or_null = [](const std::string& v) { return v.empty() ? json(nullptr) : json(v); };
+    return {{src.kind == Kind::oauth ? "oauth" : "tokenExchange",
+             {{"tokenUrl", or_null(o.token_url)},
+              {"issuer", or_null(o.issuer)},
+              {"revocationUrl", or_null(o.revocation_url)},
+              {"caBundle", or_null(o.ca_bundle)},
               {"clientId", o.client_id},
-              {"clientSecretFile", o.client_secret_file},
+              {"clientSecretFile", or_null(o.client_secret_file)},
+              {"privateKeyFile", or_null(o.private_key_file)},
+              {"keyId", or_null(o.key_id)},
               {"scope", o.scope},
               {"resource", o.resource},
               {"auth", o.auth}}}};
+}
+
+// Whether a token is refreshed while the session runs: only a file can
+// change under the agent; its environment is fixed at exec.
+json rotation_json(const profile::Credential& cred) {
+    if (!cred.source.issued()) return nullptr;
+    if (cred.deliver_env.empty())
+        return "refreshed ahead of expiry: the file is replaced, the old token revoked";
+    return "cannot rotate: delivered in the environment, the token is issued once and stops "
+           "working when it expires; deliver it as a file to have it refreshed";
 }
 
 json credentials_json(const EffectivePolicy& policy, const profile::Profile& profile) {
@@ -105,7 +120,9 @@ json credentials_json(const EffectivePolicy& policy, const profile::Profile& pro
         out.push_back({{"name", name},
                        {"source", source_json(cred.source)},
                        {"deliver", cred.deliver_env.empty() ? json{{"file", cred.deliver_file}}
-                                                            : json{{"env", cred.deliver_env}}}});
+                                                            : json{{"env", cred.deliver_env}}},
+                       {"optional", cred.optional},
+                       {"rotation", rotation_json(cred)}});
     }
     return out;
 }

@@ -103,13 +103,15 @@ std::string describe_parse_error(const json::parse_error& e) {
 
 void resolve_credential_paths(Profile& profile, const std::string& file) {
     std::filesystem::path dir = std::filesystem::absolute(file).parent_path();
-    for (auto& [name, cred] : profile.credentials) {
-        std::string& path = cred.source.kind == CredentialSource::Kind::oauth
-                                ? cred.source.oauth.client_secret_file
-                                : cred.source.ref;
-        if (cred.source.kind == CredentialSource::Kind::env) continue;
-        if (std::filesystem::path(path).is_relative())
+    auto resolve = [&dir](std::string& path) {
+        if (!path.empty() && std::filesystem::path(path).is_relative())
             path = (dir / path).lexically_normal().string();
+    };
+    for (auto& [name, cred] : profile.credentials) {
+        if (cred.source.kind == CredentialSource::Kind::file) resolve(cred.source.ref);
+        resolve(cred.source.oauth.client_secret_file);
+        resolve(cred.source.oauth.private_key_file);
+        resolve(cred.source.oauth.ca_bundle);
     }
 }
 

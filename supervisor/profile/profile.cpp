@@ -228,17 +228,40 @@ void read_nonempty(const json& value, const std::string& path, std::string& out)
     if (out.empty()) throw ProfileError(path, "is empty");
 }
 
+constexpr const char* kClientAuths = "client_secret_basic, client_secret_post or private_key_jwt";
+
 void read_client_auth(const json& value, const std::string& path, OAuthSource& out) {
-    out.auth = read_string(value, path, "\"client_secret_basic\" or \"client_secret_post\"");
-    if (out.auth != "client_secret_basic" && out.auth != "client_secret_post")
-        throw ProfileError(path, "\"" + out.auth +
-                                     "\" is not supported (expected client_secret_basic or "
-                                     "client_secret_post)");
+    out.auth = read_string(value, path, kClientAuths);
+    if (out.auth != "client_secret_basic" && out.auth != "client_secret_post" &&
+        out.auth != "private_key_jwt")
+        throw ProfileError(path,
+                           "\"" + out.auth + "\" is not supported (expected " + kClientAuths + ")");
 }
 
-constexpr std::array<Field<OAuthSource>, 7> kOAuthFields{{
-    {"tokenUrl", true, "the token endpoint's URL",
+// private_key_jwt signs with a key, the others send a secret: the file of
+// the one the client authenticates with is required, the other's refused.
+void check_client_auth(const OAuthSource& src, const std::string& path) {
+    bool jwt = src.auth == "private_key_jwt";
+    const char* used = jwt ? "privateKeyFile" : "clientSecretFile";
+    const char* unused = jwt ? "clientSecretFile" : "privateKeyFile";
+    if ((jwt ? src.private_key_file : src.client_secret_file).empty())
+        throw ProfileError(join_path(path, used), "missing (required with auth " + src.auth + ")");
+    if (!(jwt ? src.client_secret_file : src.private_key_file).empty())
+        throw ProfileError(join_path(path, unused),
+                           "is not used with auth " + src.auth + " (remove it)");
+    if (!jwt && !src.key_id.empty())
+        throw ProfileError(join_path(path, "keyId"), "is used only with auth private_key_jwt");
+}
+
+constexpr std::array<Field<OAuthSource>, 11> kOAuthFields{{
+    {"tokenUrl", false, "the token endpoint's URL",
      [](const json& v, const std::string& p, OAuthSource& out) { read_url(v, p, out.token_url); }},
+    {"issuer", false, "the authorization server's issuer URL",
+     [](const json& v, const std::string& p, OAuthSource& out) { read_url(v, p, out.issuer); }},
+    {"caBundle", false, "a PEM file of certificate authorities",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         read_nonempty(v, p, out.ca_bundle);
+     }},
     {"revocationUrl", false, "the revocation endpoint's URL",
      [](const json& v, const std::string& p, OAuthSource& out) {
          read_url(v, p, out.revocation_url);
@@ -247,9 +270,17 @@ constexpr std::array<Field<OAuthSource>, 7> kOAuthFields{{
      [](const json& v, const std::string& p, OAuthSource& out) {
          read_nonempty(v, p, out.client_id);
      }},
-    {"clientSecretFile", true, "the file of the client's secret",
+    {"clientSecretFile", false, "the file of the client's secret",
      [](const json& v, const std::string& p, OAuthSource& out) {
          read_nonempty(v, p, out.client_secret_file);
+     }},
+    {"privateKeyFile", false, "the PEM file of the client's private key",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         read_nonempty(v, p, out.private_key_file);
+     }},
+    {"keyId", false, "the key's id (kid) in the client's JWK set",
+     [](const json& v, const std::string& p, OAuthSource& out) {
+         read_nonempty(v, p, out.key_id);
      }},
     {"scope", false, "space-separated scopes",
      [](const json& v, const std::string& p, OAuthSource& out) {
@@ -257,16 +288,30 @@ constexpr std::array<Field<OAuthSource>, 7> kOAuthFields{{
      }},
     {"resource", false, "the resource indicator, a URL",
      [](const json& v, const std::string& p, OAuthSource& out) { read_url(v, p, out.resource); }},
-    {"auth", false, "client_secret_basic or client_secret_post", read_client_auth},
+    {"auth", false, kClientAuths, read_client_auth},
 }};
 
 struct SourceDraft {
     std::optional<std::string> file;
     std::optional<std::string> env;
     std::optional<OAuthSource> oauth;
+    bool exchange = false;  // oauth is a tokenExchange
 };
 
-constexpr std::array<Field<SourceDraft>, 3> kSourceFields{{
+template <bool Exchange>
+void read_oauth(const json& value, const std::string& path, SourceDraft& out) {
+    if (out.oauth) throw ProfileError(path, "is given with oauth (keep one of the two)");
+    out.oauth.emplace();
+    out.exchange = Exchange;
+    read_object<OAuthSource>(value, path, kOAuthFields, *out.oauth);
+    if (out.oauth->token_url.empty() == out.oauth->issuer.empty())
+        throw ProfileError(path,
+                           "expected exactly one of tokenUrl, issuer (the token "
+                           "endpoint, or the issuer whose RFC 8414 metadata names it)");
+    check_client_auth(*out.oauth, path);
+}
+
+constexpr std::array<Field<SourceDraft>, 4> kSourceFields{{
     {"file", false, "a file path",
      [](const json& v, const std::string& p, SourceDraft& out) {
          out.file = read_string(v, p, "a file path string");
@@ -276,11 +321,8 @@ constexpr std::array<Field<SourceDraft>, 3> kSourceFields{{
      [](const json& v, const std::string& p, SourceDraft& out) {
          out.env = read_name(v, p, env_name_rule());
      }},
-    {"oauth", false, "an OAuth client credentials object",
-     [](const json& v, const std::string& p, SourceDraft& out) {
-         out.oauth.emplace();
-         read_object<OAuthSource>(v, p, kOAuthFields, *out.oauth);
-     }},
+    {"oauth", false, "an OAuth client credentials object", read_oauth<false>},
+    {"tokenExchange", false, "an OAuth token exchange object", read_oauth<true>},
 }};
 
 void read_source(const json& value, const std::string& path, Credential& out) {
@@ -288,11 +330,15 @@ void read_source(const json& value, const std::string& path, Credential& out) {
     read_object<SourceDraft>(value, path, kSourceFields, draft);
     if (draft.file.has_value() + draft.env.has_value() + draft.oauth.has_value() != 1) {
         throw ProfileError(path,
-                           "expected exactly one of file, env, oauth ({\"file\": PATH}, "
-                           "{\"env\": VARIABLE} or {\"oauth\": {...}})");
+                           "expected exactly one of file, env, oauth, tokenExchange ({\"file\": "
+                           "PATH}, {\"env\": VARIABLE}, {\"oauth\": {...}} or "
+                           "{\"tokenExchange\": {...}})");
     }
     using Kind = CredentialSource::Kind;
-    out.source.kind = draft.file ? Kind::file : draft.env ? Kind::env : Kind::oauth;
+    out.source.kind = draft.file       ? Kind::file
+                      : draft.env      ? Kind::env
+                      : draft.exchange ? Kind::token_exchange
+                                       : Kind::oauth;
     out.source.ref = draft.file ? *draft.file : draft.env.value_or("");
     if (draft.oauth) out.source.oauth = std::move(*draft.oauth);
 }
@@ -317,9 +363,14 @@ void read_deliver(const json& value, const std::string& path, Credential& out) {
     out.deliver_file = draft.file.value_or("");
 }
 
-constexpr std::array<Field<Credential>, 2> kCredentialFields{{
+constexpr std::array<Field<Credential>, 3> kCredentialFields{{
     {"source", true, "a source object such as {\"file\": PATH}", read_source},
     {"deliver", false, "a delivery object such as {\"file\": NAME}", read_deliver},
+    {"optional", false, "true or false",
+     [](const json& v, const std::string& p, Credential& out) {
+         if (!v.is_boolean()) wrong_type(v, p, "true or false");
+         out.optional = v.get<bool>();
+     }},
 }};
 
 // An object of named entries ("tools", "credentials"), each read by `fields`.
@@ -539,6 +590,16 @@ void default_deliveries(Profile& p) {
         if (cred.deliver_env.empty() && cred.deliver_file.empty()) cred.deliver_file = name;
 }
 
+// Only an issued token can fail for reasons outside the profile (a server
+// down); a static source that cannot be read is a mistake to fix.
+void check_optional_issued(const Profile& p) {
+    for (const auto& [name, cred] : p.credentials)
+        if (cred.optional && !cred.source.issued())
+            throw ProfileError("credentials." + name + ".optional",
+                               "applies to oauth and tokenExchange sources only (a file or "
+                               "variable that cannot be read stops the launch; remove optional)");
+}
+
 // Two credentials delivered in one variable or one file would silently hide
 // one another.
 void check_deliveries_unique(const Profile& p) {
@@ -586,6 +647,7 @@ Profile parse_profile(const nlohmann::json& doc, TimePoint now) {
     check_credentials_defined(profile);
     default_deliveries(profile);
     check_deliveries_unique(profile);
+    check_optional_issued(profile);
     check_not_expired(profile.identity, now);
     return profile;
 }

@@ -53,24 +53,33 @@ struct Tool {
 };
 
 // An OAuth 2.1 client credentials grant (RFC 6749 section 4.4) for the
-// tool's API: the token endpoint given directly, no metadata discovery.
+// tool's API: the token endpoint given directly, or found from the issuer's
+// metadata (RFC 8414). Exactly one of token_url and issuer is set.
 struct OAuthSource {
     std::string token_url;
-    std::string revocation_url;  // RFC 7009; empty when the server offers none
+    std::string issuer;          // RFC 8414 discovery at session start
+    std::string revocation_url;  // RFC 7009; empty: the issuer's, or none
+    std::string ca_bundle;       // PEM file of the CAs to trust; empty: the system's
     std::string client_id;
     std::string client_secret_file;            // a secret at rest, as a file source
+    std::string private_key_file;              // for private_key_jwt, instead of the secret
+    std::string key_id;                        // private_key_jwt: the JWT header's kid
     std::string scope;                         // space-separated; empty: the server's default
     std::string resource;                      // RFC 8707 resource indicator; may be empty
-    std::string auth = "client_secret_basic";  // or "client_secret_post"
+    std::string auth = "client_secret_basic";  // or "client_secret_post", "private_key_jwt"
 };
 
 // Where a credential's secret comes from: static (a file, a variable of the
-// supervisor's environment) or a token issued for the session.
+// supervisor's environment) or a token issued for the session, by the
+// client credentials grant (oauth) or by exchanging the launching user's
+// token for a narrower one naming the agent as actor (token_exchange, RFC
+// 8693), both with an OAuthSource.
 struct CredentialSource {
-    enum class Kind { file, env, oauth };
+    enum class Kind { file, env, oauth, token_exchange };
     Kind kind = Kind::file;
     std::string ref;    // the file path or the supervisor's variable name
-    OAuthSource oauth;  // when kind is oauth
+    OAuthSource oauth;  // when kind is oauth or token_exchange
+    bool issued() const { return kind == Kind::oauth || kind == Kind::token_exchange; }
 };
 
 struct Credential {
@@ -81,6 +90,9 @@ struct Credential {
     // credential's own name).
     std::string deliver_env;
     std::string deliver_file;
+    // An optional credential that cannot be issued is left out of the
+    // session (and audited) instead of stopping the launch.
+    bool optional = false;
 };
 
 struct Identity {

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 extern char** environ;
 
@@ -32,7 +33,10 @@ class OAuthServer {
         return {};
     }
 
-    OAuthServer() {
+    // `options` as server.js takes them: "--ttl", "RESOURCE=SECONDS", "--tls", CERT, KEY.
+    explicit OAuthServer(std::vector<std::string> options = {}) {
+        for (const auto& o : options)
+            if (o == "--tls") scheme_ = "https";
         int out[2];
         if (::pipe2(out, O_CLOEXEC) != 0) return;
         posix_spawn_file_actions_t actions;
@@ -40,8 +44,11 @@ class OAuthServer {
         posix_spawn_file_actions_adddup2(&actions, out[1], 1);
         posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
         std::string script = dir() + "/server.js";
-        const char* argv[] = {"/usr/bin/node", script.c_str(), kClientId, kClientSecret, nullptr};
-        if (posix_spawn(&pid_, argv[0], &actions, nullptr, const_cast<char**>(argv), environ) != 0)
+        std::vector<const char*> argv = {"/usr/bin/node", script.c_str(), kClientId, kClientSecret};
+        for (const auto& o : options) argv.push_back(o.c_str());
+        argv.push_back(nullptr);
+        if (posix_spawn(&pid_, argv[0], &actions, nullptr, const_cast<char**>(argv.data()),
+                        environ) != 0)
             pid_ = -1;
         posix_spawn_file_actions_destroy(&actions);
         ::close(out[1]);
@@ -61,11 +68,12 @@ class OAuthServer {
 
     bool running() const { return pid_ > 0 && port_ > 0; }
     std::string url(const std::string& path) const {
-        return "http://127.0.0.1:" + std::to_string(port_) + path;
+        return scheme_ + "://127.0.0.1:" + std::to_string(port_) + path;
     }
 
   private:
     static std::string dir() { return std::string(CORDON_SOURCE_DIR) + "/tests/oauth"; }
+    std::string scheme_ = "http";
     pid_t pid_ = -1;
     int port_ = 0;
     FILE* output_ = nullptr;

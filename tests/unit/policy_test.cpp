@@ -230,7 +230,8 @@ TEST(Policy, CheckJsonIsTheWholeDecision) {
                    {"name": "issue_refund", "reason": "approval-required", "risk": "high"}]
       },
       "credentials": [{"name": "orders_token", "source": {"file": "/run/orders"},
-                       "deliver": {"env": "ORDERS_TOKEN"}}],
+                       "deliver": {"env": "ORDERS_TOKEN"}, "optional": false,
+                       "rotation": null}],
       "syscalls": {"baseline": "agent-default", "allow": [], "deny": []},
       "ruleCount": 3
     })");
@@ -334,6 +335,20 @@ TEST(Examples, ResearchAgentParsesAndResolves) {
     ASSERT_EQ(policy.dns_names.size(), 1u);
     EXPECT_EQ(policy.dns_names[0].endpoint.hostname, "*.search.example");
     EXPECT_EQ(p.dns.min_ttl, std::chrono::seconds(10));
+}
+
+TEST(Examples, BillingAgentShowsEveryIssuedSource) {
+    std::string dir = std::string(CORDON_SOURCE_DIR) + "/profiles/examples/";
+    Profile p = profile::load_profile(dir + "billing-agent.json", kNow);
+    const auto& invoices = p.credentials.at("invoices_token").source;
+    EXPECT_EQ(invoices.kind, profile::CredentialSource::Kind::oauth);
+    EXPECT_EQ(invoices.oauth.issuer, "https://login.billing.example/realms/agents");
+    EXPECT_EQ(invoices.oauth.auth, "private_key_jwt");
+    EXPECT_EQ(invoices.oauth.ca_bundle, "/etc/cordon/ca/billing-example.pem");
+    EXPECT_EQ(p.credentials.at("refunds_token").source.kind,
+              profile::CredentialSource::Kind::token_exchange);
+    EXPECT_TRUE(p.credentials.at("fx_token").optional);
+    EXPECT_FALSE(p.credentials.at("invoices_token").optional);
 }
 
 TEST(SpecialRange, NamesEveryNonPublicRangeInEveryForm) {

@@ -430,10 +430,10 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
                  "unknown key (expected one of: endpoints, credentials, risk, description)");
     expect_error(with(base_profile(), "/credentials/orders_token/value", "x"),
                  "credentials.orders_token.value",
-                 "unknown key (expected one of: source, deliver)");
+                 "unknown key (expected one of: source, deliver, optional)");
     expect_error(with(base_profile(), "/credentials/orders_token/source/vault", "x"),
                  "credentials.orders_token.source.vault",
-                 "unknown key (expected one of: file, env, oauth)");
+                 "unknown key (expected one of: file, env, oauth, tokenExchange)");
     expect_error(with(base_profile(), "/credentials/orders_token/deliver/path", "x"),
                  "credentials.orders_token.deliver.path",
                  "unknown key (expected one of: env, file)");
@@ -615,8 +615,8 @@ TEST(ProfileErrors, CredentialSourceAndDelivery) {
     expect_error(without(base_profile(), cred, "source"), "credentials.orders_token.source",
                  "missing (a source object such as {\"file\": PATH} is required)");
     const std::string one_of =
-        "expected exactly one of file, env, oauth ({\"file\": PATH}, {\"env\": VARIABLE} or "
-        "{\"oauth\": {...}})";
+        "expected exactly one of file, env, oauth, tokenExchange ({\"file\": PATH}, {\"env\": "
+        "VARIABLE}, {\"oauth\": {...}} or {\"tokenExchange\": {...}})";
     expect_error(with(base_profile(), cred + "/source", {{"file", "t"}, {"env", "T"}}),
                  "credentials.orders_token.source", one_of);
     expect_error(with(base_profile(), cred + "/source", json::object()),
@@ -683,17 +683,77 @@ TEST(ProfileErrors, OAuthSource) {
             o[key] = value;
         return with(base_profile(), at, {{"oauth", o}});
     };
-    expect_error(with_oauth("tokenUrl", nullptr), "credentials.orders_token.source.oauth.tokenUrl",
-                 "missing (the token endpoint's URL is required)");
+    expect_error(with_oauth("tokenUrl", nullptr), "credentials.orders_token.source.oauth",
+                 "expected exactly one of tokenUrl, issuer (the token endpoint, or the issuer "
+                 "whose RFC 8414 metadata names it)");
+    expect_error(with_oauth("issuer", "https://as.test"), "credentials.orders_token.source.oauth",
+                 "expected exactly one of tokenUrl, issuer (the token endpoint, or the issuer "
+                 "whose RFC 8414 metadata names it)");
+    expect_error(with_oauth("issuer", "as.test"), "credentials.orders_token.source.oauth.issuer",
+                 "\"as.test\" is not an http:// or https:// URL");
+    expect_error(with_oauth("caBundle", ""), "credentials.orders_token.source.oauth.caBundle",
+                 "is empty");
     expect_error(with_oauth("tokenUrl", "as.test/token"),
                  "credentials.orders_token.source.oauth.tokenUrl",
                  "\"as.test/token\" is not an http:// or https:// URL");
     expect_error(with_oauth("clientId", ""), "credentials.orders_token.source.oauth.clientId",
                  "is empty");
-    expect_error(with_oauth("auth", "private_key_jwt"),
+    expect_error(with_oauth("auth", "tls_client_auth"),
                  "credentials.orders_token.source.oauth.auth",
-                 "\"private_key_jwt\" is not supported (expected client_secret_basic or "
-                 "client_secret_post)");
+                 "\"tls_client_auth\" is not supported (expected client_secret_basic, "
+                 "client_secret_post or private_key_jwt)");
+    expect_error(with_oauth("auth", "private_key_jwt"),
+                 "credentials.orders_token.source.oauth.privateKeyFile",
+                 "missing (required with auth private_key_jwt)");
+    expect_error(with_oauth("clientSecretFile", nullptr),
+                 "credentials.orders_token.source.oauth.clientSecretFile",
+                 "missing (required with auth client_secret_basic)");
+    expect_error(with_oauth("privateKeyFile", "/etc/cordon/key.pem"),
+                 "credentials.orders_token.source.oauth.privateKeyFile",
+                 "is not used with auth client_secret_basic (remove it)");
+    expect_error(with_oauth("keyId", "k1"), "credentials.orders_token.source.oauth.keyId",
+                 "is used only with auth private_key_jwt");
+}
+
+TEST(ProfileCredentials, OAuthSourceFromAnIssuerWithACaBundleOptional) {
+    json oauth = {{"issuer", "https://as.test/tenant"},
+                  {"clientId", "cordon"},
+                  {"clientSecretFile", "/etc/cordon/secret"},
+                  {"caBundle", "/etc/cordon/ca.pem"}};
+    json doc = with(base_profile(), "/credentials/orders_token/source", {{"oauth", oauth}});
+    doc = with(doc, "/credentials/orders_token/optional", true);
+    auto p = parse_profile(doc, kNow);
+    const auto& cred = p.credentials.at("orders_token");
+    EXPECT_EQ(cred.source.oauth.issuer, "https://as.test/tenant");
+    EXPECT_EQ(cred.source.oauth.token_url, "");
+    EXPECT_EQ(cred.source.oauth.ca_bundle, "/etc/cordon/ca.pem");
+    EXPECT_TRUE(cred.optional);
+    EXPECT_FALSE(parse_profile(base_profile(), kNow).credentials.at("orders_token").optional);
+}
+
+TEST(ProfileCredentials, PrivateKeyJwt) {
+    json oauth = {{"tokenUrl", "https://as.test/token"},
+                  {"clientId", "cordon"},
+                  {"auth", "private_key_jwt"},
+                  {"privateKeyFile", "/etc/cordon/key.pem"},
+                  {"keyId", "k1"}};
+    auto p = parse_profile(
+        with(base_profile(), "/credentials/orders_token/source", {{"tokenExchange", oauth}}), kNow);
+    const auto& src = p.credentials.at("orders_token").source;
+    EXPECT_EQ(src.kind, CredentialSource::Kind::token_exchange);
+    EXPECT_EQ(src.oauth.auth, "private_key_jwt");
+    EXPECT_EQ(src.oauth.private_key_file, "/etc/cordon/key.pem");
+    EXPECT_EQ(src.oauth.key_id, "k1");
+    EXPECT_EQ(src.oauth.client_secret_file, "");
+}
+
+TEST(ProfileErrors, OptionalIsABooleanOfAnIssuedToken) {
+    expect_error(with(base_profile(), "/credentials/orders_token/optional", "yes"),
+                 "credentials.orders_token.optional", "expected true or false, got string");
+    expect_error(with(base_profile(), "/credentials/orders_token/optional", true),
+                 "credentials.orders_token.optional",
+                 "applies to oauth and tokenExchange sources only (a file or variable that cannot "
+                 "be read stops the launch; remove optional)");
 }
 
 TEST(ProfileErrors, TwoCredentialsInOneFile) {

@@ -65,6 +65,18 @@ INVALID = {
         source={"file": "x", "env": "X"}),
     "source empty": lambda d: d["credentials"]["c1"].update(source={}),
     "deliver env with dash": lambda d: d["credentials"]["c1"].update(deliver={"env": "A-B"}),
+    "oauth with tokenUrl and issuer": lambda d: d["credentials"]["c1"].update(
+        source={"oauth": {"tokenUrl": "https://a/t", "issuer": "https://a", "clientId": "c",
+                          "clientSecretFile": "s"}}),
+    "oauth without tokenUrl or issuer": lambda d: d["credentials"]["c1"].update(
+        source={"oauth": {"clientId": "c", "clientSecretFile": "s"}}),
+    "private_key_jwt without privateKeyFile": lambda d: d["credentials"]["c1"].update(
+        source={"tokenExchange": {"tokenUrl": "https://a/t", "clientId": "c",
+                                  "auth": "private_key_jwt", "clientSecretFile": "s"}}),
+    "keyId with a client secret": lambda d: d["credentials"]["c1"].update(
+        source={"oauth": {"tokenUrl": "https://a/t", "clientId": "c", "clientSecretFile": "s",
+                          "keyId": "k"}}),
+    "optional not a boolean": lambda d: d["credentials"]["c1"].update(optional="yes"),
     "syscall in capitals": lambda d: d.update(syscalls={"deny": ["PTRACE"]}),
     "egressBudget with an unknown unit": lambda d: d.update(session={"egressBudget": "10MB"}),
     "egressBudget zero": lambda d: d.update(session={"egressBudget": "0K"}),
