@@ -82,6 +82,38 @@ class World:
         self.pin_dir = f"/sys/fs/bpf/{NAME}"
         self.audit = self.work / "audit.log"
         self.children = []  # servers and live sessions we started: (Popen, name)
+        # cordond's own: a config, profiles, socket, cgroup and pins of the bench's.
+        self.daemon_dir = self.work / "cordond"
+        self.daemon_cgroup = NAME + "-d"
+        self.daemon_pin_dir = f"/sys/fs/bpf/{NAME}-d"
+        self.socket = self.daemon_dir / "cordond.sock"
+        self.daemon = None
+
+    def start_cordond(self, profile):
+        """cordond with the bench profile as "bench"; agent-run reaches it through --socket."""
+        profiles = self.daemon_dir / "profiles.d"
+        profiles.mkdir(parents=True)
+        doc = json.loads(Path(profile).read_text())
+        doc["credentials"]["orders_token"]["source"]["file"] = str(Path(profile).parent /
+                                                                   "bench-token.txt")
+        # As standalone agent-run under root: cordond would run the agent as its caller.
+        doc.setdefault("session", {})["user"] = "cordon-agent"
+        (profiles / "bench.json").write_text(json.dumps(doc))
+        config = self.daemon_dir / "cordond.json"
+        config.write_text(json.dumps({
+            "socket": str(self.socket), "runDir": str(self.daemon_dir / "run"),
+            "cgroup": self.daemon_cgroup, "bpfPinDir": self.daemon_pin_dir,
+            "profilesDir": str(profiles), "auditLog": str(self.daemon_dir / "audit.log")}))
+        self.daemon = self.start([str(self.build / "cordond"), "--config", str(config)],
+                                 "cordond", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(200):
+            if self.socket.exists():
+                return
+            time.sleep(0.05)
+        raise SystemExit("bench: cordond did not create its socket within 10 s")
+
+    def cordond_prefix(self):
+        return f"{self.agent_run} --socket {self.socket} --profile bench --"
 
     def agent_run_prefix(self, profile):
         return (f"{self.agent_run} --profile {profile} --cgroup {self.cgroup} "
@@ -105,29 +137,35 @@ class World:
     def clean(self):
         for p, _ in list(self.children):
             self.stop(p)
-        # Detach the programs agent-run pinned for us, then remove our cgroup root.
-        if os.path.isdir(self.pin_dir):
-            shutil.rmtree(self.pin_dir, ignore_errors=True)
+        # Detach the programs agent-run and cordond pinned for us, then remove our cgroup roots.
+        for pins in (self.pin_dir, self.daemon_pin_dir):
+            if os.path.isdir(pins):
+                shutil.rmtree(pins, ignore_errors=True)
         mount = cgroup2_mount()
-        root = Path(mount) / self.cgroup
-        if root.is_dir():
-            for d in sorted(root.glob("*"), reverse=True):
-                if d.is_dir():
-                    try:
-                        (d / "cgroup.kill").write_text("1")
-                    except OSError:
-                        pass
-                    for _ in range(50):
-                        try:
-                            d.rmdir()
-                            break
-                        except OSError:
-                            time.sleep(0.1)
-            try:
-                root.rmdir()
-            except OSError as e:
-                log(f"cannot remove {root}: {e}")
+        for name in (self.cgroup, self.daemon_cgroup):
+            remove_cgroup_tree(Path(mount) / name)
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+def remove_cgroup_tree(root):
+    """Kills what is left in root's cgroups, deepest first, and removes them."""
+    if not root.is_dir():
+        return
+    for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        try:
+            (d / "cgroup.kill").write_text("1")
+        except OSError:
+            pass
+        for _ in range(50):
+            try:
+                d.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+    try:
+        root.rmdir()
+    except OSError as e:
+        log(f"cannot remove {root}: {e}")
 
 
 def cgroup2_mount():
@@ -198,12 +236,14 @@ def hyperfine_rounds(world, label, commands, rounds, runs, warmup, per_run_s=2):
     return {n: summary(t) for n, t in times.items()}
 
 
-def sandboxes(world, profile, bwrap_bpf, writable=None):
-    """The whole-process contenders: {name: (prefix, suffix)} around a command."""
+def sandboxes(world, profile, bwrap_bpf, writable=None, daemon=False):
+    """The whole-process contenders: {name: (prefix, suffix)} around a command;
+    with daemon, agent-run through cordond too."""
     bind = f"--bind {writable} {writable} " if writable else ""
     return {
         "bare": ("", ""),
         "agent-run": (world.agent_run_prefix(profile) + " ", ""),
+        **({"cordond": (world.cordond_prefix() + " ", "")} if daemon else {}),
         "bwrap": ("bwrap --unshare-user --unshare-pid --unshare-net --die-with-parent "
                   "--ro-bind / / --dev /dev --proc /proc " + bind + "--seccomp 3 ",
                   f" 3<{bwrap_bpf}"),
@@ -591,6 +631,8 @@ def write_report(path, meta, results, cfg):
           "- `agent-run`: `build/agent-run` standalone, with `bench/profiles/bench-agent.json` "
           "(4 tools, a file credential, the `agent-default` seccomp baseline), its own cgroup "
           "and BPF pin names.",
+          "- `cordond` (launch only): `agent-run` as a client of a `cordond` the bench started "
+          "with the same profile (as `cordon-agent`), its own socket, cgroup and pins.",
           "- `bwrap`: new user, pid and net namespaces, `/` read-only, fresh `/dev` and "
           "`/proc`, and a seccomp filter of 47 denied system calls (`bench/programs/seccomp_export.c`).",
           "- `firejail`: its default profile, `--quiet`.",
@@ -656,8 +698,6 @@ def write_report(path, meta, results, cfg):
               "figures above.", ""]
     if "seccomp" in results:
         L += report_seccomp(results["seccomp"], cfg)
-    L += ["## Not measured yet", "",
-          "- agent-run through cordond: there is no daemon yet.", ""]
     Path(path).write_text("\n".join(L))
 
 
@@ -736,7 +776,9 @@ def main():
         results["seccomp"] = run_seccomp(world, cfg)
     contenders = sandboxes(world, profile, bwrap_bpf)
     if "launch" in only:
-        results["launch"] = scenario_launch(world, cfg, contenders)
+        world.start_cordond(profile)
+        results["launch"] = scenario_launch(world, cfg,
+                                            sandboxes(world, profile, bwrap_bpf, daemon=True))
     if "syscalls" in only:
         results["syscalls"] = scenario_syscalls(world, cfg, profile, bwrap_bpf)
     if "network" in only:

@@ -186,16 +186,22 @@ TEST_F(AgentRunTest, DenialFloodDoesNotHoldOffTheDeadline) {
     EXPECT_EQ(leftover_cgroups(), 0u);
 }
 
+// A pseudo-terminal pair: the test holds the terminal's side, the agent the other.
+void open_pty(UniqueFd& master, UniqueFd& slave) {
+    master.reset(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    ASSERT_TRUE(master.valid()) << std::strerror(errno);
+    ASSERT_EQ(::grantpt(master.get()), 0);
+    ASSERT_EQ(::unlockpt(master.get()), 0);
+    slave.reset(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
+    ASSERT_TRUE(slave.valid()) << std::strerror(errno);
+}
+
 // With a terminal as stderr, agent-run's audit events go to that terminal:
 // an agent that suspended its output (tcflow TCOOFF) would leave agent-run
 // blocked on its next write, the deadline's event among them.
 TEST_F(AgentRunTest, AgentCannotSuspendTheTerminalAgentRunWritesTo) {
-    UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-    ASSERT_TRUE(master.valid()) << std::strerror(errno);
-    ASSERT_EQ(::grantpt(master.get()), 0);
-    ASSERT_EQ(::unlockpt(master.get()), 0);
-    UniqueFd slave(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
-    ASSERT_TRUE(slave.valid()) << std::strerror(errno);
+    UniqueFd master, slave;
+    ASSERT_NO_FATAL_FAILURE(open_pty(master, slave));
     stdio_[0] = slave.get();
     stdio_[2] = slave.get();
     auto profile = write_profile({}, {}, "2s");
@@ -258,12 +264,8 @@ TEST_F(AgentRunTest, FullStderrPipeDoesNotHoldOffTheDeadline) {
 // every reply to a query): the test sends it as that terminal would. The
 // deadline still comes, and the terminal's modes are restored after.
 TEST_F(AgentRunTest, StoppedTerminalDoesNotHoldOffTheDeadlineAndIsRestored) {
-    UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
-    ASSERT_TRUE(master.valid()) << std::strerror(errno);
-    ASSERT_EQ(::grantpt(master.get()), 0);
-    ASSERT_EQ(::unlockpt(master.get()), 0);
-    UniqueFd slave(::open(::ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
-    ASSERT_TRUE(slave.valid()) << std::strerror(errno);
+    UniqueFd master, slave;
+    ASSERT_NO_FATAL_FAILURE(open_pty(master, slave));
     termios before{};
     ASSERT_EQ(::tcgetattr(slave.get(), &before), 0);
     stdio_[0] = slave.get();
