@@ -3,8 +3,9 @@
 # The packaging, checked from a built tree: the systemd unit passes
 # systemd-analyze verify; CPack builds the .deb and the .rpm; both hold the
 # same files, the expected ones, with the configuration as conffiles; the
-# .deb is lintian-clean of errors. With CORDON_TEST_DPKG_INSTALL=1 (root, a
-# host where no cordon package is installed) the .deb is also installed,
+# .deb is lintian-clean of errors. With CORDON_TEST_DPKG_INSTALL=1 (ctest's
+# packaging_install; root, on a host where no cordon package is installed,
+# else it exits 77, skipped) the .deb is also installed,
 # its binaries check the example profiles and run the demo, an upgrade and
 # a removal keep the configuration, and a purge leaves nothing behind.
 #
@@ -68,8 +69,15 @@ fi
 
 # 6. Optional: install, check, purge on this host.
 if [ "${CORDON_TEST_DPKG_INSTALL:-0}" = 1 ]; then
-    [ "$(id -u)" = 0 ] || fail "CORDON_TEST_DPKG_INSTALL needs root"
-    if dpkg-query -W cordon >/dev/null 2>&1; then fail "a cordon package is installed already"; fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "check_packages: skipped: installing the .deb needs root" >&2
+        exit 77
+    fi
+    if dpkg-query -W -f='${Status}' cordon 2>/dev/null | grep -q "ok installed"; then
+        echo "check_packages: skipped: a cordon package is installed on this host already," \
+            "and this test would replace it" >&2
+        exit 77
+    fi
     # Purged whatever happens next; the demo's cgroup and pins are the test's own.
     tag=cordon-test-pkg-$$
     trap purge_and_clean EXIT
