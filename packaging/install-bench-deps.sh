@@ -10,6 +10,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# Wait for another apt or dpkg (an unattended upgrade) rather than fail at once.
+apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }
 
 bench=(
   hyperfine            # whole-process timings
@@ -25,8 +27,8 @@ for p in "${bench[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # tinyproxy's package starts a system-wide service; bench/run runs its own.
 if command -v systemctl >/dev/null 2>&1; then

@@ -9,6 +9,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
+# Wait for another apt or dpkg (an unattended upgrade) rather than fail at once.
+apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }
 
 build=(
   build-essential cmake pkg-config git
@@ -27,8 +29,8 @@ runtime_and_tests=(
 # generator needs rpmbuild, lintian checks the .deb.
 packaging=(systemd rpm lintian file)
 
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${build[@]}" "${runtime_and_tests[@]}" "${packaging[@]}"
+apt_get update -qq
+apt_get install -y -qq --no-install-recommends "${build[@]}" "${runtime_and_tests[@]}" "${packaging[@]}"
 
 # bpftool generates the BPF skeleton. Debian ships it as its own package;
 # Ubuntu ships it in linux-tools, where /usr/sbin/bpftool is a wrapper (from
@@ -46,11 +48,11 @@ bpftool_works() {
 }
 if ! bpftool_works; then
   if apt-cache show bpftool >/dev/null 2>&1; then
-    apt-get install -y -qq --no-install-recommends bpftool
+    apt_get install -y -qq --no-install-recommends bpftool
   fi
   if ! bpftool_works; then
-    apt-get install -y -qq --no-install-recommends "linux-tools-$(uname -r)" ||
-      apt-get install -y -qq --no-install-recommends linux-tools-common linux-tools-generic ||
+    apt_get install -y -qq --no-install-recommends "linux-tools-$(uname -r)" ||
+      apt_get install -y -qq --no-install-recommends linux-tools-common linux-tools-generic ||
       true
   fi
   if ! bpftool_works; then
@@ -66,7 +68,7 @@ fi
 # Debian's nodejs comes without npm; NodeSource's has it built in and
 # conflicts with Debian's npm package, so install that only when missing.
 if ! command -v npm >/dev/null; then
-  apt-get install -y -qq --no-install-recommends npm
+  apt_get install -y -qq --no-install-recommends npm
 fi
 here=$(cd "$(dirname "$0")/.." && pwd)
 (cd "$here/tests/oauth" && npm ci --no-audit --no-fund --loglevel=error)

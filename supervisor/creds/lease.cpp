@@ -65,6 +65,9 @@ Status TokenLease::watch(pid_t init, uid_t uid, gid_t gid,
     if (std::none_of(held_.begin(), held_.end(), [](const Held& h) { return h.refresh_at; }))
         return ok_status();
     auto dir = LiveDirectory::open(init);
+    // A quick agent may be gone already, and its session's init with it: the
+    // session is ending, with nothing left to refresh.
+    if (!dir && (dir.error().err == ENOENT || dir.error().err == ESRCH)) return ok_status();
     if (!dir) return dir.error();
     dir_.emplace(std::move(*dir));
     uid_ = uid;

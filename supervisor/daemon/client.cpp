@@ -93,7 +93,8 @@ Result<UniqueFd> connect_to(const std::string& path) {
     if (!fd.valid()) return errno_error("cannot create a socket");
     if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
         return errno_error("cannot connect to cordond at " + path,
-                           "is cordond running? systemctl start cordond");
+                           "is cordond running? systemctl start cordond; if it serves another "
+                           "socket, name it with --socket or CORDON_SOCKET");
     return fd;
 }
 

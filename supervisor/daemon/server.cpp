@@ -19,6 +19,7 @@
 #include <map>
 
 #include "audit/audit.h"
+#include "audit/rate_limit.h"
 #include "cordon/log.h"
 #include "daemon/audit_tail.h"
 #include "daemon/notify.h"
@@ -179,6 +180,7 @@ class Daemon {
     UniqueFd lock_, listen_, epoll_, signals_, tick_;
     std::map<int, Pending> pending_;
     std::map<std::string, Tracked> sessions_;
+    std::map<uid_t, audit::DenialLimiter> refusal_limits_;
 };
 
 Status Daemon::start() {
@@ -309,15 +311,35 @@ json Daemon::handle(int fd, Message& m) {
                         m.body.value("op", json()).dump());
 }
 
+// What a client wrote, at most 200 characters of it.
+std::string clipped(const std::string& text) {
+    return text.size() > 200 ? text.substr(0, 200) + "..." : text;
+}
+
+// The same fit for a log line: quoted, control characters escaped (a
+// newline in a profile name must not forge a line).
+std::string quoted(const std::string& text) {
+    return json(clipped(text)).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+// Each refusal is on the record, up to a budget per uid (as for denials,
+// audit/rate_limit.h): a client that asks in a loop cannot fill the disk.
+// What is held back is counted in the next refusal that is written.
 void Daemon::refuse(const Peer& peer, const std::string& what, const std::string& why,
                     const audit::Subject& subject) {
-    log()->warn("{} refused to {} (uid {}, pid {}): {}", what, peer.user, peer.uid, peer.pid, why);
-    audit_->emit("request.refused", subject,
-                 {{"request", what},
-                  {"uid", peer.uid},
-                  {"user", peer.user},
-                  {"pid", peer.pid},
-                  {"reason", why}});
+    auto now = audit::DenialLimiter::Clock::now();
+    auto [it, _] =
+        refusal_limits_.try_emplace(peer.uid, audit::kDenialBurst, audit::kDenialsPerSecond, now);
+    if (!it->second.admit(now)) return;
+    json fields = {{"request", clipped(what)},
+                   {"uid", peer.uid},
+                   {"user", peer.user},
+                   {"pid", peer.pid},
+                   {"reason", why}};
+    if (uint64_t held = it->second.take_suppressed(); held > 0) fields["earlierSuppressed"] = held;
+    log()->warn("{} refused to {} (uid {}, pid {}): {}", quoted(what), peer.user, peer.uid,
+                peer.pid, why);
+    audit_->emit("request.refused", subject, fields);
 }
 
 // The installed profile the caller may launch now; else the refusal's text.
@@ -339,12 +361,17 @@ Result<const InstalledProfile*> Daemon::authorize(const LaunchRequest& request, 
     }
     auto own = std::count_if(sessions_.begin(), sessions_.end(),
                              [&peer](const auto& s) { return s.second.launcher_uid == peer.uid; });
-    if (peer.uid != 0 && static_cast<unsigned>(own) >= config_.max_sessions_per_user)
+    audit::Subject subject{p->agent_id, p->agent_type, p->version, ""};
+    if (peer.uid != 0 && static_cast<unsigned>(own) >= config_.max_sessions_per_user) {
+        refuse(peer, "launch " + p->name, "maxSessionsPerUser reached", subject);
         return plain_error(peer.user + " runs " + std::to_string(own) +
                            " sessions, the most one user may (maxSessionsPerUser); end one first");
-    if (sessions_.size() >= config_.max_sessions)
+    }
+    if (sessions_.size() >= config_.max_sessions) {
+        refuse(peer, "launch " + p->name, "maxSessions reached", subject);
         return plain_error("cordond runs its most sessions (maxSessions " +
                            std::to_string(config_.max_sessions) + "); try again later");
+    }
     return p;
 }
 

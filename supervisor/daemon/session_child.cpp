@@ -127,6 +127,19 @@ class Reporter {
 
 // Reads the client's messages: a signal to forward goes to this process,
 // where run_session's signalfd takes it. The client gone is a hangup.
+// The signal a client's control message asks for, or 0: anything but
+// {"op": "signal", "signal": N} with an integer N is ignored, never thrown
+// at (an exception in this thread would end the session's supervisor).
+int signal_asked(const nlohmann::json& body) {
+    if (!body.is_object()) return 0;
+    auto op = body.find("op");
+    auto sig = body.find("signal");
+    if (op == body.end() || !op->is_string() || *op != "signal") return 0;
+    if (sig == body.end() || !sig->is_number_integer()) return 0;
+    int64_t n = sig->get<int64_t>();
+    return n > 0 && n < 65 ? static_cast<int>(n) : 0;
+}
+
 void control_loop(Reporter& reporter) {
     for (;;) {
         pollfd p{3, POLLIN, 0};
@@ -141,8 +154,7 @@ void control_loop(Reporter& reporter) {
                 reporter.flush();
             }
         }
-        const auto& body = (*m)->body;
-        int sig = body.value("op", "") == "signal" ? body.value("signal", 0) : 0;
+        int sig = signal_asked((*m)->body);
         for (int forwarded : launch::kForwardedSignals)
             if (sig == forwarded) ::kill(::getpid(), sig);
     }

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/wait.h>
@@ -521,7 +522,9 @@ struct Plan {
     LimitsPlan limits;
     bool seal_memfd_exec = false;  // the kernel keeps vm.memfd_noexec per pid namespace
     std::vector<std::string> warnings;
-    std::string working_dir;  // where the agent starts
+    std::string working_dir;    // where the agent starts
+    dev_t working_dir_dev = 0;  // and the directory that was, when planned
+    ino_t working_dir_ino = 0;
 };
 
 constexpr const char* kNoMemfdNoexecWarning =
@@ -606,6 +609,13 @@ Result<Plan> plan_session(const SessionOptions& options) {
     if (auto st = plan_containment(plan); !st) return st.error();
     std::string cwd_warning;
     plan.working_dir = agent_working_dir(cwd_warning);
+    // "." is the directory the caller entered (cordond enters it with the
+    // caller's rights); the path may have been swapped since.
+    struct stat cwd {};
+    if (plan.working_dir != "/" && ::stat(".", &cwd) == 0) {
+        plan.working_dir_dev = cwd.st_dev;
+        plan.working_dir_ino = cwd.st_ino;
+    }
     if (!cwd_warning.empty()) plan.warnings.push_back(cwd_warning);
     for (const auto& w : plan.warnings) log()->warn("{}", w);
     auto loaded =
@@ -751,6 +761,8 @@ Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
                    &plan.identity,  &mounts,        &plan.limits.rlimits, plan.seal_memfd_exec};
     if (plan.landlock) spec.landlock = &*plan.landlock;
     spec.working_dir = plan.working_dir.c_str();
+    spec.working_dir_dev = plan.working_dir_dev;
+    spec.working_dir_ino = plan.working_dir_ino;
     if (credentials) spec.credentials = &*credentials;
     auto child = spawn(spec);
     plan.deliveries.clear();
@@ -893,8 +905,8 @@ int run_session(const SessionOptions& options) {
     }
 
     // 5. Until the agent exits or the deadline passes.
-    auto ending = supervise(s, *child, deadline, timer->get(), **audit, denials->get(),
-                            **reporter, signals->get(), notifier->get(), **tokens);
+    auto ending = supervise(s, *child, deadline, timer->get(), **audit, denials->get(), **reporter,
+                            signals->get(), notifier->get(), **tokens);
     if (!ending) {
         (void)s.cgroup->kill_all();
         return refuse(ending.error());

@@ -84,6 +84,13 @@ struct ChildFailure {
 };
 
 // Reports the failed stage and errno through the pipe and exits. Async-signal-safe.
+// Whether `path` is the working directory the session was planned with.
+bool is_directory(const char* path, const SpawnSpec& spec) {
+    struct stat st {};
+    return ::stat(path, &st) == 0 && st.st_dev == spec.working_dir_dev &&
+           st.st_ino == spec.working_dir_ino;
+}
+
 [[noreturn]] void child_fail(int report_fd, Stage stage, int err) {
     ChildFailure f{stage, err};
     (void)!::write(report_fd, &f, sizeof f);
@@ -247,6 +254,8 @@ pid_t raw_fork() {
     // host's directory the view may hide.
     if (spec.working_dir && ::chdir(spec.working_dir) != 0)
         child_fail(report_fd, Stage::working_dir, errno);
+    if (spec.working_dir && spec.working_dir_ino != 0 && !is_directory(".", spec))
+        child_fail(report_fd, Stage::working_dir, EXDEV);
     if (spec.seal_memfd_exec)
         if (int rc = seal_memfd_exec(); rc != 0) child_fail(report_fd, Stage::memfd_noexec, -rc);
     if (spec.rlimits)
@@ -310,6 +319,12 @@ Error prepare_error(Stage stage) {
                            "nothing was started; the account is at its limits.pids (without a "
                            "pids controller, RLIMIT_NPROC counts its processes on the whole "
                            "host): raise limits.pids or give the session an account of its own");
+    if (stage == Stage::working_dir && errno == EXDEV)
+        return plain_error(what +
+                               ": its path now leads to another directory than the one the "
+                               "session was started in",
+                           "nothing was started; the path was changed while the session started "
+                           "(renamed, or replaced by a symbolic link): start it again");
     return errno_error(what, "nothing was started");
 }
 

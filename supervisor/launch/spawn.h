@@ -33,6 +33,11 @@ struct SpawnSpec {
     const landlock::Ruleset* landlock = nullptr;         // confines the agent, when set
     const creds::CredentialsDir* credentials = nullptr;  // files to write once mounted
     const char* working_dir = nullptr;                   // where it starts, in its own view
+    // The directory working_dir named when the session was planned (device
+    // and inode): the init enters it by path, as root, and a path swapped
+    // meanwhile (a symbolic link put in its place) must not lead elsewhere.
+    dev_t working_dir_dev = 0;
+    ino_t working_dir_ino = 0;
 };
 
 // The session's pid 1 (launch/init.h), which runs the agent as its pid 2.

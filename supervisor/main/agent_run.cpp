@@ -143,8 +143,9 @@ int run_through_daemon(const CLI::App& app, const Mode& mode,
     if (mode.standalone || !cordon::daemon::socket_exists(socket)) {
         if (::geteuid() == 0) return -1;
         spdlog::error(
-            "no cordond socket at {}: start cordond (systemctl start cordond), or run agent-run "
-            "as root for a standalone session",
+            "no cordond socket at {}: start cordond (systemctl start cordond), name the socket "
+            "it serves with --socket or CORDON_SOCKET, or run agent-run as root for a standalone "
+            "session",
             socket);
         return kExitFailure;
     }

@@ -301,6 +301,20 @@ TEST_F(OAuthTest, ShortLivedTokenIsRefreshedAndItsFileReplaced) {
     EXPECT_EQ(audit.find(new_token), std::string::npos);
 }
 
+// An agent that exits at once may take the session's init with it before
+// agent-run opens the credentials directory for refreshes: the session
+// then simply ends, with the agent's status (it used to be a 125).
+TEST_F(OAuthTest, QuickAgentWithARefreshedFileTokenExitsWithItsOwnStatus) {
+    auto profile = short_lived_profile();
+    for (int i = 0; i < 8; i++) {
+        auto r = run({"--profile", profile, "--", "true"});
+        EXPECT_EQ(r.exit_code, 0) << "run " << i << ": " << r.err;
+    }
+    auto events = audit_events();
+    EXPECT_EQ(events_named(events, "session.end").size(), 8u) << read_text(audit_log_);
+    EXPECT_TRUE(events_named(events, "session.error").empty()) << read_text(audit_log_);
+}
+
 TEST_F(OAuthTest, CheckSaysWhichDeliveriesRotate) {
     json extra = {{"credentials",
                    {{"in_env",

@@ -554,7 +554,8 @@ TEST_F(AgentRunTest, AgentHasItsAccountsIdsAndGroups) {
 // and the agent's own writes share one offset: neither overwrites the other.
 TEST_F(AgentRunTest, AgentStderrToAFileDoesNotOverwriteAuditLines) {
     fs::path err = dir_ / "stderr.txt";
-    wrapper_ = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>" + err.string()};
+    // From /: a checkout under /tmp would add agent-run's warning about it.
+    wrapper_ = {"/bin/sh", "-c", "cd / && exec \"$0\" \"$@\" 2>" + err.string()};
     auto r = run({"--profile", write_profile({}, {}), "--audit-log", "-", "--", "sh", "-c",
                   "sleep 0.3; echo AGENT-LINE >&2"});
     wrapper_ = {};

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "cordon/fd_passing.h"
+#include "daemon/protocol.h"
 
 namespace cordon::testing {
 namespace {
@@ -138,6 +139,44 @@ TEST_F(CordondTest, SignalsReachTheAgent) {
 
     auto r = wait(p);
     EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.err;
+}
+
+// A client's control messages of the wrong shape are ignored: one used to
+// end the session's supervisor with an exception, before it could end the
+// session (and revoke its tokens).
+TEST_F(CordondTest, MalformedControlMessagesLeaveTheSessionSupervised) {
+    write_profile("sleeper", {"nobody"});
+    start_daemon();
+    UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, socket().c_str(), sizeof addr.sun_path - 1);
+    ASSERT_EQ(::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    UniqueFd null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    int stdio[3] = {null.get(), null.get(), null.get()};
+    nlohmann::json launch_request = {{"op", "launch"},
+                                     {"profile", "sleeper"},
+                                     {"argv", {"/bin/sleep", unique_sleep()}},
+                                     {"cwd", "/"},
+                                     {"env", nlohmann::json::array()}};
+    ASSERT_TRUE(daemon::send_message(sock.get(), launch_request, stdio));
+    auto started = daemon::receive_message(sock.get(), daemon::kMaxAnswerBytes);
+    ASSERT_TRUE(started && *started) << "no answer";
+    ASSERT_EQ((**started).body.value("event", ""), "started") << (**started).body.dump();
+
+    for (const char* bad : {R"({"op":"signal","signal":"HUP"})", R"({"op":5})", R"({"op":"signal",
+                            "signal":1e300})",
+                            R"({"op":"signal","signal":-9})"})
+        ASSERT_TRUE(daemon::send_message(sock.get(), nlohmann::json::parse(bad)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    ASSERT_EQ(wait_for_sessions(1).size(), 1u) << "the session did not survive a bad message";
+    ASSERT_TRUE(daemon::send_message(sock.get(), {{"op", "signal"}, {"signal", SIGTERM}}));
+    auto exit = daemon::receive_message(sock.get(), daemon::kMaxAnswerBytes);
+    ASSERT_TRUE(exit && *exit);
+    EXPECT_EQ((**exit).body.value("status", -1), 128 + SIGTERM) << (**exit).body.dump();
+    auto ends = events_named(audit_events(), "session.end");
+    ASSERT_EQ(ends.size(), 1u) << "the session's supervisor did not end it";
+    EXPECT_EQ(ends[0]["signal"], "SIGTERM");
 }
 
 TEST_F(CordondTest, SighupReloadsProfilesWithoutTouchingLiveSessions) {
