@@ -25,7 +25,7 @@ std::shared_ptr<spdlog::logger> log() {
     return logger;
 }
 
-constexpr int kExitFailure = 125;
+using launch::kExitFailure;
 
 // What cordond's answer means for agent-run: nullopt while the session runs.
 std::optional<int> on_answer(const json& body) {

@@ -81,7 +81,7 @@ constexpr DefaultPath kDefaults[] = {
     {"/lib", kRead},
     {"/lib64", kRead},
     {"/usr/local/lib", kRead},
-    {"/usr/share", kRead},  // locales, zoneinfo, terminfo, ca-certificates
+    {"/usr/share", kRead},               // locales, zoneinfo, terminfo, ca-certificates
     {"/sys/devices/system/cpu", kRead},  // how many CPUs (nproc, sysconf)
     {"/dev/null", kDevice},
     {"/dev/zero", kRead},
@@ -98,12 +98,8 @@ constexpr DefaultPath kDefaults[] = {
 // (Landlock skips a hidden mount point), so the session's init adds these
 // once its mounts are in place.
 constexpr DefaultPath kAfterMounts[] = {
-    {"/proc", kRead},
-    {"/tmp", kWrite},
-    {"/var/tmp", kWrite},
-    {"/dev/shm", kWrite},
-    {"/run/lock", kWrite},
-    {creds::kCredentialsDir, kRead},
+    {"/proc", kRead},     {"/tmp", kWrite},      {"/var/tmp", kWrite},
+    {"/dev/shm", kWrite}, {"/run/lock", kWrite}, {creds::kCredentialsDir, kRead},
 };
 
 std::vector<std::string> names_of(uint64_t bits, const char* const* names, size_t count) {
