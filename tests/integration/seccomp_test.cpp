@@ -292,7 +292,7 @@ TEST(SeccompNotifier, AnswersEpermAndReportsEachCall) {
     for (int i = 0; i < 500; ++i) {  // until no process of the filter is left
         pollfd p{n->fd(), POLLIN, 0};
         if (::poll(&p, 1, 10) < 0) break;
-        if (!n->on_ready(p.revents & POLLHUP ? EPOLLHUP : 0)) break;
+        if (!n->on_ready((p.revents & POLLHUP) ? uint32_t{EPOLLHUP} : 0u)) break;
     }
     int status = 0;
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
