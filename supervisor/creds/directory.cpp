@@ -44,12 +44,12 @@ bool noswap_supported() {
 }
 
 std::optional<CredentialsDir> plan_directory(const std::vector<Delivery>& deliveries, uid_t uid,
-                                             gid_t gid) {
+                                             gid_t gid, bool needed_later) {
     CredentialsDir dir;
     for (const auto& d : deliveries)
         if (!d.file.empty())
             dir.files.push_back({std::string(kCredentialsDir) + "/" + d.file, &d.value});
-    if (dir.files.empty()) return std::nullopt;
+    if (dir.files.empty() && !needed_later) return std::nullopt;
     dir.uid = uid;
     dir.gid = gid;
     dir.mount_options = "mode=0500,uid=" + std::to_string(uid) + ",gid=" + std::to_string(gid) +
@@ -102,7 +102,22 @@ Result<LiveDirectory> LiveDirectory::open(pid_t init) {
     if (fd < 0)
         return errno_error("cannot open the session's credentials directory " + root_path + "/" +
                            relative);
-    return LiveDirectory(UniqueFd(fd));
+    UniqueFd dir(fd);
+    // Without the session's own tmpfs there, the path is the host's shared
+    // mount point: a secret written into it would reach the host, not the
+    // agent. A mount point's device differs from its parent's.
+    struct stat self {};
+    struct stat parent {};
+    if (::fstatat(dir.get(), "", &self, AT_EMPTY_PATH) != 0 ||
+        ::fstatat(dir.get(), "..", &parent, AT_SYMLINK_NOFOLLOW) != 0)
+        return errno_error("cannot stat the session's credentials directory " + root_path + "/" +
+                           relative);
+    if (self.st_dev == parent.st_dev)
+        return plain_error("the session's credentials directory " + root_path + "/" + relative +
+                               " is not a mount of its own",
+                           "plan it with plan_directory's needed_later when a grant may "
+                           "write into it later");
+    return LiveDirectory(std::move(dir));
 }
 
 Status LiveDirectory::replace(const std::string& name, const Secret& value, uid_t uid,
@@ -112,14 +127,24 @@ Status LiveDirectory::replace(const std::string& name, const Secret& value, uid_
     std::string temp = "." + name + ".new";
     if (::unlinkat(dir_.get(), temp.c_str(), 0) != 0 && errno != ENOENT)
         return errno_error("cannot remove a stale " + temp + " in the credentials directory");
-    if (int rc = write_secret_at(dir_.get(), temp.c_str(), value, uid, gid); rc != 0)
+    if (int rc = write_secret_at(dir_.get(), temp.c_str(), value, uid, gid); rc != 0) {
+        // A write cut short (a full tmpfs) leaves part of the secret behind.
+        if (rc != -EEXIST) (void)::unlinkat(dir_.get(), temp.c_str(), 0);
         return neg_errno_error(rc, "cannot write " + temp + " in the credentials directory");
+    }
     if (::renameat(dir_.get(), temp.c_str(), dir_.get(), name.c_str()) != 0) {
         Error e =
             errno_error("cannot rename " + temp + " to " + name + " in the credentials directory");
         (void)::unlinkat(dir_.get(), temp.c_str(), 0);
         return e;
     }
+    return ok_status();
+}
+
+Status LiveDirectory::remove(const std::string& name) const {
+    // unlinkat(2) removes a symbolic link itself, never its target.
+    if (::unlinkat(dir_.get(), name.c_str(), 0) != 0 && errno != ENOENT)
+        return errno_error("cannot remove " + name + " from the credentials directory");
     return ok_status();
 }
 

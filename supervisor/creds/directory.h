@@ -40,9 +40,12 @@ struct CredentialsDir {
 bool noswap_supported();
 
 // The directory for the file deliveries among `deliveries`, none when there
-// are none. The values stay in `deliveries`, which must outlive the spawn.
+// are none and nothing is `needed_later`: a credential a grant issues once
+// the agent runs (TokenLease::open_tool) needs the directory mounted from
+// the start, empty if need be, since a running agent's mounts cannot change.
+// The values stay in `deliveries`, which must outlive the spawn.
 std::optional<CredentialsDir> plan_directory(const std::vector<Delivery>& deliveries, uid_t uid,
-                                             gid_t gid);
+                                             gid_t gid, bool needed_later = false);
 
 // On the host: the empty, root-owned mount point every session mounts its
 // own directory over.
@@ -64,11 +67,18 @@ int write_files(const CredentialsDir& dir);
 // relative to this descriptor and no link is followed.
 class LiveDirectory {
   public:
+    // Refuses a directory that is not a mount of its own: the host's empty
+    // mount point, where the session mounted nothing (plan_directory gave
+    // no directory).
     static Result<LiveDirectory> open(pid_t init);
 
     // Replaces file `name` atomically: the new value is written to a
     // temporary file beside it, then renamed over it.
     Status replace(const std::string& name, const Secret& value, uid_t uid, gid_t gid) const;
+
+    // Removes file `name` (the name itself, never what a link the agent put
+    // there points to); one already gone is no error.
+    Status remove(const std::string& name) const;
 
   private:
     explicit LiveDirectory(UniqueFd dir) : dir_(std::move(dir)) {}

@@ -4,6 +4,7 @@
 // expiry) run after the tables have read everything.
 #include "profile/profile.h"
 
+#include <algorithm>
 #include <array>
 #include <regex>
 #include <set>
@@ -561,6 +562,10 @@ namespace {
 
 // Cross-object checks ----------------------------------------------------------
 
+bool contains(const std::vector<std::string>& names, const std::string& name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
+}
+
 void check_tools_defined(const Profile& p, const std::vector<std::string>& names,
                          const std::string& list) {
     for (size_t i = 0; i < names.size(); ++i) {
@@ -617,6 +622,27 @@ void check_deliveries_unique(const Profile& p) {
     }
 }
 
+// The agent's environment is fixed when it starts; a credential issued by
+// a later grant can only appear in its credentials directory.
+void check_grant_deliveries(const Profile& p) {
+    const auto tools = grantable_tools(p);
+    for (const std::string& name : grant_only_credentials(p)) {
+        const Credential& cred = p.credentials.at(name);
+        if (cred.deliver_env.empty()) continue;
+        const std::string& tool = *std::find_if(tools.begin(), tools.end(), [&](const auto& t) {
+            return contains(p.tools.at(t).credentials, name);
+        });
+        const std::string hint =
+            "deliver it as a file: {\"file\": \"" + name + "\"}, or leave deliver out";
+        throw ProfileError("credentials." + name + ".deliver.env",
+                           "\"" + cred.deliver_env + "\" cannot reach the agent: " + tool +
+                               " is in approvalRequired, so its credential is issued only when "
+                               "a human grants it, after the agent started, and the agent's "
+                               "environment cannot change then (" +
+                               hint + ")");
+    }
+}
+
 void check_not_expired(const Identity& identity, TimePoint now) {
     if (identity.expires_at <= now) {
         throw ProfileError("identity.expiresAt",
@@ -626,6 +652,25 @@ void check_not_expired(const Identity& identity, TimePoint now) {
 }
 
 }  // namespace
+
+std::vector<std::string> grantable_tools(const Profile& profile) {
+    std::vector<std::string> out;
+    for (const std::string& t : profile.approval_required)
+        if (!contains(profile.denied_tools, t)) out.push_back(t);
+    return out;
+}
+
+std::set<std::string> grant_only_credentials(const Profile& profile) {
+    std::set<std::string> at_start, granted;
+    for (const auto& [name, tool] : profile.tools)
+        if (contains(profile.allowed_tools, name) && !contains(profile.denied_tools, name) &&
+            !contains(profile.approval_required, name))
+            at_start.insert(tool.credentials.begin(), tool.credentials.end());
+    for (const std::string& t : grantable_tools(profile))
+        for (const std::string& c : profile.tools.at(t).credentials)
+            if (!at_start.contains(c)) granted.insert(c);
+    return granted;
+}
 
 ProfileError::ProfileError(std::string path, const std::string& reason)
     : std::runtime_error(path.empty() ? reason : path + ": " + reason),
@@ -648,6 +693,7 @@ Profile parse_profile(const nlohmann::json& doc, TimePoint now) {
     default_deliveries(profile);
     check_deliveries_unique(profile);
     check_optional_issued(profile);
+    check_grant_deliveries(profile);
     check_not_expired(profile.identity, now);
     return profile;
 }

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -192,6 +193,16 @@ class ProfileError : public std::runtime_error {
 // Validates a parsed document. Throws ProfileError. `now` decides expiry:
 // a profile whose expiresAt is not after `now` is refused.
 Profile parse_profile(const nlohmann::json& doc, TimePoint now);
+
+// The tools a human's grant opens: those in approvalRequired that
+// deniedTools does not close for good (deny wins, as in policy/policy.h).
+std::vector<std::string> grantable_tools(const Profile& profile);
+
+// The credentials only a grant issues: those of grantable tools that no
+// tool open from the start (allowed, neither denied nor approval-required)
+// uses. Such a credential reaches the agent after it started, so only as a
+// file: parse_profile refuses one delivered by env.
+std::set<std::string> grant_only_credentials(const Profile& profile);
 
 // Reads FILE, parses JSON (syntax errors name line and column) and validates.
 // Throws ProfileError whose message starts with the file name.

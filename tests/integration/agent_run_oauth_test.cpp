@@ -90,15 +90,7 @@ class OAuthTest : public AgentRunTest {
 
     // The server's introspection (RFC 7662) of `token`, with curl(1).
     json introspect(const std::string& token) {
-        std::string cmd = std::string("curl -s ") + curl_options_ + " -u " +
-                          OAuthServer::kClientId + ":" + OAuthServer::kClientSecret +
-                          " -d token=" + token + " " + server_->url("/token/introspection");
-        FILE* p = ::popen(cmd.c_str(), "r");
-        if (!p) return nullptr;
-        std::string out;
-        char buf[512];
-        while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-        ::pclose(p);
+        std::string out = server_->introspection(token, curl_options_);
         json reply = json::parse(out, nullptr, false);
         if (reply.is_discarded()) ADD_FAILURE() << "introspection answered: " << out;
         return reply.is_discarded() ? json::object() : reply;

@@ -67,12 +67,35 @@ class OAuthServer {
     OAuthServer& operator=(const OAuthServer&) = delete;
 
     bool running() const { return pid_ > 0 && port_ > 0; }
+
+    // The server's introspection (RFC 7662) of `token`, with curl(1), as
+    // the JSON text it answered; `curl_options` such as "--cacert FILE".
+    std::string introspection(const std::string& token,
+                              const std::string& curl_options = "") const {
+        return curl(curl_options + " -u " + kClientId + ":" + kClientSecret + " -d token=" + token +
+                    " " + url("/token/introspection"));
+    }
+
+    // The audience and scope of each token the server issued so far, as the
+    // JSON text of server.js's /test/issued.
+    std::string issued(const std::string& curl_options = "") const {
+        return curl(curl_options + " " + url("/test/issued"));
+    }
     std::string url(const std::string& path) const {
         return scheme_ + "://127.0.0.1:" + std::to_string(port_) + path;
     }
 
   private:
     static std::string dir() { return std::string(CORDON_SOURCE_DIR) + "/tests/oauth"; }
+    static std::string curl(const std::string& arguments) {
+        FILE* p = ::popen(("curl -s " + arguments).c_str(), "r");
+        if (!p) return {};
+        std::string out;
+        char buf[512];
+        while (size_t n = std::fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+        ::pclose(p);
+        return out;
+    }
     std::string scheme_ = "http";
     pid_t pid_ = -1;
     int port_ = 0;

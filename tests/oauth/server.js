@@ -22,6 +22,9 @@
 //   --oidc-metadata-only    answer 404 at /.well-known/oauth-authorization-server
 //                           (RFC 8414), as servers that speak only OpenID
 //                           Connect Discovery do
+// GET /test/issued answers the audience and scope of every token issued so
+// far, oldest first (a test-only route: what the server saw, not what
+// Cordon says it asked for).
 // It prints "listening PORT" once it accepts connections and runs until killed.
 import Provider, { errors } from 'oidc-provider';
 import { createServer as createHttp } from 'node:http';
@@ -176,6 +179,10 @@ server.listen(0, '127.0.0.1', () => {
     'subject_token', 'subject_token_type', 'actor_token', 'actor_token_type',
     'requested_token_type', 'scope', 'resource',
   ]);
+  const issued = [];
+  provider.on('client_credentials.saved', (token) => {
+    issued.push({ aud: token.aud ?? token.resourceServer?.audience, scope: token.scope });
+  });
   const callback = provider.callback();
   server.on('request', (req, res) => {
     if (oidcMetadataOnly && req.url.startsWith('/.well-known/oauth-authorization-server')) {
@@ -186,6 +193,11 @@ server.listen(0, '127.0.0.1', () => {
       tokenFailures -= 1;
       res.writeHead(503, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ error: 'temporarily_unavailable' }));
+      return;
+    }
+    if (req.method === 'GET' && req.url === '/test/issued') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(issued));
       return;
     }
     if (req.method === 'POST' && req.url === '/test/user-token') {

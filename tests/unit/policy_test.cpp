@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
+#include <set>
 
 #include "policy/policy.h"
 
@@ -136,6 +138,28 @@ TEST(Policy, CredentialsOnlyForAllowedToolsDistinctAndSorted) {
     EffectivePolicy research =
         compute_policy(parse_profile(research_doc(), kNow), kNow, dns.resolver());
     EXPECT_EQ(research.credentials, std::vector<std::string>{"api_key"});
+}
+
+// profile::grantable_tools and grant_only_credentials follow the policy's
+// rules: a grantable tool is one the policy closes as approval-required,
+// and no credential only a grant issues is among those issued at the start.
+TEST(Policy, GrantOnlyCredentialsAreNoneOfTheStartsAndGrantableToolsAreApprovalRequired) {
+    json doc = support_doc();
+    doc["approvalRequired"] = {"issue_refund", "bulk_message", "export_data"};
+    doc["tools"]["issue_refund"]["credentials"] = {"orders_token", "refund_key"};
+    doc["tools"]["export_data"]["credentials"] = {"refund_key"};
+    doc["credentials"]["refund_key"] = {{"source", {{"file", "/run/refund"}}}};
+    Profile profile = parse_profile(doc, kNow);
+    EffectivePolicy policy = compute_policy(profile, kNow, no_dns());
+
+    std::vector<std::string> approval;
+    for (const auto& d : policy.denied_tools)
+        if (d.reason == DenyReason::approval_required) approval.push_back(d.name);
+    auto grantable = profile::grantable_tools(profile);
+    std::sort(grantable.begin(), grantable.end());
+    EXPECT_EQ(grantable, approval);
+    EXPECT_EQ(profile::grant_only_credentials(profile), std::set<std::string>{"refund_key"});
+    EXPECT_EQ(policy.credentials, std::vector<std::string>{"orders_token"});
 }
 
 TEST(Policy, HostnamesBecomeOneRulePerAddressAndDeniedNamesAreNotResolved) {

@@ -772,6 +772,61 @@ TEST(ProfileErrors, TwoCredentialsInOneVariable) {
                  "variable)");
 }
 
+// issue_refund of base_profile() with credential refund_token delivered as `deliver`.
+json with_refund_token(json deliver) {
+    json doc = with(base_profile(), "/tools/issue_refund/credentials", {"refund_token"});
+    json cred = {{"source", {{"file", "refund.txt"}}}};
+    if (!deliver.is_null()) cred["deliver"] = std::move(deliver);
+    return with(doc, "/credentials/refund_token", cred);
+}
+
+TEST(ProfileErrors, CredentialOfAnApprovalRequiredToolIsNotDeliveredByEnv) {
+    expect_error(with_refund_token({{"env", "REFUND_TOKEN"}}),
+                 "credentials.refund_token.deliver.env",
+                 "\"REFUND_TOKEN\" cannot reach the agent: issue_refund is in approvalRequired, "
+                 "so its credential is issued only when a human grants it, after the agent "
+                 "started, and the agent's environment cannot change then (deliver it as a "
+                 "file: {\"file\": \"refund_token\"}, or leave deliver out)");
+}
+
+TEST(ProfileCredentials, CredentialOfAnApprovalRequiredToolIsAFile) {
+    auto p = parse_profile(with_refund_token({{"file", "refund"}}), kNow);
+    EXPECT_EQ(p.credentials.at("refund_token").deliver_file, "refund");
+    p = parse_profile(with_refund_token(nullptr), kNow);
+    EXPECT_EQ(p.credentials.at("refund_token").deliver_file, "refund_token");
+    EXPECT_EQ(grant_only_credentials(p), std::set<std::string>{"refund_token"});
+}
+
+// A credential some open tool uses reaches the agent at its start: env is fine.
+TEST(ProfileCredentials, CredentialSharedWithAnOpenToolMayBeDeliveredByEnv) {
+    json doc = with(base_profile(), "/tools/issue_refund/credentials", {"orders_token"});
+    auto p = parse_profile(doc, kNow);
+    EXPECT_EQ(p.credentials.at("orders_token").deliver_env, "ORDERS_TOKEN");
+    EXPECT_TRUE(grant_only_credentials(p).empty());
+}
+
+// Deny wins: a tool both denied and approval-required never opens.
+TEST(ProfileCredentials, DeniedToolOpensByNoGrant) {
+    json doc = with_refund_token({{"env", "REFUND_TOKEN"}});
+    doc = with(doc, "/deniedTools", {"bulk_message", "issue_refund"});
+    auto p = parse_profile(doc, kNow);
+    EXPECT_TRUE(grantable_tools(p).empty());
+    EXPECT_TRUE(grant_only_credentials(p).empty());
+}
+
+TEST(ProfileCredentials, GrantOnlyCredentialsOfEveryGrantableTool) {
+    json doc = with_refund_token(nullptr);
+    doc = with(doc, "/tools/cancel_order",
+               {{"endpoints", {"127.0.0.5:443"}}, {"credentials", {"refund_token", "cancel"}}});
+    doc = with(doc, "/credentials/cancel", {{"source", {{"env", "CANCEL"}}}});
+    // Also in allowedTools: approvalRequired still closes it until a grant.
+    doc = with(doc, "/allowedTools", {"lookup_order", "cancel_order"});
+    doc = with(doc, "/approvalRequired", {"issue_refund", "cancel_order"});
+    auto p = parse_profile(doc, kNow);
+    EXPECT_EQ(grantable_tools(p), (std::vector<std::string>{"issue_refund", "cancel_order"}));
+    EXPECT_EQ(grant_only_credentials(p), (std::set<std::string>{"cancel", "refund_token"}));
+}
+
 TEST(ProfileErrors, Syscalls) {
     expect_error(with(base_profile(), "/syscalls/baseline", "agent default"), "syscalls.baseline",
                  "\"agent default\" is not valid (expected 1-64 letters, digits, '_' or '-', "
