@@ -28,6 +28,9 @@
  *                       descriptors can hand the agent an inet socket made
  *                       outside the subtree, which nothing here filters.
  *                       socketpair() and inherited pipes are unaffected.
+ *                       One exception: a session whose policy says so may
+ *                       connect() to the approval broker's socket, at
+ *                       CORDON_APPROVAL_SOCKET in its mount namespace.
  *   cgroup_skb/egress   the backstop: every IP packet a session socket
  *                       sends must be plain TCP or UDP to an address and
  *                       port the rules allow, or it is dropped. It covers
@@ -45,6 +48,16 @@
  * v4-mapped, so ::ffff:a.b.c.d meets the IPv4 rules. Returning 0 denies:
  * the caller's system call fails with EPERM, or the packet is dropped.
  * Each denial is reported to the session's own ring buffer.
+ *
+ * Approval gates: a rule may name a gate of its session; its ranges then
+ * pass only while that gate is open (an entry in the gates map). An
+ * ungated range covering a destination decides alone and touches no gate.
+ * Otherwise connect and sendmsg take one use of the first covering gate
+ * that is open with uses left, and report the use; egress lets the packets
+ * of a gated range pass while its gate is open, whatever its uses left, so
+ * that the connection that took the last use keeps working until the gate
+ * is closed. A destination only closed gates cover is denied with reason
+ * approval. Gated ranges never open port 53 or 853 (see below).
  *
  * DNS is the supervisor's: in every hook, a destination port 53 or 853
  * (TCP or UDP) is allowed only to the session's own resolver address and
@@ -65,8 +78,10 @@
 #include <linux/in6.h>
 #include <linux/ip.h>
 #include <linux/ipv6.h>
+#include <linux/un.h>
 #include <stdbool.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
 #include "netfilter.h"
@@ -151,6 +166,19 @@ struct {
 } rules SEC(".maps");
 
 /*
+ * Open gates by session and gate number, with the uses each has left. No
+ * entry: the gate is closed. Full: open_gate fails, and the gate stays
+ * closed.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, CORDON_MAX_GATES);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct gate_key);
+	__type(value, struct gate_value);
+} gates SEC(".maps");
+
+/*
  * Ring buffers of denials, one per events slot; a session's policy names
  * its slot, so that a supervisor reads only its sessions' events. User
  * space creates the inner ring buffers; this one is the template they must
@@ -203,31 +231,121 @@ static __always_inline __u8 proto_bit(__u32 type, __u32 protocol)
 	return 0; /* raw, ping, UDP-Lite, SCTP, MPTCP, ...: no rule names them */
 }
 
-static __always_inline bool ports_allow(const struct rule_value *rule, __u16 port, __u8 protocol)
+/* How a hook treats the gated ranges that cover a destination. */
+enum gate_mode {
+	GATE_TAKE, /* connect, sendmsg: an open gate passes by giving up a use */
+	GATE_OPEN, /* egress: an open gate passes, whatever its uses left */
+	GATE_ANY,  /* the quiet probe's question: does any range cover it at all? */
+};
+
+/* What check_destination decided. */
+struct verdict {
+	__u32 reason;	 /* 0: allowed, else CORDON_DENY_* */
+	__u16 gate;	 /* the gate that let it pass, or the first that covered a denial */
+	__u32 uses_left; /* GATE_TAKE through a gate: what the gate has left after this use */
+};
+
+static __always_inline bool range_covers(const struct rule_value *rule, int i, __u16 port,
+					 __u8 protocol)
+{
+	return (rule->protocols[i] & protocol) && port >= rule->port_first[i] &&
+	       port <= rule->port_last[i];
+}
+
+/*
+ * This loop and the next are bounded loops (Linux 5.3): clang 14 will not
+ * unroll a loop that reads gate[] as well.
+ */
+static __always_inline bool ungated_covers(const struct rule_value *rule, __u16 port, __u8 protocol)
 {
 	__u32 count = rule->count;
 
-#pragma unroll
 	for (int i = 0; i < CORDON_MAX_PORT_RANGES; i++) {
 		if (i >= count)
 			break;
-		if ((rule->protocols[i] & protocol) && port >= rule->port_first[i] &&
-		    port <= rule->port_last[i])
+		if (!rule->gate[i] && range_covers(rule, i, port, protocol))
 			return true;
 	}
 	return false;
 }
 
-/* Does the session's longest prefix covering key->addr allow port over protocol? */
-static __always_inline bool rules_allow(__u64 cgroup_id, struct rule_key *key, __u16 port,
-					__u8 protocol)
+/*
+ * Takes one use of an open gate under its lock, so that of connects racing
+ * for the last use exactly one gets it. A fetching atomic would need no
+ * lock but BPF_FETCH (Linux 5.12, clang -mcpu=v3), above this object's
+ * minimum kernel; bpf_spin_lock works there.
+ */
+static __always_inline bool take_use(struct gate_value *g, __u32 *left)
 {
+	__u32 uses;
+
+	bpf_spin_lock(&g->lock);
+	uses = g->uses;
+	if (uses != 0 && uses != CORDON_GATE_UNLIMITED)
+		g->uses = uses - 1;
+	bpf_spin_unlock(&g->lock);
+	if (uses == 0)
+		return false;
+	*left = uses == CORDON_GATE_UNLIMITED ? uses : uses - 1;
+	return true;
+}
+
+static __always_inline bool gate_passes(__u64 cgroup_id, __u16 gate, enum gate_mode mode,
+					__u32 *left)
+{
+	struct gate_key key = {.cgroup_id = cgroup_id, .gate = gate};
+	struct gate_value *g;
+
+	if (mode == GATE_ANY)
+		return true;
+	g = bpf_map_lookup_elem(&gates, &key);
+	if (!g)
+		return false; /* closed */
+	return mode == GATE_OPEN || take_use(g, left);
+}
+
+/*
+ * The session's longest prefix covering key->addr, on port over protocol:
+ * an ungated range allows alone; else the covering gated ranges are tried
+ * in order. Two passes, so that an ungated range later in the entry still
+ * spares a gate its use.
+ */
+static __always_inline struct verdict rules_decide(__u64 cgroup_id, struct rule_key *key,
+						   __u16 port, __u8 protocol, enum gate_mode mode)
+{
+	struct verdict v = {.reason = CORDON_DENY_NO_RULE};
 	struct rule_value *rule;
+	__u32 count;
 
 	key->prefixlen = 64 + 128;
 	key->cgroup_id = cgroup_id;
 	rule = bpf_map_lookup_elem(&rules, key);
-	return rule && ports_allow(rule, port, protocol);
+	if (!rule)
+		return v;
+	count = rule->count;
+
+	if (ungated_covers(rule, port, protocol)) {
+		v.reason = 0;
+		return v;
+	}
+	for (int i = 0; i < CORDON_MAX_PORT_RANGES; i++) {
+		__u16 gate = rule->gate[i];
+
+		if (i >= count)
+			break;
+		if (!gate || !range_covers(rule, i, port, protocol))
+			continue;
+		if (gate_passes(cgroup_id, gate, mode, &v.uses_left)) {
+			v.reason = 0;
+			v.gate = gate;
+			return v;
+		}
+		if (!v.gate) {
+			v.reason = CORDON_DENY_APPROVAL;
+			v.gate = gate;
+		}
+	}
+	return v;
 }
 
 static __always_inline bool is_resolver(const struct session_policy *session, const __u8 *addr,
@@ -244,22 +362,25 @@ static __always_inline bool is_resolver(const struct session_policy *session, co
 
 /*
  * The one match every hook makes, on a destination whose key->addr is
- * filled in: 0 to allow, else the reason to deny. The session's resolver
- * first, then the DNS ports nobody else may serve, then the rules.
+ * filled in. The session's resolver first, then the DNS ports nobody else
+ * may serve (whatever a rule or a gate says), then the rules.
  */
-static __always_inline __u32 check_destination(__u64 cgroup_id,
-					       const struct session_policy *session,
-					       struct rule_key *key, __u16 port, __u8 protocol)
+static __always_inline struct verdict check_destination(__u64 cgroup_id,
+							const struct session_policy *session,
+							struct rule_key *key, __u16 port,
+							__u8 protocol, enum gate_mode mode)
 {
+	struct verdict v = {};
+
 	if (!protocol)
-		return CORDON_DENY_NO_RULE;
-	if (is_resolver(session, key->addr, port))
-		return 0;
-	if (port == CORDON_DNS_PORT || port == CORDON_DOT_PORT)
-		return CORDON_DENY_DIRECT_DNS;
-	if (rules_allow(cgroup_id, key, port, protocol))
-		return 0;
-	return CORDON_DENY_NO_RULE;
+		v.reason = CORDON_DENY_NO_RULE;
+	else if (is_resolver(session, key->addr, port))
+		v.reason = 0;
+	else if (port == CORDON_DNS_PORT || port == CORDON_DOT_PORT)
+		v.reason = CORDON_DENY_DIRECT_DNS;
+	else
+		v = rules_decide(cgroup_id, key, port, protocol, mode);
+	return v;
 }
 
 /* ---------------------------------------------------------------- events */
@@ -301,12 +422,19 @@ static __always_inline struct net_event *new_event(__u64 cgroup_id, struct sessi
 	e->family = family;
 	__builtin_memcpy(e->addr, addr, sizeof(e->addr));
 	e->drops = 0;
+	e->gate = 0;
+	e->reserved = 0;
+	e->uses_left = 0;
 	return e;
 }
 
-/* Reports a denial of a system call, made by the current task. */
-static __always_inline void report(__u64 cgroup_id, __u32 hook, __u32 reason, __u32 family,
-				   const __u8 *addr, __u16 port, __u8 protocol)
+/*
+ * Reports what the current task's system call met: v->reason, or, when
+ * reason is CORDON_GATE_USE, the use it took of gate v->gate.
+ */
+static __always_inline void report(__u64 cgroup_id, __u32 hook, __u32 reason,
+				   const struct verdict *v, __u32 family, const __u8 *addr,
+				   __u16 port, __u8 protocol)
 {
 	struct session_counters *count;
 	struct net_event *e;
@@ -317,46 +445,59 @@ static __always_inline void report(__u64 cgroup_id, __u32 hook, __u32 reason, __
 		return;
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->gate = v->gate;
+	if (reason == CORDON_GATE_USE)
+		e->uses_left = v->uses_left;
 	bpf_ringbuf_submit(e, 0);
 }
 
 /* ---------------------------------------------------------------- connect, sendmsg */
 
-/* The verdict on one destination; key.addr is already filled in. */
 /*
  * glibc's getaddrinfo connect()s a UDP socket to each address it found, to
  * sort them (RFC 6724), and sends nothing. For an address and port the
- * rules allow over TCP only, that connect is refused without an event:
- * otherwise every lookup of a TCP tool's name would read as an attack.
+ * rules allow over TCP only (through a gate or not, open or closed), that
+ * connect is refused without an event and takes no use of a gate:
+ * otherwise every lookup of a TCP tool's name would read as an attack, or
+ * spend the approval a human gave. A gated rule over UDP cannot tell the
+ * probe from a real connect: there the probe takes a use like any connect,
+ * and, its gate closed, is reported (reason, the UDP verdict, is then
+ * approval, not no-rule), so that the broker hears of the request.
  */
 static __always_inline bool quiet_probe(__u64 cgroup_id, struct session_policy *session,
-					struct rule_key *key, __u16 port, __u8 protocol, __u32 hook)
+					struct rule_key *key, __u16 port, __u8 protocol, __u32 hook,
+					__u32 reason)
 {
-	if (!session || protocol != CORDON_PROTO_UDP)
+	if (!session || protocol != CORDON_PROTO_UDP || reason != CORDON_DENY_NO_RULE)
 		return false;
 	if (hook != CORDON_HOOK_CONNECT4 && hook != CORDON_HOOK_CONNECT6)
 		return false;
-	return check_destination(cgroup_id, session, key, port, CORDON_PROTO_TCP) == 0;
+	return check_destination(cgroup_id, session, key, port, CORDON_PROTO_TCP, GATE_ANY)
+		       .reason == 0;
 }
 
+/* The verdict on one destination; key->addr is already filled in. */
 static __always_inline int decide(struct bpf_sock_addr *ctx, struct rule_key *key, __u32 hook)
 {
 	__u64 cgroup_id = bpf_get_current_cgroup_id();
 	__u16 port = bpf_ntohs((__u16)ctx->user_port);
 	__u8 protocol = proto_bit(ctx->type, ctx->protocol);
+	struct verdict v = {.reason = CORDON_DENY_NO_SESSION};
 	struct session_policy *session;
-	__u32 reason;
 
 	session = bpf_map_lookup_elem(&sessions, &cgroup_id);
-	if (!session)
-		reason = CORDON_DENY_NO_SESSION;
-	else
-		reason = check_destination(cgroup_id, session, key, port, protocol);
-	if (!reason)
+	if (session)
+		v = check_destination(cgroup_id, session, key, port, protocol, GATE_TAKE);
+	if (!v.reason) {
+		/* Each use is reported: the supervisor audits and counts them. */
+		if (v.gate)
+			report(cgroup_id, hook, CORDON_GATE_USE, &v, ctx->family, key->addr, port,
+			       protocol);
 		return VERDICT_ALLOW;
-	if (quiet_probe(cgroup_id, session, key, port, protocol, hook))
+	}
+	if (quiet_probe(cgroup_id, session, key, port, protocol, hook, v.reason))
 		return VERDICT_DENY;
-	report(cgroup_id, hook, reason, ctx->family, key->addr, port, protocol);
+	report(cgroup_id, hook, v.reason, &v, ctx->family, key->addr, port, protocol);
 	return VERDICT_DENY;
 }
 
@@ -413,7 +554,10 @@ int cordon_sendmsg6(struct bpf_sock_addr *ctx)
  * libbpf before 1.3 knows no section name for the Unix hooks: both are
  * declared as connect4 programs, and the loader sets their real attach
  * types (BPF_CGROUP_UNIX_CONNECT, BPF_CGROUP_UNIX_SENDMSG) before load.
- * The body reads no field of the context, so it verifies under either.
+ * Neither reads a field of the context itself, so both verify under
+ * either type; the address of a Unix connect is read through the kernel's
+ * own context (bpf_cast_to_kern_ctx), as in the kernel's selftest
+ * tools/testing/selftests/bpf/progs/connect_unix_prog.c.
  */
 /*
  * glibc tries nscd's socket at every name and user lookup, so Unix denials
@@ -445,12 +589,69 @@ static __always_inline int deny_unix(__u32 hook)
 	return VERDICT_DENY;
 }
 
+/*
+ * The kernel's context of a sock_addr program (include/linux/filter.h), as
+ * far as read here; CO-RE finds the fields' offsets in the kernel's BTF.
+ */
+struct bpf_sock_addr_kern {
+	struct sockaddr *uaddr;
+	__u32 uaddrlen; /* Linux 6.7, with the Unix hooks */
+} __attribute__((preserve_access_index));
+
+/*
+ * Weak, so that the object loads where they are missing; the Unix
+ * programs, their only callers, are switched off there, as every kernel
+ * with the Unix hooks (6.7) has both (6.2).
+ */
+extern void *bpf_cast_to_kern_ctx(void *obj) __ksym __weak;
+extern void *bpf_rdonly_cast(const void *obj, __u32 btf_id) __ksym __weak;
+
+#define SUN_PATH_OFFSET 2 /* offsetof(struct sockaddr_un, sun_path) */
+#define APPROVAL_PATH_LEN (sizeof(CORDON_APPROVAL_SOCKET) - 1)
+
+/*
+ * Whether a Unix connect() names exactly CORDON_APPROVAL_SOCKET, as the
+ * kernel will read it: sun_path up to the address length or to the first
+ * NUL, whichever comes first (unix_mkname_bsd). The kernel has copied the
+ * address already (move_addr_to_kernel), so it cannot change under us.
+ */
+static __always_inline bool to_approval_socket(struct bpf_sock_addr *ctx)
+{
+	struct bpf_sock_addr_kern *sa = bpf_cast_to_kern_ctx(ctx);
+	struct sockaddr_un *un;
+	__u32 len = sa->uaddrlen;
+
+	if (len < SUN_PATH_OFFSET + APPROVAL_PATH_LEN)
+		return false;
+	un = bpf_rdonly_cast(sa->uaddr, bpf_core_type_id_kernel(struct sockaddr_un));
+#pragma unroll
+	for (int i = 0; i < APPROVAL_PATH_LEN; i++) {
+		if (un->sun_path[i] != CORDON_APPROVAL_SOCKET[i])
+			return false;
+	}
+	return len == SUN_PATH_OFFSET + APPROVAL_PATH_LEN || un->sun_path[APPROVAL_PATH_LEN] == 0;
+}
+
+/* Only a session with CORDON_SESSION_APPROVAL_SOCKET reaches the broker's socket. */
+static __always_inline bool approval_socket_allowed(struct bpf_sock_addr *ctx)
+{
+	__u64 cgroup_id = bpf_get_current_cgroup_id();
+	struct session_policy *session;
+
+	session = bpf_map_lookup_elem(&sessions, &cgroup_id);
+	return session && (session->flags & CORDON_SESSION_APPROVAL_SOCKET) &&
+	       to_approval_socket(ctx);
+}
+
 SEC("cgroup/connect4")
 int cordon_unix_conn(struct bpf_sock_addr *ctx)
 {
+	if (approval_socket_allowed(ctx))
+		return VERDICT_ALLOW;
 	return deny_unix(CORDON_HOOK_UNIX_CONNECT);
 }
 
+/* Addressed sends have no exception: the broker's socket is a stream one. */
 SEC("cgroup/connect4")
 int cordon_unix_send(struct bpf_sock_addr *ctx)
 {
@@ -460,6 +661,7 @@ int cordon_unix_send(struct bpf_sock_addr *ctx)
 /* ---------------------------------------------------------------- sock_create, setsockopt */
 
 static const __u8 no_addr[16];
+static const struct verdict no_gate;
 
 SEC("cgroup/sock_create")
 int cordon_sock_create(struct bpf_sock *ctx)
@@ -477,7 +679,7 @@ int cordon_sock_create(struct bpf_sock *ctx)
 		reason = CORDON_DENY_SOCKET_TYPE;
 	else
 		return VERDICT_ALLOW;
-	report(cgroup_id, CORDON_HOOK_SOCK_CREATE, reason, ctx->family, no_addr, 0,
+	report(cgroup_id, CORDON_HOOK_SOCK_CREATE, reason, &no_gate, ctx->family, no_addr, 0,
 	       proto_bit(ctx->type, ctx->protocol));
 	return VERDICT_DENY;
 }
@@ -515,8 +717,8 @@ int cordon_sockopt(struct bpf_sockopt *ctx)
 	family = sk->family;
 	if ((family != AF_INET && family != AF_INET6) || !adds_ip_options(ctx->level, ctx->optname))
 		return VERDICT_ALLOW;
-	report(cgroup_id, CORDON_HOOK_SETSOCKOPT, CORDON_DENY_IP_OPTIONS, family, no_addr, 0,
-	       proto_bit(sk->type, sk->protocol));
+	report(cgroup_id, CORDON_HOOK_SETSOCKOPT, CORDON_DENY_IP_OPTIONS, &no_gate, family, no_addr,
+	       0, proto_bit(sk->type, sk->protocol));
 	return VERDICT_DENY;
 }
 
@@ -621,8 +823,9 @@ static __always_inline __u32 parse_packet(struct __sk_buff *skb, struct packet *
  * CPUs dropping at once may report one power twice or skip it.
  */
 static __always_inline void count_drop(__u64 cgroup_id, struct session_counters *count,
-				       __u32 reason, const struct packet *pkt)
+				       const struct verdict *v, const struct packet *pkt)
 {
+	__u32 reason = v->reason;
 	struct net_event *e;
 	__u64 drops;
 
@@ -642,6 +845,7 @@ static __always_inline void count_drop(__u64 cgroup_id, struct session_counters 
 	e->pid = 0;
 	__builtin_memset(e->comm, 0, sizeof(e->comm));
 	e->drops = drops;
+	e->gate = v->gate;
 	bpf_ringbuf_submit(e, 0);
 }
 
@@ -705,7 +909,7 @@ int cordon_egress(struct __sk_buff *skb)
 	struct session_policy *session;
 	struct session_counters *count;
 	struct packet pkt = {};
-	__u32 reason;
+	struct verdict v = {};
 
 	session = bpf_map_lookup_elem(&sessions, &cgroup_id);
 	if (!session)
@@ -713,16 +917,19 @@ int cordon_egress(struct __sk_buff *skb)
 	count = bpf_map_lookup_elem(&counters, &cgroup_id);
 	if (!count)
 		return VERDICT_DENY;
-	reason = parse_packet(skb, &pkt);
-	if (!reason)
-		reason = check_destination(cgroup_id, session, &pkt.key, pkt.port, pkt.protocol);
-	if (!reason && budget_spent(session, count))
-		reason = CORDON_DENY_BUDGET;
-	if (!reason) {
+	v.reason = parse_packet(skb, &pkt);
+	if (!v.reason)
+		v = check_destination(cgroup_id, session, &pkt.key, pkt.port, pkt.protocol,
+				      GATE_OPEN);
+	if (!v.reason && budget_spent(session, count)) {
+		v.reason = CORDON_DENY_BUDGET;
+		v.gate = 0;
+	}
+	if (!v.reason) {
 		count_sent(cgroup_id, count, &pkt, skb);
 		return VERDICT_ALLOW;
 	}
-	count_drop(cgroup_id, count, reason, &pkt);
+	count_drop(cgroup_id, count, &v, &pkt);
 	return VERDICT_DENY;
 }
 

@@ -10,6 +10,7 @@
 #ifndef __u8
 #include <linux/types.h>
 #endif
+#include <linux/bpf.h> /* struct bpf_spin_lock */
 
 /* Port ranges one rules trie entry holds after folding. */
 #define CORDON_MAX_PORT_RANGES 8
@@ -17,12 +18,17 @@
 /*
  * Default map sizes; the loader may set others before load (NetfilterConfig).
  * A full sessions or rules map denies: add_session or replace_rules fails.
+ * A full gates map keeps gates closed: open_gate fails.
  * A full destinations map only loses attribution: the packet is decided as
  * usual and counted in session_counters.unattributed_*.
  */
 #define CORDON_MAX_SESSIONS 4096
 #define CORDON_MAX_RULES (1 << 20)
 #define CORDON_MAX_DESTINATIONS 65536
+#define CORDON_MAX_GATES 65536
+
+/* gate_value.uses of a gate opened without a count, and net_event.uses_left then. */
+#define CORDON_GATE_UNLIMITED 0xffffffffu
 
 /*
  * Destination ports that carry DNS (53) and DNS over TLS (853). A session
@@ -66,10 +72,25 @@ enum cordon_reason {
 	CORDON_DENY_DIRECT_DNS = 7,  /* port 53 or 853 anywhere but the session's resolver */
 	CORDON_DENY_BUDGET = 8,	     /* egress: the session's byte budget is spent */
 	CORDON_DENY_UNIX_SOCKET = 9, /* a Unix socket address: a way out no inet rule sees */
+	/*
+	 * Only gated ranges cover the destination, and none of their gates is
+	 * open with a use left (connect, sendmsg) or open at all (egress).
+	 */
+	CORDON_DENY_APPROVAL = 10,
+	/* Not a denial: a connect() or addressed send took a use of an open gate. */
+	CORDON_GATE_USE = 11,
 };
 
 /* Bits of session_policy.flags. */
 #define CORDON_SESSION_RESOLVER 1 /* resolver_addr and resolver_port are set */
+/* connect() of an AF_UNIX socket to CORDON_APPROVAL_SOCKET is allowed */
+#define CORDON_SESSION_APPROVAL_SOCKET 2
+
+/*
+ * Where the approval broker's socket appears in the agent's mount namespace:
+ * the one Unix socket a session with CORDON_SESSION_APPROVAL_SOCKET reaches.
+ */
+#define CORDON_APPROVAL_SOCKET "/run/cordon-approval/socket"
 
 /*
  * Value of the sessions map, keyed by cgroup id (__u64): what user space
@@ -132,19 +153,40 @@ struct rule_key {
 /*
  * Value of the rules trie: the ports allowed to the prefix. User space
  * folds the ports of every shorter covering prefix into each entry, since
- * an LPM lookup returns only the longest match.
+ * an LPM lookup returns only the longest match. Ranges of different gates
+ * are never merged; ungated ranges come first, then gated ones by gate.
  */
 struct rule_value {
 	__u16 port_first[CORDON_MAX_PORT_RANGES];
 	__u16 port_last[CORDON_MAX_PORT_RANGES];
 	__u8 protocols[CORDON_MAX_PORT_RANGES]; /* CORDON_PROTO_* bits */
 	__u32 count;
+	/* 0: the range is open; else it passes only while this gate is open */
+	__u16 gate[CORDON_MAX_PORT_RANGES];
+};
+
+/* Key of the gates map: one gate of one session. */
+struct gate_key {
+	__u64 cgroup_id;
+	__u16 gate; /* never 0 */
+	__u8 reserved[6];
 };
 
 /*
- * One denial, sent to the session's ring buffer. Egress runs for packets a
- * task did not necessarily send (retransmissions, ACKs from softirq): its
- * events carry no pid or comm, and only some are sent (see drops).
+ * Value of the gates map: an entry is an open gate. The programs take a
+ * use under the lock, so that of concurrent connects exactly `uses` pass;
+ * user space writes it with BPF_F_LOCK.
+ */
+struct gate_value {
+	struct bpf_spin_lock lock;
+	__u32 uses; /* new connections it still lets through; CORDON_GATE_UNLIMITED: no count */
+};
+
+/*
+ * One denial, or one use of a gate (reason CORDON_GATE_USE), sent to the
+ * session's ring buffer. Egress runs for packets a task did not
+ * necessarily send (retransmissions, ACKs from softirq): its events carry
+ * no pid or comm, and only some are sent (see drops).
  */
 struct net_event {
 	__u64 cgroup_id;
@@ -161,6 +203,11 @@ struct net_event {
 	 * budget: its budget drops so far); else 0
 	 */
 	__u64 drops;
+	/* reasons approval and gate-use: the gate of the covering range; else 0 */
+	__u16 gate;
+	__u16 reserved;
+	/* gate-use: the uses the gate has left after this one (or CORDON_GATE_UNLIMITED); else 0 */
+	__u32 uses_left;
 };
 
 #endif /* CORDON_BPF_NETFILTER_H */

@@ -54,6 +54,11 @@ void add_map_options(CLI::App& app, cordon::netfilter::NetfilterConfig& config) 
         ->type_name("N")
         ->capture_default_str()
         ->check(CLI::Range(1u, 1u << 24));
+    app.add_option("--max-gates", config.max_gates,
+                   "open approval gates of all sessions together, when the maps are created")
+        ->type_name("N")
+        ->capture_default_str()
+        ->check(CLI::Range(1u, 1u << 24));
 }
 
 // How agent-run reaches cordond, or does without it.
@@ -116,9 +121,9 @@ void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& c
 }
 
 // Options that set up the host, which cordond's configuration decides.
-constexpr const char* kHostOptions[] = {"--audit-log", "--cgroup",       "--bpf-pin-dir",
-                                        "--run-dir",   "--seccomp-dir",  "--dns-upstream",
-                                        "--max-rules", "--max-sessions", "--max-destinations"};
+constexpr const char* kHostOptions[] = {
+    "--audit-log",    "--cgroup",    "--bpf-pin-dir",  "--run-dir",          "--seccomp-dir",
+    "--dns-upstream", "--max-rules", "--max-sessions", "--max-destinations", "--max-gates"};
 
 // The request cordond gets: the profile by name (or its absolute path),
 // the command, where and with what environment it runs.

@@ -18,6 +18,7 @@ struct PortSpan {
     uint16_t first;
     uint16_t last;
     uint8_t protocols;
+    uint16_t gate;  // 0: ungated
 };
 
 profile::Ip6 masked(const profile::Ip6& addr, unsigned prefix_len) {
@@ -29,27 +30,40 @@ profile::Ip6 masked(const profile::Ip6& addr, unsigned prefix_len) {
     return out;
 }
 
-// Merges overlapping and adjacent ranges per protocol, then joins the
-// protocols of identical ranges, so that entries use as few slots as they can.
+using Range = std::pair<uint16_t, uint16_t>;
+
+// Sorted ranges with the overlapping and adjacent ones merged.
+std::vector<Range> merge_ranges(std::vector<Range> ranges) {
+    std::sort(ranges.begin(), ranges.end());
+    std::vector<Range> merged;
+    for (const auto& r : ranges) {
+        if (!merged.empty() && r.first <= merged.back().second + 1)
+            merged.back().second = std::max(merged.back().second, r.second);
+        else
+            merged.push_back(r);
+    }
+    return merged;
+}
+
+// Merges overlapping and adjacent ranges per gate and protocol, then joins
+// the protocols of identical ranges of one gate, so that entries use as few
+// slots as they can. Ranges of different gates never merge: each passes
+// only while its own gate is open. Ungated ranges (gate 0) come first.
 std::vector<PortSpan> merge_spans(const std::vector<PortSpan>& spans) {
-    std::map<std::pair<uint16_t, uint16_t>, uint8_t> joined;
-    for (uint8_t proto : {uint8_t{CORDON_PROTO_TCP}, uint8_t{CORDON_PROTO_UDP}}) {
-        std::vector<std::pair<uint16_t, uint16_t>> ranges;
-        for (const auto& s : spans)
-            if (s.protocols & proto) ranges.emplace_back(s.first, s.last);
-        std::sort(ranges.begin(), ranges.end());
-        std::vector<std::pair<uint16_t, uint16_t>> merged;
-        for (const auto& r : ranges) {
-            if (!merged.empty() && r.first <= merged.back().second + 1)
-                merged.back().second = std::max(merged.back().second, r.second);
-            else
-                merged.push_back(r);
+    std::set<uint16_t> gates;
+    for (const auto& s : spans) gates.insert(s.gate);
+    std::map<std::pair<uint16_t, Range>, uint8_t> joined;  // (gate, range) -> protocols
+    for (uint16_t gate : gates) {
+        for (uint8_t proto : {uint8_t{CORDON_PROTO_TCP}, uint8_t{CORDON_PROTO_UDP}}) {
+            std::vector<Range> ranges;
+            for (const auto& s : spans)
+                if (s.gate == gate && (s.protocols & proto)) ranges.emplace_back(s.first, s.last);
+            for (const auto& r : merge_ranges(std::move(ranges))) joined[{gate, r}] |= proto;
         }
-        for (const auto& r : merged) joined[r] |= proto;
     }
     std::vector<PortSpan> out;
-    for (const auto& [range, protocols] : joined)
-        out.push_back({range.first, range.second, protocols});
+    for (const auto& [key, protocols] : joined)
+        out.push_back({key.second.first, key.second.second, protocols, key.first});
     return out;
 }
 
@@ -62,10 +76,12 @@ Status check_rule(const Rule& r) {
 }
 
 Result<rule_value> to_value(const Prefix& prefix, const std::vector<PortSpan>& spans) {
+    bool gated = std::any_of(spans.begin(), spans.end(), [](const auto& s) { return s.gate; });
     if (spans.size() > CORDON_MAX_PORT_RANGES)
         return plain_error(
             "too many port ranges for " + format_prefix(prefix.first, prefix.second) + ": " +
-                std::to_string(spans.size()) + " with those of the prefixes covering it",
+                std::to_string(spans.size()) + " with those of the prefixes covering it" +
+                (gated ? ", each gate's apart" : ""),
             "at most " + std::to_string(CORDON_MAX_PORT_RANGES) +
                 " per address; merge ranges or split the endpoints");
     rule_value value{};
@@ -74,6 +90,7 @@ Result<rule_value> to_value(const Prefix& prefix, const std::vector<PortSpan>& s
         value.port_first[i] = spans[i].first;
         value.port_last[i] = spans[i].last;
         value.protocols[i] = spans[i].protocols;
+        value.gate[i] = spans[i].gate;
     }
     return value;
 }
@@ -109,7 +126,7 @@ Result<FoldedRules> fold_rules(const std::vector<Rule>& rules) {
     for (const auto& r : rules) {
         if (auto st = check_rule(r); !st) return st.error();
         prefixes[{masked(r.address, r.prefix_len), r.prefix_len}].push_back(
-            {r.ports.first, r.ports.last, r.protocols});
+            {r.ports.first, r.ports.last, r.protocols, r.gate});
         lengths.insert(r.prefix_len);
     }
     // A stop entry for each enclave a shorter rule covers: the lookup of an

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Loader and map owner of bpf/netfilter. The pin directory holds
 //   links/<hook>   one BPF link per program, attached to Cordon's root cgroup
-//   maps/<map>     sessions, counters, rules, destinations, events and event_slots
+//   maps/<map>     sessions, counters, rules, gates, destinations, events and event_slots
 // so that enforcement outlives the process that loaded it, and a later
 // process opens the maps without loading anything.
 #include "netfilter/netfilter.h"
@@ -18,6 +18,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +30,8 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "bpf/netfilter/netfilter.h"
@@ -64,11 +67,17 @@ static_assert(offsetof(destination_counters, packets) == 8);
 static_assert(sizeof(rule_key) == 28);
 static_assert(offsetof(rule_key, cgroup_id) == 4);
 static_assert(offsetof(rule_key, addr) == 12);
-static_assert(sizeof(rule_value) == 44);
+static_assert(sizeof(rule_value) == 60);
 static_assert(offsetof(rule_value, port_last) == 2 * CORDON_MAX_PORT_RANGES);
 static_assert(offsetof(rule_value, protocols) == 4 * CORDON_MAX_PORT_RANGES);
 static_assert(offsetof(rule_value, count) == 40);
-static_assert(sizeof(net_event) == 64);
+static_assert(offsetof(rule_value, gate) == 44);
+static_assert(sizeof(rule_value::gate) == 2 * CORDON_MAX_PORT_RANGES);
+static_assert(sizeof(gate_key) == 16);
+static_assert(offsetof(gate_key, gate) == 8);
+static_assert(sizeof(gate_value) == 8);
+static_assert(offsetof(gate_value, uses) == 4);
+static_assert(sizeof(net_event) == 72);
 static_assert(offsetof(net_event, pid) == 8);
 static_assert(offsetof(net_event, hook) == 12);
 static_assert(offsetof(net_event, reason) == 16);
@@ -78,6 +87,11 @@ static_assert(offsetof(net_event, family) == 23);
 static_assert(offsetof(net_event, addr) == 24);
 static_assert(offsetof(net_event, comm) == 40);
 static_assert(offsetof(net_event, drops) == 56);
+static_assert(offsetof(net_event, gate) == 64);
+static_assert(offsetof(net_event, uses_left) == 68);
+static_assert(std::is_same_v<decltype(Rule::gate), decltype(gate_key::gate)>);
+static_assert(std::string_view(kApprovalSocket) == CORDON_APPROVAL_SOCKET);
+static_assert(sizeof(CORDON_APPROVAL_SOCKET) <= sizeof(sockaddr_un::sun_path));
 static_assert(CORDON_PROTO_TCP == static_cast<int>(profile::Protocol::tcp));
 static_assert(CORDON_PROTO_UDP == static_cast<int>(profile::Protocol::udp));
 static_assert(sizeof(profile::Ip6) == sizeof(rule_key::addr));
@@ -85,6 +99,7 @@ static_assert(sizeof(profile::Ip6) == sizeof(session_policy::resolver_addr));
 static_assert(NetfilterConfig{}.max_sessions == CORDON_MAX_SESSIONS);
 static_assert(NetfilterConfig{}.max_rules == CORDON_MAX_RULES);
 static_assert(NetfilterConfig{}.max_destinations == CORDON_MAX_DESTINATIONS);
+static_assert(NetfilterConfig{}.max_gates == CORDON_MAX_GATES);
 
 namespace {
 
@@ -212,7 +227,16 @@ struct MapPin {
     const char* option;
 };
 
-enum MapIndex { kSessions, kCounters, kRules, kDestinations, kEvents, kEventSlots, kMapCount };
+enum MapIndex {
+    kSessions,
+    kCounters,
+    kRules,
+    kDestinations,
+    kEvents,
+    kEventSlots,
+    kGates,
+    kMapCount
+};
 
 constexpr MapPin kMaps[kMapCount] = {
     {"sessions", BPF_MAP_TYPE_HASH, sizeof(uint64_t), sizeof(session_policy), &Maps::sessions,
@@ -227,6 +251,8 @@ constexpr MapPin kMaps[kMapCount] = {
      &NetfilterConfig::max_sessions, "--max-sessions"},
     {"event_slots", BPF_MAP_TYPE_HASH, sizeof(uint32_t), sizeof(uint64_t), &Maps::event_slots,
      &NetfilterConfig::max_sessions, "--max-sessions"},
+    {"gates", BPF_MAP_TYPE_HASH, sizeof(gate_key), sizeof(gate_value), &Maps::gates,
+     &NetfilterConfig::max_gates, "--max-gates"},
 };
 
 std::string link_pin(const std::string& pin_dir, const char* name) {
@@ -310,6 +336,24 @@ Status check_attached_to(const std::string& cgroup_dir, const std::string& pin_d
                 "give this cgroup root a pin directory of its own (--bpf-pin-dir, bpfPinDir), "
                 "or detach the old pins (rm -r " +
                     pin_dir + ") while none of their sessions runs");
+    }
+    return ok_status();
+}
+
+// Maps are pinned before links, so links beside a missing map are no
+// loader that died half-way: they are an older build's, whose programs
+// still enforce its sessions' policy. Unpinning them would leave those
+// sessions unfiltered until the new programs are attached.
+Status check_not_older_build(const std::string& pin_dir) {
+    bool linked = std::any_of(std::begin(kPrograms), std::end(kPrograms), [&](const ProgramPin& p) {
+        return exists(link_pin(pin_dir, p.name));
+    });
+    for (const auto& m : kMaps) {
+        if (linked && !exists(map_pin(pin_dir, m.name)))
+            return plain_error(
+                "the BPF programs pinned in " + pin_dir +
+                    " come from an older build of Cordon (no " + m.name + " map)",
+                "end their sessions, then detach them (rm -r " + pin_dir + ") and start again");
     }
     return ok_status();
 }
@@ -479,6 +523,10 @@ const char* reason_name(uint32_t reason) {
             return "budget";
         case CORDON_DENY_UNIX_SOCKET:
             return "unix-socket";
+        case CORDON_DENY_APPROVAL:
+            return "approval-required";
+        case CORDON_GATE_USE:
+            return "gate-use";
         default:
             return "unknown";
     }
@@ -506,6 +554,9 @@ Denial to_denial(const net_event& e) {
     std::memcpy(d.address.data(), e.addr, d.address.size());
     d.port = e.port;
     d.drops = e.drops;
+    d.gate = e.gate;
+    if (e.reason == CORDON_GATE_USE && e.uses_left != CORDON_GATE_UNLIMITED)
+        d.uses_left = e.uses_left;
     return d;
 }
 
@@ -586,10 +637,11 @@ std::string prefix_text(const Prefix& prefix) {
     return format_prefix(prefix.first, prefix.second);
 }
 
-Result<session_policy> make_policy(const std::optional<Resolver>& resolver,
-                                   uint64_t egress_budget) {
+Result<session_policy> make_policy(const std::optional<Resolver>& resolver, uint64_t egress_budget,
+                                   bool approval_socket) {
     session_policy policy{};
     policy.egress_budget = egress_budget;
+    if (approval_socket) policy.flags |= CORDON_SESSION_APPROVAL_SOCKET;
     if (resolver) {
         if (resolver->port == 0)
             return plain_error("invalid resolver " + profile::format_ip(resolver->address) + ":0",
@@ -607,8 +659,9 @@ class PinnedNetfilter final : public Netfilter {
         : pin_dir_(std::move(pin_dir)), maps_(std::move(maps)), sizes_(sizes) {}
 
     Status add_session(uint64_t cgroup_id, const std::vector<Rule>& rules,
-                       const std::optional<Resolver>& resolver, uint64_t egress_budget) override {
-        auto policy = make_policy(resolver, egress_budget);
+                       const std::optional<Resolver>& resolver, uint64_t egress_budget,
+                       bool approval_socket) override {
+        auto policy = make_policy(resolver, egress_budget, approval_socket);
         if (!policy) return policy.error();
         auto folded = detail::fold_rules(rules);
         if (!folded) return folded.error();
@@ -661,6 +714,52 @@ class PinnedNetfilter final : public Netfilter {
         }
         if (!mine) return delete_entries(cgroup_id, walk_rule_keys(cgroup_id));
         return delete_entries(cgroup_id, keys_of(cgroup_id, mine->rules));
+    }
+
+    Status open_gate(uint64_t cgroup_id, uint16_t gate, std::optional<uint32_t> uses) override {
+        std::string what = gate_name(cgroup_id, gate);
+        if (auto st = check_gate(cgroup_id, gate, "cannot open " + what); !st) return st;
+        if (uses && *uses == CORDON_GATE_UNLIMITED)
+            return plain_error("cannot open " + what + " for " + std::to_string(*uses) + " uses",
+                               "give fewer, or no count for unlimited uses");
+        gate_key key = make_gate_key(cgroup_id, gate);
+        gate_value value{};
+        value.uses = uses.value_or(CORDON_GATE_UNLIMITED);
+        // BPF_F_LOCK: the uses are replaced under the lock the programs take them with.
+        if (bpf_map_update_elem(fd(kGates), &key, &value, BPF_F_LOCK) != 0)
+            return map_error(kGates, "cannot open " + what + " in the gates map");
+        // remove_session may have run since the check: a gate it did not see
+        // would outlive the session, so look again and take it back.
+        if (auto st = check_gate(cgroup_id, gate, "cannot open " + what); !st) {
+            (void)bpf_map_delete_elem(fd(kGates), &key);
+            return st;
+        }
+        logger()->debug("{} open, {} uses", what, uses ? std::to_string(*uses) : "unlimited");
+        return ok_status();
+    }
+
+    Status close_gate(uint64_t cgroup_id, uint16_t gate) override {
+        std::string what = gate_name(cgroup_id, gate);
+        if (gate == 0) return plain_error("cannot close " + what, "gates are numbered from 1");
+        gate_key key = make_gate_key(cgroup_id, gate);
+        if (auto st = delete_key(kGates, &key, "cannot close " + what); !st) return st;
+        logger()->debug("{} closed", what);
+        return ok_status();
+    }
+
+    Result<GateState> gate_state(uint64_t cgroup_id, uint16_t gate) const override {
+        std::string what = gate_name(cgroup_id, gate);
+        if (auto st = check_gate(cgroup_id, gate, "cannot read " + what); !st) return st.error();
+        gate_key key = make_gate_key(cgroup_id, gate);
+        gate_value value{};
+        if (bpf_map_lookup_elem_flags(fd(kGates), &key, &value, BPF_F_LOCK) != 0) {
+            if (errno == ENOENT) return GateState{};
+            return errno_error("cannot read " + what, privilege_hint(errno));
+        }
+        GateState state;
+        state.open = true;
+        if (value.uses != CORDON_GATE_UNLIMITED) state.uses_left = value.uses;
+        return state;
     }
 
     std::vector<uint64_t> session_ids() const override {
@@ -736,6 +835,27 @@ class PinnedNetfilter final : public Netfilter {
 
   private:
     int fd(MapIndex map) const { return maps_[map].get(); }
+
+    static std::string gate_name(uint64_t cgroup_id, uint16_t gate) {
+        return "gate " + std::to_string(gate) + " of " + session_name(cgroup_id);
+    }
+
+    static gate_key make_gate_key(uint64_t cgroup_id, uint16_t gate) {
+        gate_key key{};
+        key.cgroup_id = cgroup_id;
+        key.gate = gate;
+        return key;
+    }
+
+    // A gate is a number from 1 of a session that has its policy entry.
+    Status check_gate(uint64_t cgroup_id, uint16_t gate, const std::string& what) const {
+        if (gate == 0) return plain_error(what, "gates are numbered from 1; 0 is no gate");
+        session_policy policy{};
+        if (bpf_map_lookup_elem(fd(kSessions), &cgroup_id, &policy) == 0) return ok_status();
+        if (errno == ENOENT)
+            return plain_error(what + ": no such session", "add the session first");
+        return errno_error(what, privilege_hint(errno));
+    }
 
     // An error of an update of map, from errno: a full map is named, with
     // the option that sizes it.
@@ -895,6 +1015,8 @@ class PinnedNetfilter final : public Netfilter {
         keep(delete_key(kCounters, &cgroup_id, "cannot remove the counters of " + name));
         for (const auto& key : destination_keys(cgroup_id))
             keep(delete_key(kDestinations, &key, "cannot remove a destination of " + name));
+        for (const auto& key : gate_keys(cgroup_id))
+            keep(delete_key(kGates, &key, "cannot remove a gate of " + name));
         for (uint32_t slot : events_slots_of(cgroup_id))
             keep(delete_key(kEventSlots, &slot, "cannot free the events slot of " + name));
         return first;
@@ -914,6 +1036,19 @@ class PinnedNetfilter final : public Netfilter {
         rule_key key{};
         const void* prev = nullptr;
         while (bpf_map_get_next_key(fd(kRules), prev, &key) == 0) {
+            if (key.cgroup_id == cgroup_id) keys.push_back(key);
+            prev = &key;
+        }
+        return keys;
+    }
+
+    // The session's open gates: a walk, since the broker may open them from
+    // another process than the one that added the session.
+    std::vector<gate_key> gate_keys(uint64_t cgroup_id) const {
+        std::vector<gate_key> keys;
+        gate_key key{};
+        const void* prev = nullptr;
+        while (bpf_map_get_next_key(fd(kGates), prev, &key) == 0) {
             if (key.cgroup_id == cgroup_id) keys.push_back(key);
             prev = &key;
         }
@@ -942,7 +1077,7 @@ class PinnedNetfilter final : public Netfilter {
 Result<std::unique_ptr<Netfilter>> open_pinned(const std::string& pin_dir,
                                                const NetfilterConfig& wanted) {
     MapFds fds;
-    NetfilterConfig sizes{0, 0, 0};
+    NetfilterConfig sizes{0, 0, 0, 0};
     for (size_t i = 0; i < kMapCount; i++) {
         const MapPin& m = kMaps[i];
         auto map = open_map_pin(pin_dir, m);
@@ -979,6 +1114,7 @@ Result<std::unique_ptr<Netfilter>> Netfilter::open_or_attach(const std::string& 
     auto pins = all_pins(pin_dir);
     size_t present = std::count_if(pins.begin(), pins.end(), exists);
     if (present != pins.size()) {
+        if (auto st = check_not_older_build(pin_dir); !st) return st.error();
         // A loader died half-way: its pins are not a program set to trust.
         if (present != 0) logger()->debug("{}: incomplete pins, attaching again", pin_dir);
         if (auto st = unpin_all(pin_dir); !st) return st.error();

@@ -23,6 +23,10 @@ struct Rule {
     uint8_t prefix_len = 128;  // of the 128-bit form
     profile::PortRange ports;
     uint8_t protocols = 0;  // CORDON_PROTO_* bits
+    // 0: an ordinary rule. Else the rule lets traffic through only while the
+    // session's gate of this number is open (open_gate); a destination that
+    // only a closed gate's rules cover is denied with reason "approval-required".
+    uint16_t gate = 0;
 };
 
 // Whether a rule for network/prefix_len lets addr through, as the trie
@@ -31,17 +35,23 @@ struct Rule {
 // 64:ff9b:1::/48, 6to4 2002::/16) does not reach it, so [::/0] opens no IPv4.
 bool rule_reaches(const profile::Ip6& network, unsigned prefix_len, const profile::Ip6& addr);
 
-// A denial reported by the kernel.
+// A denial reported by the kernel, or a use of an open gate (reason "gate-use").
 struct Denial {
     uint64_t cgroup_id = 0;
     uint32_t pid = 0;  // 0 for "egress": packets leave in softirq too, where no task is theirs
     std::string comm;  // "" for "egress"
-    // "connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "setsockopt", "egress"
+    // "connect4", "connect6", "sendmsg4", "sendmsg6", "sock_create", "setsockopt", "egress",
+    // "connect_unix", "sendmsg_unix"
     std::string hook;
     // "no-rule", "no-session", "raw-socket", "socket-type" (an inet socket neither TCP nor
     // UDP), "ip-options" (IPv4 options or IPv6 extension headers), "protocol" (a packet
     // whose TCP or UDP header cannot be read), "direct-dns" (port 53 or 853 anywhere but
-    // the session's resolver), "budget" (egress: the session's byte budget is spent)
+    // the session's resolver), "budget" (egress: the session's byte budget is spent),
+    // "unix-socket" (an AF_UNIX connect or addressed send),
+    // "approval-required": only a gated rule covers the destination and its gate is closed,
+    //     or open with no uses left (connect/sendmsg), or closed (egress).
+    // "gate-use": NOT a denial: a connect() or addressed send went through an open gate
+    //     (each one is reported, so that the broker can audit and count uses).
     std::string reason;
     std::string protocol;  // "tcp", "udp" or "" when neither
     profile::Ip6 address{};
@@ -51,6 +61,20 @@ struct Denial {
     // 4, ...), so that a stream the rules cut does not flood the ring buffer; the others are
     // in counters().
     uint64_t drops = 0;
+    // The gate whose rule covered the destination, for reason "approval-required"
+    // and "gate-use"; 0 otherwise.
+    uint16_t gate = 0;
+    // "gate-use" only: the uses the gate has left after this one; nullopt when it
+    // was opened without a count (and for every other reason).
+    std::optional<uint32_t> uses_left;
+};
+
+// Where a gate stands (Netfilter::gate_state).
+struct GateState {
+    bool open = false;
+    // Of an open gate, the new connections it still lets through; nullopt: no
+    // count (and for a closed gate).
+    std::optional<uint32_t> uses_left;
 };
 
 // What the kernel counted for one session since it was added.
@@ -90,7 +114,12 @@ struct NetfilterConfig {
     uint32_t max_sessions = 4096;       // CORDON_MAX_SESSIONS
     uint32_t max_rules = 1u << 20;      // CORDON_MAX_RULES: trie entries, all sessions
     uint32_t max_destinations = 65536;  // CORDON_MAX_DESTINATIONS, all sessions
+    uint32_t max_gates = 65536;         // CORDON_MAX_GATES: open gates, all sessions
 };
+
+// Where a session with approval_socket reaches the approval broker: the only
+// Unix socket path it may connect() to (in its own mount namespace).
+inline constexpr const char* kApprovalSocket = "/run/cordon-approval/socket";
 
 // The denials of one session, read from its own ring buffer.
 class DenialStream {
@@ -128,10 +157,14 @@ class Netfilter {
     // rules, then its policy entry (last, so the session is never
     // half-visible). Rules are folded here (see Rule). resolver is the only
     // destination the session may reach on port 53 or 853 (kNoResolver:
-    // none); egress_budget caps the bytes it may send (0: no cap). A full
-    // map is an error that names it; nothing of the session is left.
+    // none); egress_budget caps the bytes it may send (0: no cap). With
+    // approval_socket the session may connect() to kApprovalSocket, the one
+    // Unix socket it reaches; every other Unix connect stays denied. Gated
+    // rules start closed. A full map is an error that names it; nothing of
+    // the session is left.
     virtual Status add_session(uint64_t cgroup_id, const std::vector<Rule>& rules,
-                               const std::optional<Resolver>& resolver, uint64_t egress_budget) = 0;
+                               const std::optional<Resolver>& resolver, uint64_t egress_budget,
+                               bool approval_socket = false) = 0;
 
     // Replaces the rules of a session this object added, applying only the
     // difference: new and changed trie entries first, then the stale ones
@@ -141,9 +174,25 @@ class Netfilter {
     // different sessions; one session's calls must not overlap).
     virtual Status replace_rules(uint64_t cgroup_id, const std::vector<Rule>& rules) = 0;
 
-    // Removes every entry keyed by cgroup_id (policy, rules, counters,
+    // Removes every entry keyed by cgroup_id (policy, rules, gates, counters,
     // destinations, ring buffer); missing entries are not errors.
     virtual Status remove_session(uint64_t cgroup_id) = 0;
+
+    // Opens the session's gate (1 or more): its rules pass; with `uses` set,
+    // for that many new connections (each connect() or addressed UDP send
+    // through the gate takes one; 0 keeps open connections but admits no new
+    // one), unlimited otherwise. Opening an open gate replaces its uses.
+    // Fails when the session has no policy entry or the gates map is full.
+    virtual Status open_gate(uint64_t cgroup_id, uint16_t gate, std::optional<uint32_t> uses) = 0;
+
+    // Closes it: new connections are refused and the egress program drops the
+    // packets of connections already open through it. Closing a closed gate
+    // (or one of a session that is gone) is not an error.
+    virtual Status close_gate(uint64_t cgroup_id, uint16_t gate) = 0;
+
+    // Whether the session's gate is open, and the uses it has left. Fails
+    // when the session has no policy entry.
+    virtual Result<GateState> gate_state(uint64_t cgroup_id, uint16_t gate) const = 0;
 
     // Cgroup ids that have a policy entry, for cleaning up after a crash.
     virtual std::vector<uint64_t> session_ids() const = 0;

@@ -5,6 +5,7 @@
 // back from the session's ring buffer.
 #pragma once
 
+#include <bpf/bpf.h>
 #include <linux/magic.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -20,6 +21,7 @@
 
 #include "bpf/netfilter/netfilter.h"
 #include "cgroup/cgroup.h"
+#include "cordon/fd.h"
 #include "netfilter/netfilter.h"
 #include "netfilter_probe.h"
 
@@ -34,6 +36,12 @@ inline Rule rule(const std::string& addr, uint8_t prefix_len, uint16_t first, ui
     r.prefix_len = prefix_len;
     r.ports = {first, last};
     r.protocols = protocols;
+    return r;
+}
+
+// The same rule, passing only while the session's gate is open.
+inline Rule gated(Rule r, uint16_t gate) {
+    r.gate = gate;
     return r;
 }
 
@@ -108,10 +116,12 @@ class NetfilterFixture : public ::testing::Test {
         return out;
     }
 
-    // The probe was denied with EPERM, and exactly one event says so.
+    // The probe was denied with EPERM, and exactly one event says so (with
+    // the gate that covered the destination, for reason approval-required).
     void expect_denied(const cgroup::SessionCgroup& cg, const ProbeResult& r,
                        const std::string& hook, const std::string& addr, uint16_t port,
-                       const std::string& protocol, const std::string& reason = "no-rule") {
+                       const std::string& protocol, const std::string& reason = "no-rule",
+                       uint16_t gate = 0) {
         EXPECT_EQ(r.status, EPERM) << "pid " << r.pid;
         auto events = drain(cg.id());
         ASSERT_EQ(events.size(), 1u) << "denials reported for " << hook << " " << addr;
@@ -125,6 +135,8 @@ class NetfilterFixture : public ::testing::Test {
         EXPECT_EQ(d.address, ip(addr)) << "expected " << addr;
         EXPECT_EQ(d.port, port);
         EXPECT_EQ(d.drops, 0u);
+        EXPECT_EQ(d.gate, gate);
+        EXPECT_FALSE(d.uses_left);
     }
 
     // One egress event: no task behind it, the session's drop count so far.
@@ -151,6 +163,30 @@ class NetfilterFixture : public ::testing::Test {
     void expect_allowed(const cgroup::SessionCgroup& cg, const ProbeResult& r, int status = 0) {
         EXPECT_EQ(r.status, status) << "pid " << r.pid;
         EXPECT_TRUE(drain(cg.id()).empty());
+    }
+
+    // A pinned map of the test's program set, opened afresh.
+    UniqueFd pinned_map(const std::string& name) {
+        UniqueFd fd(bpf_obj_get((pin_dir_ + "/maps/" + name).c_str()));
+        EXPECT_TRUE(fd.valid()) << "cannot open pinned map " << name << ": " << strerror(errno);
+        return fd;
+    }
+
+    // Entries of a pinned map, all sessions together.
+    size_t count_entries(const std::string& name) {
+        UniqueFd fd = pinned_map(name);
+        bpf_map_info info{};
+        uint32_t len = sizeof(info);
+        if (!fd.valid() || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return SIZE_MAX;
+        std::vector<uint8_t> key(info.key_size), next(info.key_size);
+        size_t n = 0;
+        const void* prev = nullptr;
+        while (bpf_map_get_next_key(fd.get(), prev, next.data()) == 0) {
+            n++;
+            key = next;
+            prev = key.data();
+        }
+        return n;
     }
 
     std::string name_ = "cordon-test-nf";

@@ -72,14 +72,6 @@ class NetfilterScaleTest : public NetfilterFixture {
   protected:
     NetfilterScaleTest() { name_ = "cordon-test-nfscale"; }
 
-    // A pinned map of the test's program set, opened afresh.
-    UniqueFd pinned_map(const std::string& name) {
-        UniqueFd fd(bpf_obj_get((pin_dir_ + "/maps/" + name).c_str()));
-        EXPECT_TRUE(fd.valid()) << "cannot open pinned map " << name << ": " << strerror(errno);
-        return fd;
-    }
-
-    // Entries of a pinned map, all sessions together.
     // Slots of the events map that hold a ring buffer.
     size_t ring_buffers() {
         UniqueFd fd = pinned_map("events");
@@ -87,22 +79,6 @@ class NetfilterScaleTest : public NetfilterFixture {
         uint32_t map_id = 0;
         for (uint32_t slot = 0; slot < nf_->sizes().max_sessions; slot++)
             if (bpf_map_lookup_elem(fd.get(), &slot, &map_id) == 0) n++;
-        return n;
-    }
-
-    size_t count_entries(const std::string& name) {
-        UniqueFd fd = pinned_map(name);
-        bpf_map_info info{};
-        uint32_t len = sizeof(info);
-        if (!fd.valid() || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return SIZE_MAX;
-        std::vector<uint8_t> key(info.key_size), next(info.key_size);
-        size_t n = 0;
-        const void* prev = nullptr;
-        while (bpf_map_get_next_key(fd.get(), prev, next.data()) == 0) {
-            n++;
-            key = next;
-            prev = key.data();
-        }
         return n;
     }
 

@@ -240,8 +240,8 @@ TEST_F(NetfilterTest, EventsGoToTheirOwnSession) {
 
 TEST_F(NetfilterTest, AFullRingBufferCountsWhatItLoses) {
     const auto& s = make_session("s", {rule("127.0.0.1", 128, 80, 80)});
-    // More denials than the ring buffer holds (64-byte records with headers).
-    constexpr int kAttempts = CORDON_EVENTS_RINGBUF_SIZE / 64 + 100;
+    // More denials than the ring buffer holds (each record has a header too).
+    constexpr int kAttempts = CORDON_EVENTS_RINGBUF_SIZE / sizeof(net_event) + 100;
     auto r = run_probe(s.path(), {}, [] {
         SockAddr a = sockaddr_of("127.0.0.1", 81);
         int fd = socket(AF_INET, SOCK_STREAM, 0);

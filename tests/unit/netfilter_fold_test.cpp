@@ -36,13 +36,20 @@ Rule rule6(const char* addr, uint8_t prefix, uint16_t first, uint16_t last,
     return {ip6(addr), prefix, {first, last}, protocols};
 }
 
-// The entry's ranges as "first-last/protocols" strings, in slot order.
+// The entry's ranges as "first-last/protocols" strings, in slot order,
+// with "@gate" for a gated range.
 std::vector<std::string> ranges(const rule_value& v) {
     std::vector<std::string> out;
     for (uint32_t i = 0; i < v.count; i++)
         out.push_back(std::to_string(v.port_first[i]) + "-" + std::to_string(v.port_last[i]) + "/" +
-                      std::to_string(v.protocols[i]));
+                      std::to_string(v.protocols[i]) +
+                      (v.gate[i] ? "@" + std::to_string(v.gate[i]) : ""));
     return out;
+}
+
+Rule gated(Rule r, uint16_t gate) {
+    r.gate = gate;
+    return r;
 }
 
 TEST(FoldRules, LongerPrefixesCarryTheirCoveringPrefixesPorts) {
@@ -142,6 +149,64 @@ TEST(FoldRules, AWideIpv6RuleReachesNoRangeThatCarriesIpv4) {
     EXPECT_FALSE(rule_reaches(ip6("::"), 0, v4("127.0.0.1")));
     EXPECT_TRUE(rule_reaches(ip6("::"), 0, ip6("2001:db8::1")));
     EXPECT_TRUE(rule_reaches(ip6("64:ff9b::"), 96, ip6("64:ff9b::7f00:1")));
+}
+
+// ---------------------------------------------------------------- gates
+
+TEST(FoldRules, RangesOfDifferentGatesNeverMerge) {
+    // Overlapping and adjacent: merged within a gate, kept apart across gates.
+    auto folded = fold_rules(
+        {rule("10.0.0.1", 32, 443, 443), gated(rule("10.0.0.1", 32, 443, 443), 2),
+         gated(rule("10.0.0.1", 32, 444, 450), 2), gated(rule("10.0.0.1", 32, 440, 445), 1),
+         gated(rule("10.0.0.1", 32, 451, 451), 3)});
+    ASSERT_TRUE(folded) << folded.error().message();
+    ASSERT_EQ(folded->size(), 1u);
+    // Ungated first, then by gate.
+    EXPECT_EQ(ranges(folded->begin()->second),
+              (std::vector<std::string>{"443-443/1", "440-445/1@1", "443-450/1@2", "451-451/1@3"}));
+}
+
+TEST(FoldRules, GatedAndUngatedProtocolsJoinOnlyWithinAGate) {
+    auto folded = fold_rules({gated(rule("10.0.0.1", 32, 53000, 53000, CORDON_PROTO_TCP), 4),
+                              gated(rule("10.0.0.1", 32, 53000, 53000, CORDON_PROTO_UDP), 4),
+                              rule("10.0.0.1", 32, 53000, 53000, CORDON_PROTO_UDP)});
+    ASSERT_TRUE(folded);
+    EXPECT_EQ(ranges(folded->begin()->second),
+              (std::vector<std::string>{"53000-53000/2", "53000-53000/3@4"}));
+}
+
+TEST(FoldRules, ALongerPrefixCarriesTheGatesOfItsCoveringPrefixes) {
+    auto folded =
+        fold_rules({gated(rule("10.0.0.0", 8, 443, 443), 7), rule("10.1.2.3", 32, 443, 443),
+                    gated(rule("10.1.2.3", 32, 8443, 8443), 1)});
+    ASSERT_TRUE(folded);
+    ASSERT_EQ(folded->size(), 2u);
+    EXPECT_EQ(ranges(folded->at({v4("10.0.0.0"), 104})), std::vector<std::string>{"443-443/1@7"});
+    EXPECT_EQ(ranges(folded->at({v4("10.1.2.3"), 128})),
+              (std::vector<std::string>{"443-443/1", "8443-8443/1@1", "443-443/1@7"}));
+    // Unused slots stay ungated and zero, so that equal entries compare equal.
+    const rule_value& host = folded->at({v4("10.1.2.3"), 128});
+    for (uint32_t i = host.count; i < CORDON_MAX_PORT_RANGES; i++) EXPECT_EQ(host.gate[i], 0);
+}
+
+TEST(FoldRules, GatedRangesCountTowardsTheLimit) {
+    std::vector<Rule> rules;
+    for (uint16_t gate = 1; gate <= CORDON_MAX_PORT_RANGES; gate++)
+        rules.push_back(gated(rule("10.0.0.1", 32, 443, 443), gate));
+    ASSERT_TRUE(fold_rules(rules)) << "one slot per gate: exactly the limit";
+    rules.push_back(rule("10.0.0.1", 32, 443, 443));
+    auto folded = fold_rules(rules);
+    ASSERT_FALSE(folded);
+    EXPECT_EQ(folded.error().message(),
+              "too many port ranges for 10.0.0.1/32: 9 with those of the prefixes covering it, "
+              "each gate's apart (at most 8 per address; merge ranges or split the endpoints)");
+}
+
+TEST(SameValue, AChangedGateIsAChange) {
+    auto a = fold_rules({gated(rule("10.0.0.1", 32, 443, 443), 1)});
+    auto b = fold_rules({gated(rule("10.0.0.1", 32, 443, 443), 2)});
+    ASSERT_TRUE(a && b);
+    EXPECT_FALSE(same_value(a->begin()->second, b->begin()->second));
 }
 
 TEST(TrieKey, CountsTheCgroupIdInThePrefix) {
