@@ -301,6 +301,8 @@ static __always_inline bool gate_passes(__u64 cgroup_id, __u16 gate, enum gate_m
 	g = bpf_map_lookup_elem(&gates, &key);
 	if (!g)
 		return false; /* closed */
+	if (g->closes_at && bpf_ktime_get_ns() >= g->closes_at)
+		return false; /* its window ended, whatever became of the supervisor */
 	return mode == GATE_OPEN || take_use(g, left);
 }
 

@@ -175,11 +175,15 @@ struct gate_key {
 /*
  * Value of the gates map: an entry is an open gate. The programs take a
  * use under the lock, so that of concurrent connects exactly `uses` pass;
- * user space writes it with BPF_F_LOCK.
+ * user space writes it with BPF_F_LOCK. From closes_at on the gate is
+ * closed for every hook, egress included, whether or not the supervisor
+ * is still there to delete the entry: the window a human granted holds
+ * even when the process that enforces it was killed.
  */
 struct gate_value {
 	struct bpf_spin_lock lock;
 	__u32 uses; /* new connections it still lets through; CORDON_GATE_UNLIMITED: no count */
+	__u64 closes_at; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) it closes at; 0: never */
 };
 
 /*

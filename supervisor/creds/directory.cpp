@@ -57,17 +57,14 @@ std::optional<CredentialsDir> plan_directory(const std::vector<Delivery>& delive
     return dir;
 }
 
-Status ensure_mount_point() {
-    if (::mkdir(kCredentialsDir, 0755) != 0 && errno != EEXIST)
-        return errno_error(std::string("cannot create the credentials mount point ") +
-                           kCredentialsDir);
+Status ensure_mount_point(const char* path) {
+    if (::mkdir(path, 0755) != 0 && errno != EEXIST)
+        return errno_error(std::string("cannot create the mount point ") + path);
     struct stat st {};
-    if (::lstat(kCredentialsDir, &st) != 0)
-        return errno_error(std::string("cannot stat ") + kCredentialsDir);
+    if (::lstat(path, &st) != 0) return errno_error(std::string("cannot stat ") + path);
     if (!S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) != 0)
-        return plain_error(
-            std::string(kCredentialsDir) + " is not a root-owned directory others cannot write",
-            "remove it; agent-run creates it as root, mode 0755");
+        return plain_error(std::string(path) + " is not a root-owned directory others cannot write",
+                           "remove it; agent-run creates it as root, mode 0755");
     return ok_status();
 }
 

@@ -48,8 +48,9 @@ std::optional<CredentialsDir> plan_directory(const std::vector<Delivery>& delive
                                              gid_t gid, bool needed_later = false);
 
 // On the host: the empty, root-owned mount point every session mounts its
-// own directory over.
-Status ensure_mount_point();
+// own directory over (the credentials directory, or another such as the
+// approval socket's).
+Status ensure_mount_point(const char* path = kCredentialsDir);
 
 // One file `name` (relative to dir_fd, or a path with AT_FDCWD), created
 // exclusively without following a symbolic link, mode 0400, owned by

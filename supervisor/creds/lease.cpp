@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "creds/lease.h"
 
+#include <poll.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -14,6 +16,16 @@ using nlohmann::json;
 // After a failed refresh, the next try comes halfway to the token's
 // expiry, while at least this much of its life is left.
 constexpr std::chrono::seconds kLastTry{2};
+
+// Whether the session's init is ending, within a moment: a quick agent's
+// session tears its mounts down as it goes, so its credentials directory
+// may read as missing or as no mount of its own for the last instants.
+bool init_ending(pid_t init) {
+    UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, init, 0)));
+    if (!pidfd.valid()) return errno == ESRCH;
+    pollfd p{pidfd.get(), POLLIN, 0};
+    return ::poll(&p, 1, 200) > 0;
+}
 
 json token_fields(const IssuedToken& t) {
     return {{"credential", t.credential},
@@ -117,7 +129,8 @@ Status TokenLease::watch(pid_t init, uid_t uid, gid_t gid,
     auto dir = LiveDirectory::open(init);
     // A quick agent may be gone already, and its session's init with it: the
     // session is ending, with nothing left to refresh.
-    if (!dir && (dir.error().err == ENOENT || dir.error().err == ESRCH)) return ok_status();
+    if (!dir && (dir.error().err == ENOENT || dir.error().err == ESRCH || init_ending(init)))
+        return ok_status();
     if (!dir) return dir.error();
     dir_.emplace(std::move(*dir));
     // Created now even if nothing refreshes yet: the supervising loop

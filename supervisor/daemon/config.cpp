@@ -70,6 +70,7 @@ const std::vector<std::pair<const char*, Reader>>& readers() {
         {"auditLog", path_of(&Config::audit_log)},
         {"seccompDir", path_of(&Config::seccomp_dir)},
         {"dnsUpstream", path_of(&Config::dns_upstream, false)},
+        {"approvalsDir", path_of(&Config::approvals_dir)},
         {"adminGroups", read_admin_groups},
         {"maxSessions", count_of(&Config::max_sessions)},
         {"maxSessionsPerUser", count_of(&Config::max_sessions_per_user)},
@@ -120,6 +121,7 @@ launch::SessionOptions session_options(const Config& config) {
     o.run_dir = config.run_dir;
     o.seccomp_dir = config.seccomp_dir;
     o.dns_upstream = config.dns_upstream;
+    o.approvals_dir = config.approvals_dir;
     return o;
 }
 

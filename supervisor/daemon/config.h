@@ -25,6 +25,8 @@ struct Config {
     std::string audit_log = "/var/log/cordon/audit.log";
     std::string seccomp_dir;   // "": the installed data
     std::string dns_upstream;  // "": the host's resolvers
+    // Where sessions with approval tools put their approvers' sockets (cordonctl's default).
+    std::string approvals_dir = "/run/cordon/approvals";
     // Groups whose members may list and stop every user's sessions (root always may).
     std::vector<std::string> admin_groups;
     // Every audit event also in cordond's log (the journal under systemd).

@@ -63,7 +63,8 @@ Status check_env(const std::vector<std::string>& env) {
 }  // namespace
 
 Status send_message(int sock, const json& body, std::span<const int> fds) {
-    std::string text = body.dump();
+    // Text a client sent may be cut mid-character somewhere: never throw on it.
+    std::string text = body.dump(-1, ' ', false, json::error_handler_t::replace);
     iovec iov{text.data(), text.size()};
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)] = {};
     msghdr msg{};

@@ -196,7 +196,7 @@ Status Daemon::start() {
     host_ = std::move(*host);
     reload_profiles();
     adopt_sessions();
-    launch::reap_leftovers(*host_, config_.run_dir, *audit_);
+    launch::reap_leftovers(*host_, config_.run_dir, config_.approvals_dir, *audit_);
 
     epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
     sigset_t set;
@@ -451,7 +451,7 @@ void Daemon::on_session_exit(std::string id) {
     if (it->second.own_child) (void)::waitid(P_PIDFD, it->second.pidfd.get(), &info, WEXITED);
     sessions_.erase(it);
     remove_record(config_.run_dir, id);
-    launch::reap_leftovers(*host_, config_.run_dir, *audit_);
+    launch::reap_leftovers(*host_, config_.run_dir, config_.approvals_dir, *audit_);
 }
 
 void Daemon::on_tick() {

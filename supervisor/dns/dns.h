@@ -78,6 +78,7 @@ class LearnedSet {
         profile::Endpoint endpoint;
         SteadyTime expires;
         std::chrono::seconds ttl;
+        uint16_t gate = 0;  // DnsName::gate
     };
     std::map<Key, Entry> entries_;
 };

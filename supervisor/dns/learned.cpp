@@ -6,7 +6,8 @@ namespace cordon::dns {
 bool LearnedSet::learn(const policy::DnsName& name, const profile::Ip6& addr, SteadyTime now,
                        std::chrono::seconds ttl) {
     Key key{addr, name.endpoint.spec, name.tool};
-    auto [it, inserted] = entries_.try_emplace(key, Entry{name.endpoint, now + ttl, ttl});
+    auto [it, inserted] =
+        entries_.try_emplace(key, Entry{name.endpoint, now + ttl, ttl, name.gate});
     if (!inserted) {
         it->second.expires = std::max(it->second.expires, now + ttl);
         it->second.ttl = std::max(it->second.ttl, ttl);
@@ -47,8 +48,10 @@ std::optional<SteadyTime> LearnedSet::next_expiry() const {
 std::vector<netfilter::Rule> LearnedSet::rules() const {
     std::vector<netfilter::Rule> out;
     for (const auto& [key, entry] : entries_) {
-        out.push_back({key.address, 128, entry.endpoint.ports,
-                       static_cast<uint8_t>(entry.endpoint.protocol)});
+        netfilter::Rule rule{key.address, 128, entry.endpoint.ports,
+                             static_cast<uint8_t>(entry.endpoint.protocol)};
+        rule.gate = entry.gate;  // a gated tool's address stays behind its gate
+        out.push_back(rule);
     }
     return out;
 }

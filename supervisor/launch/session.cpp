@@ -24,6 +24,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "approval/broker.h"
+#include "approval/webhook.h"
 #include "audit/audit.h"
 #include "audit/rate_limit.h"
 #include "cgroup/cgroup.h"
@@ -105,7 +107,8 @@ bool passes_by_default(const std::string& name) {
 std::vector<std::string> agent_environment(const profile::Profile& profile,
                                            const std::vector<creds::Delivery>& deliveries,
                                            const Identity& identity, const std::string& session_id,
-                                           const std::vector<std::string>& launcher_env) {
+                                           const std::vector<std::string>& launcher_env,
+                                           bool credentials_later, bool approvals) {
     std::set<std::string> passed(profile.pass_environment.begin(), profile.pass_environment.end());
     for (const auto& var : creds::source_variables(profile)) passed.erase(var);
 
@@ -120,10 +123,13 @@ std::vector<std::string> agent_environment(const profile::Profile& profile,
     env.push_back("LOGNAME=" + identity.name);
     for (const auto& d : deliveries)
         if (!d.env.empty()) env.push_back(d.env + "=" + d.value.reveal());
-    if (creds::plan_directory(deliveries, identity.uid, identity.gid))
+    if (creds::plan_directory(deliveries, identity.uid, identity.gid, credentials_later))
         env.push_back(std::string(creds::kCredentialsDirVariable) + "=" + creds::kCredentialsDir);
     env.push_back("CORDON_SESSION_ID=" + session_id);
     env.push_back("CORDON_AGENT_ID=" + profile.identity.agent_id);
+    if (approvals)
+        env.push_back(std::string(approval::kAgentSocketVariable) + "=" +
+                      approval::kAgentSocketPath);
     return env;
 }
 
@@ -153,7 +159,8 @@ audit::Subject subject_of_label(const std::string& label) {
 
 }  // namespace
 
-void reap_leftovers(Host& host, const std::string& run_dir, audit::AuditLog& audit) {
+void reap_leftovers(Host& host, const std::string& run_dir, const std::string& approvals_dir,
+                    audit::AuditLog& audit) {
     const std::string& root = host.root;
     netfilter::Netfilter& nf = *host.nf;
     for (const auto& orphan : cgroup::cleanup_orphans(root, host.locks)) {
@@ -163,6 +170,8 @@ void reap_leftovers(Host& host, const std::string& run_dir, audit::AuditLog& aud
         if (dead.session.find('/') == std::string::npos && dead.session != "unknown") {
             std::error_code ec;
             std::filesystem::remove_all(run_dir + "/sessions/" + dead.session, ec);
+            // and its approvers' socket, which nobody answers any more.
+            std::filesystem::remove(approvals_dir + "/" + dead.session + ".sock", ec);
         }
         audit.emit("session.reaped", dead,
                    {{"reason", "supervisor-gone"}, {"cgroupId", orphan.id}});
@@ -443,12 +452,17 @@ Result<UniqueFd> epoll_on(std::initializer_list<int> fds) {
 Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, int timer_fd,
                          audit::AuditLog& audit, netfilter::DenialStream* denials,
                          DenialReporter& reporter, int signal_fd, seccomp::Notifier* notifier,
-                         creds::TokenLease& tokens) {
+                         creds::TokenLease& tokens, approval::Broker* broker) {
     auto ep = epoll_on({child.pidfd.get(), signal_fd, timer_fd, reporter.timer_fd(),
                         denials ? denials->fd() : -1, notifier ? notifier->fd() : -1,
-                        notifier ? notifier->timer_fd() : -1, tokens.timer_fd()});
+                        notifier ? notifier->timer_fd() : -1, tokens.timer_fd(),
+                        broker ? broker->fd() : -1});
     if (!ep) return ep.error();
-    auto report = [&](const netfilter::Denial& d) { reporter.report(d); };
+    // A connection through an open gate is no denial: the broker counts it.
+    auto report = [&](const netfilter::Denial& d) {
+        if (d.reason != "gate-use") reporter.report(d);
+        if (broker && d.gate) broker->on_event(d);
+    };
     Ending ending;
     for (;;) {
         epoll_event events[8];
@@ -465,6 +479,8 @@ Result<Ending> supervise(Session& s, const Child& child, SysTime deadline, int t
                     (void)::epoll_ctl(ep->get(), EPOLL_CTL_DEL, fd, nullptr);
             } else if (notifier && fd == notifier->timer_fd()) {
                 notifier->on_timer();
+            } else if (broker && fd == broker->fd()) {
+                broker->on_ready();
             } else if (fd == reporter.timer_fd()) {
                 reporter.on_timer();
             } else if (fd == tokens.timer_fd()) {
@@ -516,7 +532,10 @@ struct Plan {
     std::vector<creds::Delivery> deliveries;
     std::map<std::string, creds::Secret> client_secrets;  // of oauth sources, read once
     creds::Secret subject_token;                          // the user's, for token exchange
-    std::vector<dns::Upstream> upstreams;                 // empty when no allowed tool has a name
+    // Some credential of a gated tool is a file a grant writes once the
+    // agent runs: the credentials directory is mounted from the start.
+    bool credentials_later = false;
+    std::vector<dns::Upstream> upstreams;       // empty when no allowed tool has a name
     std::optional<landlock::Ruleset> landlock;  // when the profile has a filesystem section
     std::string cgroup2_mount;
     LimitsPlan limits;
@@ -564,6 +583,13 @@ Result<std::vector<dns::Upstream>> configured_upstreams(const SessionOptions& op
         return e;
     }
     return upstreams;
+}
+
+// The credentials of the allowed tools and of those a grant may open.
+std::vector<std::string> needed_credentials(const policy::EffectivePolicy& policy) {
+    std::vector<std::string> needed = policy.credentials;
+    needed.insert(needed.end(), policy.gated_credentials.begin(), policy.gated_credentials.end());
+    return needed;
 }
 
 Result<Plan> plan_session(const SessionOptions& options) {
@@ -618,8 +644,8 @@ Result<Plan> plan_session(const SessionOptions& options) {
     }
     if (!cwd_warning.empty()) plan.warnings.push_back(cwd_warning);
     for (const auto& w : plan.warnings) log()->warn("{}", w);
-    auto loaded =
-        creds::load_static(plan.profile, plan.policy.credentials, options.subject_token_file);
+    auto loaded = creds::load_static(plan.profile, needed_credentials(plan.policy),
+                                     options.subject_token_file);
     if (!loaded) return loaded.error();
     plan.deliveries = std::move(loaded->deliveries);
     plan.client_secrets = std::move(loaded->client_secrets);
@@ -637,7 +663,7 @@ Result<std::unique_ptr<dns::Responder>> start_resolver(Session& s, const Plan& p
                                                        audit::AuditLog& audit,
                                                        DenialReporter& reporter) {
     auto apply_learned = [&s, &plan](const std::vector<netfilter::Rule>& learned) {
-        std::vector<netfilter::Rule> rules = plan.policy.rules;
+        std::vector<netfilter::Rule> rules = policy::installed_rules(plan.policy);
         rules.insert(rules.end(), learned.begin(), learned.end());
         return s.nf->replace_rules(s.cgroup->id(), rules);
     };
@@ -687,7 +713,8 @@ Result<MountPlan> agent_mounts(Session& s, const std::string& run_dir) {
 // The credentials directory of the file deliveries, mounted in the
 // agent's view; none without them.
 Result<std::optional<creds::CredentialsDir>> credentials_view(const Plan& plan, MountPlan& mounts) {
-    auto dir = creds::plan_directory(plan.deliveries, plan.identity.uid, plan.identity.gid);
+    auto dir = creds::plan_directory(plan.deliveries, plan.identity.uid, plan.identity.gid,
+                                     plan.credentials_later);
     if (dir)
         if (auto st = creds::ensure_mount_point(); !st) return st.error();
     add_credentials_view(mounts, dir);
@@ -743,7 +770,9 @@ Status install_session(Session& s, const audit::Subject& subject, const Plan& pl
     s.resolver = std::move(*resolver);
     netfilter::Resolver dns_server{s.resolver->address(), 53};
     const auto& policy = plan.policy;
-    if (auto st = s.nf->add_session(s.cgroup->id(), policy.rules, dns_server, policy.egress_budget);
+    // A gated tool's rules are there from the start, closed (approval/broker.h).
+    if (auto st = s.nf->add_session(s.cgroup->id(), policy::installed_rules(policy), dns_server,
+                                    policy.egress_budget, !policy.gated_tools.empty());
         !st)
         return in_layer("network filter (BPF)", st.error());
     s.policy_installed = true;
@@ -756,7 +785,8 @@ Result<Child> start_agent(Session& s, Plan& plan, const SessionOptions& options,
                           const MountPlan& mounts,
                           const std::optional<creds::CredentialsDir>& credentials) {
     auto env = agent_environment(plan.profile, plan.deliveries, plan.identity, s.id,
-                                 options.environment.value_or(environ_of_this_process()));
+                                 options.environment.value_or(environ_of_this_process()),
+                                 plan.credentials_later, !plan.policy.gated_tools.empty());
     SpawnSpec spec{options.command, std::move(env), s.cgroup->dir_fd(),   &plan.filter,
                    &plan.identity,  &mounts,        &plan.limits.rlimits, plan.seal_memfd_exec};
     if (plan.landlock) spec.landlock = &*plan.landlock;
@@ -782,6 +812,68 @@ Result<std::unique_ptr<seccomp::Notifier>> syscall_notifier(Child& child,
     auto n = seccomp::Notifier::create(std::move(child.listener), emit);
     if (!n) return n.error();
     return std::make_unique<seccomp::Notifier>(std::move(*n));
+}
+
+// The profile's webhook, when it has one and some tool needs approval:
+// each delivery's outcome is on the record.
+Result<std::unique_ptr<approval::Webhook>> approval_webhook(const Plan& plan,
+                                                            audit::AuditLog& audit,
+                                                            const audit::Subject& subject) {
+    const auto& hook = plan.profile.approval.webhook;
+    if (!hook || plan.policy.gated_tools.empty()) return std::unique_ptr<approval::Webhook>{};
+    approval::WebhookConfig config;
+    config.url = hook->url;
+    config.secret_file = hook->secret_file;
+    config.ca_bundle = hook->ca_bundle;
+    auto on_result = [&audit, subject](const approval::DeliveryResult& r) {
+        audit.emit(r.delivered ? "approval.notify" : "approval.notify.error", subject,
+                   approval::to_json(r));
+    };
+    return approval::Webhook::start(config, on_result);
+}
+
+// The approval broker of a session with gated tools (none without), and
+// its socket laid into the agent's view.
+Result<std::unique_ptr<approval::Broker>> start_broker(Session& s, const Plan& plan,
+                                                       const SessionOptions& options,
+                                                       SysTime deadline, audit::AuditLog& audit,
+                                                       approval::Webhook* webhook,
+                                                       creds::TokenLease& tokens,
+                                                       MountPlan& mounts) {
+    if (plan.policy.gated_tools.empty()) return std::unique_ptr<approval::Broker>{};
+    approval::BrokerConfig config{&plan.profile,
+                                  &plan.policy,
+                                  s.id,
+                                  options.launcher_uid.value_or(::getuid()),
+                                  plan.identity.uid,
+                                  deadline,
+                                  options.approvals_dir,
+                                  s.files_dir + "/approval"};
+    uint64_t cgroup_id = s.cgroup->id();
+    netfilter::Netfilter& nf = *s.nf;
+    approval::BrokerHooks hooks;
+    hooks.open_gate = [&nf, cgroup_id](uint16_t gate, std::optional<uint32_t> uses,
+                                       std::chrono::steady_clock::time_point closes_at) {
+        return nf.open_gate(cgroup_id, gate, uses, closes_at);
+    };
+    hooks.close_gate = [&nf, cgroup_id](uint16_t gate) { return nf.close_gate(cgroup_id, gate); };
+    hooks.open_credentials = [&tokens](const std::string& tool) { return tokens.open_tool(tool); };
+    hooks.close_credentials = [&tokens](const std::string& tool) { tokens.close_tool(tool); };
+    hooks.audit = [&audit, subject = s.subject](const std::string& event, const json& fields) {
+        audit.emit(event, subject, fields);
+    };
+    if (webhook)
+        hooks.notify = [webhook, subject = s.subject](const std::string& event, json body) {
+            body["agentId"] = subject.agent_id;
+            body["agentType"] = subject.agent_type;
+            body["version"] = subject.version;
+            webhook->notify(event, body);
+        };
+    if (auto st = creds::ensure_mount_point(approval::kAgentSocketDir); !st) return st.error();
+    auto broker = approval::Broker::start(std::move(config), std::move(hooks));
+    if (!broker) return broker.error();
+    add_approval_view(mounts, s.files_dir + "/approval");
+    return broker;
 }
 
 json start_event(const Plan& plan, pid_t pid, SysTime deadline) {
@@ -847,7 +939,7 @@ int run_session(const SessionOptions& options) {
     // 2. What every session shares; then what a crashed supervisor left.
     auto host = open_host(options);
     if (!host) return refuse(host.error());
-    reap_leftovers(*host, options.run_dir, **audit);
+    reap_leftovers(*host, options.run_dir, options.approvals_dir, **audit);
 
     // 3. The session, before any process can run in it. The reporter
     // outlives the session, whose resolver reports to it until teardown.
@@ -867,9 +959,14 @@ int run_session(const SessionOptions& options) {
     if (!denials) return refuse(denials.error());
 
     // Tokens for the allowed tools, revoked when `tokens` goes.
+    // Those of gated tools wait for a grant (approval/broker.h).
+    std::set<std::string> deferred(plan->policy.gated_credentials.begin(),
+                                   plan->policy.gated_credentials.end());
     auto tokens = creds::TokenLease::issue(plan->profile, **audit, s.subject, plan->client_secrets,
-                                           plan->subject_token);
+                                           plan->subject_token, deferred);
     if (!tokens) return refuse(in_layer("credentials", tokens.error()));
+    (*tokens)->defer_static(plan->deliveries);
+    plan->credentials_later = (*tokens)->delivers_later();
     for (auto& d : (*tokens)->deliveries()) plan->deliveries.push_back(std::move(d));
 
     // 4. The agent, contained from its first instruction, and its
@@ -880,6 +977,11 @@ int run_session(const SessionOptions& options) {
     TerminalGuard terminal;
     auto mounts = agent_mounts(s, options.run_dir);
     if (!mounts) return refuse(in_layer("mount namespace", mounts.error()));
+    auto webhook = approval_webhook(*plan, **audit, s.subject);
+    if (!webhook) return refuse(in_layer("approval", webhook.error()));
+    auto broker =
+        start_broker(s, *plan, options, deadline, **audit, webhook->get(), **tokens, *mounts);
+    if (!broker) return refuse(in_layer("approval", broker.error()));
     auto credentials = credentials_view(*plan, *mounts);
     if (!credentials) return refuse(in_layer("credentials", credentials.error()));
     auto child = start_agent(s, *plan, options, *mounts, *credentials);
@@ -906,7 +1008,7 @@ int run_session(const SessionOptions& options) {
 
     // 5. Until the agent exits or the deadline passes.
     auto ending = supervise(s, *child, deadline, timer->get(), **audit, denials->get(), **reporter,
-                            signals->get(), notifier->get(), **tokens);
+                            signals->get(), notifier->get(), **tokens, broker->get());
     if (!ending) {
         (void)s.cgroup->kill_all();
         return refuse(ending.error());
@@ -916,6 +1018,7 @@ int run_session(const SessionOptions& options) {
     // and its resolver stops answering.
     if (auto st = s.cgroup->kill_all(); !st) log()->warn("{}", st.error().message());
     s.resolver.reset();
+    if (*broker) (*broker)->end();
     (*tokens)->revoke_all();
     auto end = end_fields(ending->wait_status, started, ending->deadline ? "deadline" : "exit");
     end.update(traffic_fields(*s.nf, s.cgroup->id(), plan->policy.egress_budget));

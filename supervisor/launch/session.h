@@ -40,6 +40,9 @@ struct SessionOptions {
     // Where the session's resolver forwards allowed queries: "ADDR[:PORT],...";
     // "" for the nameservers of the host's /etc/resolv.conf.
     std::string dns_upstream;
+    // Where each session with approval tools puts its approvers' socket
+    // (approval/broker.h), for cordonctl to find.
+    std::string approvals_dir = "/run/cordon/approvals";
 
     // Set by cordond, which runs a session for a client (see
     // supervisor/daemon). Unset, each takes agent-run's own.
@@ -89,7 +92,8 @@ Result<Host> open_host(const SessionOptions& options);
 
 // Removes what crashed supervisors left: session cgroups nobody holds (each
 // reported as session.reaped) and policy entries whose cgroup is gone.
-void reap_leftovers(Host& host, const std::string& run_dir, audit::AuditLog& audit);
+void reap_leftovers(Host& host, const std::string& run_dir, const std::string& approvals_dir,
+                    audit::AuditLog& audit);
 
 // Runs the session and returns agent-run's exit status: the agent's own
 // status, 128+N if signal N killed it, kExitDeadline at the deadline,

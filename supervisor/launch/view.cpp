@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "approval/broker.h"
+
 namespace cordon::launch {
 namespace {
 
@@ -91,6 +93,16 @@ void add_credentials_view(MountPlan& plan, const std::optional<creds::Credential
     if (dir)
         plan.steps.push_back(
             {MountStep::Kind::secrets_tmpfs, "tmpfs", creds::kCredentialsDir, dir->mount_options});
+}
+
+}  // namespace cordon::launch
+
+namespace cordon::launch {
+
+void add_approval_view(MountPlan& plan, const std::string& dir) {
+    // A bind of a directory takes the same steps as one of a file. Connecting
+    // to a socket needs no write access to its filesystem (unix(7)).
+    plan.steps.push_back({MountStep::Kind::bind_file_ro, dir, approval::kAgentSocketDir, {}});
 }
 
 }  // namespace cordon::launch

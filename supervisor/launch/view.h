@@ -44,6 +44,10 @@ std::vector<std::string> host_control_sockets();
 // exist, and /dev/null over every host control socket that exists.
 void add_private_view(MountPlan& plan);
 
+// Adds the session's approval directory (holding the broker's socket for
+// the agent, approval/broker.h) at approval::kAgentSocketDir, read-only.
+void add_approval_view(MountPlan& plan, const std::string& dir);
+
 // Adds the credentials directory's tmpfs (creds/directory.h), when there is one.
 void add_credentials_view(MountPlan& plan, const std::optional<creds::CredentialsDir>& dir);
 

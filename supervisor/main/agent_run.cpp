@@ -106,6 +106,11 @@ void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& c
         ->type_name("DIR")
         ->capture_default_str()
         ->envname("CORDON_RUN_DIR");
+    app.add_option("--approvals-dir", options.approvals_dir,
+                   "where a session with approval tools puts its approvers' socket")
+        ->type_name("DIR")
+        ->capture_default_str()
+        ->envname("CORDON_APPROVALS_DIR");
     app.add_option("--seccomp-dir", options.seccomp_dir, "seccomp groups and baselines")
         ->type_name("DIR")
         ->envname("CORDON_SECCOMP_DIR");
@@ -121,9 +126,10 @@ void add_options(CLI::App& app, cordon::launch::SessionOptions& options, bool& c
 }
 
 // Options that set up the host, which cordond's configuration decides.
-constexpr const char* kHostOptions[] = {
-    "--audit-log",    "--cgroup",    "--bpf-pin-dir",  "--run-dir",          "--seccomp-dir",
-    "--dns-upstream", "--max-rules", "--max-sessions", "--max-destinations", "--max-gates"};
+constexpr const char* kHostOptions[] = {"--audit-log", "--cgroup",       "--bpf-pin-dir",
+                                        "--run-dir",   "--seccomp-dir",  "--dns-upstream",
+                                        "--max-rules", "--max-sessions", "--max-destinations",
+                                        "--max-gates", "--approvals-dir"};
 
 // The request cordond gets: the profile by name (or its absolute path),
 // the command, where and with what environment it runs.

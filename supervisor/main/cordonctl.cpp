@@ -5,6 +5,13 @@
 //   cordonctl stop SESSION
 //   cordonctl validate PROFILE...
 //   cordonctl audit [--follow] [--session S] [--file FILE]
+//   cordonctl approvals [--json]
+//   cordonctl approve ID --for DURATION [--uses N]
+//   cordonctl deny ID [--reason TEXT]
+//
+// Approvals are asked of each live session's own socket in the approvals
+// directory (--approvals-dir, CORDON_APPROVALS_DIR), standalone agent-run's
+// and cordond's alike; each session decides who may see and decide.
 //
 // Exit status: 0 done; 1 refused or failed (the message says why); 2 bad usage.
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -13,10 +20,13 @@
 #include <CLI/CLI.hpp>
 
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <thread>
 
+#include "approval/broker.h"
 #include "daemon/client.h"
 #include "daemon/config.h"
 #include "profile/profile.h"
@@ -35,6 +45,11 @@ struct Args {
     std::vector<std::string> profiles;
     bool follow = false;
     std::string audit_file;
+    std::string approvals_dir;
+    std::string request_id;
+    std::string window;
+    uint32_t uses = 0;
+    std::string reason;
 };
 
 // cordond's answer, or nullopt after printing why there is none.
@@ -131,6 +146,105 @@ int audit(const Args& a) {
     }
 }
 
+std::string approvals_dir(const Args& a) {
+    if (!a.approvals_dir.empty()) return a.approvals_dir;
+    const char* env = std::getenv(cordon::approval::kApprovalsDirVariable);
+    return env && *env ? env : cordon::approval::kDefaultApprovalsDir;
+}
+
+// Each live session's answer to `request`; sessions that refuse to show
+// themselves to this caller are left out, dead sockets skipped.
+std::vector<json> ask_sessions(const Args& a, const json& request) {
+    std::vector<json> answers;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(approvals_dir(a), ec)) {
+        if (entry.path().extension() != ".sock") continue;
+        auto answer = cordon::daemon::call(entry.path().string(), request);
+        if (!answer || answer->value("forbidden", false)) continue;
+        answers.push_back(*answer);
+    }
+    return answers;
+}
+
+int approvals(const Args& a) {
+    json pending = json::array(), granted = json::array();
+    for (const auto& s : ask_sessions(a, {{"op", "list"}})) {
+        if (!s.value("ok", false)) continue;
+        for (json r : s["requests"]) {
+            r["session"] = s["session"];
+            r["agentId"] = s["agentId"];
+            pending.push_back(r);
+        }
+        for (json g : s["grants"]) {
+            g["session"] = s["session"];
+            g["agentId"] = s["agentId"];
+            granted.push_back(g);
+        }
+    }
+    if (a.as_json) {
+        std::cout << json{{"requests", pending}, {"grants", granted}}.dump(2) << "\n";
+        return 0;
+    }
+    std::printf("%-12s %-16s %-16s %-22s %8s %-24s %s\n", "ID", "AGENT", "TOOL", "DESTINATION",
+                "ATTEMPTS", "EXPIRES", "REASON");
+    for (const auto& r : pending)
+        std::printf("%-12s %-16s %-16s %-22s %8s %-24s %s\n", cell(r, "id").c_str(),
+                    cell(r, "agentId").c_str(), cell(r, "tool").c_str(),
+                    cell(r, "destination").c_str(), cell(r, "attempts").c_str(),
+                    cell(r, "expires").c_str(), cell(r, "reason").c_str());
+    if (!granted.empty()) {
+        std::printf("\nopen grants:\n%-12s %-16s %-16s %-24s %6s %6s %s\n", "ID", "AGENT", "TOOL",
+                    "UNTIL", "USES", "USED", "APPROVER");
+        for (const auto& g : granted)
+            std::printf("%-12s %-16s %-16s %-24s %6s %6s %s\n", cell(g, "id").c_str(),
+                        cell(g, "agentId").c_str(), cell(g, "tool").c_str(),
+                        cell(g, "until").c_str(), cell(g, "uses").c_str(), cell(g, "used").c_str(),
+                        cell(g, "approver").c_str());
+    }
+    return 0;
+}
+
+// Sends a decision to whichever session holds the request.
+int decide(const Args& a, json request) {
+    request["id"] = a.request_id;
+    for (const auto& answer : ask_sessions(a, request)) {
+        std::string error =
+            answer.value("error", json("")).is_string() ? answer.value("error", "") : std::string();
+        if (error.rfind("no pending request", 0) == 0) continue;
+        if (!answer.value("ok", false)) {
+            std::cerr << "cordonctl: refused: " << error << "\n";
+            return kFailed;
+        }
+        if (answer.contains("grant"))
+            std::cout << "granted " << a.request_id << ": "
+                      << answer["grant"]["tool"].get<std::string>() << " until "
+                      << answer["grant"]["until"].get<std::string>() << "\n";
+        else
+            std::cout << "denied " << a.request_id << "\n";
+        return 0;
+    }
+    std::cerr << "cordonctl: no pending request " << a.request_id
+              << " in any session you may see (cordonctl approvals lists them)\n";
+    return kFailed;
+}
+
+int approve(const Args& a) {
+    int64_t seconds = 0;
+    try {
+        seconds = cordon::profile::parse_duration(a.window).count();
+    } catch (const std::exception& e) {
+        std::cerr << "cordonctl: --for: " << e.what() << "\n";
+        return 2;
+    }
+    json request = {{"op", "approve"}, {"for", seconds}};
+    if (a.uses > 0) request["uses"] = a.uses;
+    return decide(a, request);
+}
+
+int deny(const Args& a) {
+    return decide(a, {{"op", "deny"}, {"reason", a.reason}});
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -151,6 +265,21 @@ int main(int argc, char** argv) {
     au->add_flag("-f,--follow", a.follow, "keep printing new events");
     au->add_option("--session", a.session, "only this session's events");
     au->add_option("--file", a.audit_file, "the audit log (default: cordond's auditLog)");
+    auto* ap = app.add_subcommand("approvals", "list pending approval requests and open grants");
+    ap->add_flag("--json", a.as_json, "as JSON");
+    auto* ok = app.add_subcommand("approve", "grant a request: its tool opens for a window");
+    ok->add_option("ID", a.request_id, "the request id (cordonctl approvals)")->required();
+    ok->add_option("--for", a.window, "how long the tool stays open: 30s, 10m, 1h")->required();
+    ok->add_option("--uses", a.uses, "at most N new connections in the window")
+        ->check(CLI::Range(1u, 1000000u));
+    auto* no = app.add_subcommand("deny", "deny a request: its tool stays closed");
+    no->add_option("ID", a.request_id, "the request id (cordonctl approvals)")->required();
+    no->add_option("--reason", a.reason, "why, for the agent and the audit log");
+    for (auto* sub : {ap, ok, no})
+        sub->add_option("--approvals-dir", a.approvals_dir,
+                        "the sessions' approval sockets (default /run/cordon/approvals; also "
+                        "CORDON_APPROVALS_DIR)")
+            ->type_name("DIR");
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -159,5 +288,8 @@ int main(int argc, char** argv) {
     if (*s) return sessions(a);
     if (*st) return stop(a);
     if (*v) return validate(a);
+    if (*ap) return approvals(a);
+    if (*ok) return approve(a);
+    if (*no) return deny(a);
     return audit(a);
 }

@@ -75,8 +75,9 @@ static_assert(offsetof(rule_value, gate) == 44);
 static_assert(sizeof(rule_value::gate) == 2 * CORDON_MAX_PORT_RANGES);
 static_assert(sizeof(gate_key) == 16);
 static_assert(offsetof(gate_key, gate) == 8);
-static_assert(sizeof(gate_value) == 8);
+static_assert(sizeof(gate_value) == 16);
 static_assert(offsetof(gate_value, uses) == 4);
+static_assert(offsetof(gate_value, closes_at) == 8);
 static_assert(sizeof(net_event) == 72);
 static_assert(offsetof(net_event, pid) == 8);
 static_assert(offsetof(net_event, hook) == 12);
@@ -716,7 +717,8 @@ class PinnedNetfilter final : public Netfilter {
         return delete_entries(cgroup_id, keys_of(cgroup_id, mine->rules));
     }
 
-    Status open_gate(uint64_t cgroup_id, uint16_t gate, std::optional<uint32_t> uses) override {
+    Status open_gate(uint64_t cgroup_id, uint16_t gate, std::optional<uint32_t> uses,
+                     std::optional<std::chrono::steady_clock::time_point> closes_at) override {
         std::string what = gate_name(cgroup_id, gate);
         if (auto st = check_gate(cgroup_id, gate, "cannot open " + what); !st) return st;
         if (uses && *uses == CORDON_GATE_UNLIMITED)
@@ -725,6 +727,12 @@ class PinnedNetfilter final : public Netfilter {
         gate_key key = make_gate_key(cgroup_id, gate);
         gate_value value{};
         value.uses = uses.value_or(CORDON_GATE_UNLIMITED);
+        // steady_clock is CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns.
+        if (closes_at)
+            value.closes_at = static_cast<uint64_t>(std::max<int64_t>(
+                1,
+                std::chrono::duration_cast<std::chrono::nanoseconds>(closes_at->time_since_epoch())
+                    .count()));
         // BPF_F_LOCK: the uses are replaced under the lock the programs take them with.
         if (bpf_map_update_elem(fd(kGates), &key, &value, BPF_F_LOCK) != 0)
             return map_error(kGates, "cannot open " + what + " in the gates map");
@@ -756,6 +764,10 @@ class PinnedNetfilter final : public Netfilter {
             if (errno == ENOENT) return GateState{};
             return errno_error("cannot read " + what, privilege_hint(errno));
         }
+        auto now = std::chrono::steady_clock::now().time_since_epoch();
+        if (value.closes_at &&
+            static_cast<uint64_t>(std::chrono::nanoseconds(now).count()) >= value.closes_at)
+            return GateState{};  // its window ended; the entry waits for close_gate
         GateState state;
         state.open = true;
         if (value.uses != CORDON_GATE_UNLIMITED) state.uses_left = value.uses;

@@ -5,6 +5,7 @@
 // outlives the process that loaded it. A session is map updates only.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -182,8 +183,12 @@ class Netfilter {
     // for that many new connections (each connect() or addressed UDP send
     // through the gate takes one; 0 keeps open connections but admits no new
     // one), unlimited otherwise. Opening an open gate replaces its uses.
+    // With closes_at, the kernel closes it then by itself (every hook,
+    // egress included), even if no process is left to call close_gate.
     // Fails when the session has no policy entry or the gates map is full.
-    virtual Status open_gate(uint64_t cgroup_id, uint16_t gate, std::optional<uint32_t> uses) = 0;
+    virtual Status open_gate(
+        uint64_t cgroup_id, uint16_t gate, std::optional<uint32_t> uses,
+        std::optional<std::chrono::steady_clock::time_point> closes_at = std::nullopt) = 0;
 
     // Closes it: new connections are refused and the egress program drops the
     // packets of connections already open through it. Closing a closed gate

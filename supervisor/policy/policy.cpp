@@ -81,12 +81,48 @@ void drop_unlearnable(const EffectivePolicy& policy, ResolvedEndpoint& resolved,
     resolved.addresses = std::move(kept);
 }
 
-void add_rules(const ResolvedEndpoint& resolved, std::vector<netfilter::Rule>& rules) {
+void add_rules(const ResolvedEndpoint& resolved, std::vector<netfilter::Rule>& rules,
+               uint16_t gate = 0) {
     const Endpoint& ep = resolved.endpoint;
     uint8_t prefix_len = ep.hostname.empty() ? ep.prefix_len : 128;
     for (const Ip6& address : resolved.addresses) {
-        rules.push_back({address, prefix_len, ep.ports, static_cast<uint8_t>(ep.protocol)});
+        netfilter::Rule rule{address, prefix_len, ep.ports, static_cast<uint8_t>(ep.protocol)};
+        rule.gate = gate;
+        rules.push_back(rule);
     }
+}
+
+// A gated tool's endpoints, resolved as an allowed tool's are (a name must
+// resolve now, to learnable addresses), after the allowed tools' literals
+// are known.
+GatedTool gate_tool(const EffectivePolicy& policy, const profile::Tool& tool, uint16_t gate,
+                    const Resolver& resolve) {
+    GatedTool gated{tool.name, gate, {}, tool.credentials};
+    for (size_t i = 0; i < tool.endpoints.size(); ++i) {
+        gated.endpoints.push_back(resolve_endpoint(tool, i, resolve));
+        if (!tool.endpoints[i].hostname.empty())
+            drop_unlearnable(policy, gated.endpoints.back(), endpoint_path(tool.name, i));
+    }
+    return gated;
+}
+
+// The gated tools in name order, their rules, DNS names and the
+// credentials only they need.
+void add_gated_tools(const Profile& profile, const Resolver& resolve, EffectivePolicy& policy) {
+    std::set<std::string> gated_credentials;
+    for (const DeniedTool& closed : policy.denied_tools) {
+        if (closed.reason != DenyReason::approval_required) continue;
+        const profile::Tool& tool = profile.tools.at(closed.name);
+        auto gate = static_cast<uint16_t>(policy.gated_tools.size() + 1);
+        policy.gated_tools.push_back(gate_tool(policy, tool, gate, resolve));
+        for (const ResolvedEndpoint& resolved : policy.gated_tools.back().endpoints)
+            add_rules(resolved, policy.gated_rules, gate);
+        for (const Endpoint& ep : tool.endpoints)
+            if (!ep.hostname.empty()) policy.dns_names.push_back({tool.name, ep, gate});
+        gated_credentials.insert(tool.credentials.begin(), tool.credentials.end());
+    }
+    for (const std::string& name : policy.credentials) gated_credentials.erase(name);
+    policy.gated_credentials.assign(gated_credentials.begin(), gated_credentials.end());
 }
 
 TimePoint deadline_of(const Profile& profile, TimePoint now) {
@@ -95,6 +131,24 @@ TimePoint deadline_of(const Profile& profile, TimePoint now) {
 }
 
 }  // namespace
+
+std::vector<netfilter::Rule> installed_rules(const EffectivePolicy& policy) {
+    std::vector<netfilter::Rule> rules = policy.rules;
+    rules.insert(rules.end(), policy.gated_rules.begin(), policy.gated_rules.end());
+    return rules;
+}
+
+const GatedTool* gated_tool(const EffectivePolicy& policy, const std::string& name) {
+    for (const GatedTool& t : policy.gated_tools)
+        if (t.name == name) return &t;
+    return nullptr;
+}
+
+const GatedTool* gated_tool(const EffectivePolicy& policy, uint16_t gate) {
+    for (const GatedTool& t : policy.gated_tools)
+        if (t.gate == gate) return &t;
+    return nullptr;
+}
 
 const char* to_string(DenyReason reason) {
     switch (reason) {
@@ -132,6 +186,7 @@ EffectivePolicy compute_policy(const Profile& profile, TimePoint now, const Reso
             drop_unlearnable(policy, policy.endpoints[i], paths[i]);
     for (const ResolvedEndpoint& resolved : policy.endpoints) add_rules(resolved, policy.rules);
     policy.credentials.assign(credentials.begin(), credentials.end());
+    add_gated_tools(profile, resolve, policy);
     policy.deadline = deadline_of(profile, now);
     policy.egress_budget = profile.egress_budget.value_or(0);
     return policy;

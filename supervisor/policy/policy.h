@@ -55,18 +55,42 @@ struct ResolvedEndpoint {
 struct DnsName {
     std::string tool;
     profile::Endpoint endpoint;
+    uint16_t gate = 0;  // the tool's gate when it needs approval (GatedTool); 0 otherwise
+};
+
+// A tool of approvalRequired that deniedTools does not name: its endpoints
+// are in the kernel from the start, behind a gate of its own that stays
+// closed until a human grants a window (supervisor/approval). Its
+// credentials are issued only then.
+struct GatedTool {
+    std::string name;
+    uint16_t gate = 0;                        // 1, 2, ... in name order
+    std::vector<ResolvedEndpoint> endpoints;  // as for allowed tools
+    std::vector<std::string> credentials;     // of the tool, as the profile lists them
 };
 
 struct EffectivePolicy {
-    std::vector<std::string> allowed_tools;   // sorted
-    std::vector<DeniedTool> denied_tools;     // sorted by name
-    std::vector<ResolvedEndpoint> endpoints;  // of allowed tools only
-    std::vector<netfilter::Rule> rules;       // of allowed tools only, unfolded
-    std::vector<DnsName> dns_names;           // hostname endpoints of allowed tools
-    std::vector<std::string> credentials;     // needed by allowed tools, sorted, distinct
-    profile::TimePoint deadline;              // min(expiresAt, now + maxDuration)
-    uint64_t egress_budget = 0;               // session.egressBudget in bytes; 0: none
+    std::vector<std::string> allowed_tools;    // sorted
+    std::vector<DeniedTool> denied_tools;      // sorted by name
+    std::vector<ResolvedEndpoint> endpoints;   // of allowed tools only
+    std::vector<netfilter::Rule> rules;        // of allowed tools only, unfolded
+    std::vector<DnsName> dns_names;            // hostname endpoints of allowed and gated tools
+    std::vector<GatedTool> gated_tools;        // by name
+    std::vector<netfilter::Rule> gated_rules;  // of gated tools, each with its gate, unfolded
+    // Needed by gated tools only: loaded at start, issued at a grant.
+    std::vector<std::string> gated_credentials;
+    std::vector<std::string> credentials;  // needed by allowed tools, sorted, distinct
+    profile::TimePoint deadline;           // min(expiresAt, now + maxDuration)
+    uint64_t egress_budget = 0;            // session.egressBudget in bytes; 0: none
 };
+
+// The rules a session is installed with: the allowed tools' and, behind
+// their gates, the gated tools'.
+std::vector<netfilter::Rule> installed_rules(const EffectivePolicy& policy);
+
+// The gated tool of that name or gate; nullptr when none.
+const GatedTool* gated_tool(const EffectivePolicy& policy, const std::string& name);
+const GatedTool* gated_tool(const EffectivePolicy& policy, uint16_t gate);
 
 // The kind of non-public range addr is in: "unspecified", "loopback",
 // "private", "shared" (100.64.0.0/10), "link-local", "cloud-metadata",

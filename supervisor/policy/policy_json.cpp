@@ -127,6 +127,30 @@ json credentials_json(const EffectivePolicy& policy, const profile::Profile& pro
     return out;
 }
 
+// The tools that wait for a human, their gates and endpoints, and who
+// decides: what an approver is asked to open.
+json approval_json(const EffectivePolicy& policy, const profile::Profile& profile) {
+    json tools = json::array();
+    for (const GatedTool& tool : policy.gated_tools) {
+        json endpoints = json::array();
+        for (const ResolvedEndpoint& resolved : tool.endpoints)
+            endpoints.push_back(endpoint_json(resolved));
+        tools.push_back({{"name", tool.name},
+                         {"gate", tool.gate},
+                         {"risk", profile.tools.at(tool.name).risk},
+                         {"endpoints", endpoints},
+                         {"credentials", tool.credentials}});
+    }
+    const profile::ApprovalPolicy& a = profile.approval;
+    return {{"tools", tools},
+            {"approvers", {{"users", a.approvers.users}, {"groups", a.approvers.groups}}},
+            {"allowSelfApproval", a.allow_self_approval},
+            {"requestTimeout", a.request_timeout.count()},
+            {"maxWindow", a.max_window.count()},
+            {"webhook", a.webhook ? json(a.webhook->url) : json(nullptr)},
+            {"credentialsAtGrant", policy.gated_credentials}};
+}
+
 }  // namespace
 
 nlohmann::json to_json(const EffectivePolicy& policy, const profile::Profile& profile) {
@@ -145,6 +169,7 @@ nlohmann::json to_json(const EffectivePolicy& policy, const profile::Profile& pr
           {"allow", profile.syscalls.allow},
           {"deny", profile.syscalls.deny}}},
         {"ruleCount", policy.rules.size()},
+        {"approval", approval_json(policy, profile)},
     };
     if (policy.egress_budget) out["egressBudget"] = policy.egress_budget;
     return out;
@@ -153,10 +178,13 @@ nlohmann::json to_json(const EffectivePolicy& policy, const profile::Profile& pr
 nlohmann::json start_fields(const EffectivePolicy& policy, pid_t pid) {
     json denied = json::array();
     for (const DeniedTool& tool : policy.denied_tools) denied.push_back(denied_json(tool));
+    json gated = json::array();
+    for (const GatedTool& tool : policy.gated_tools) gated.push_back(tool.name);
     return {{"pid", pid},
             {"deadline", profile::format_rfc3339(policy.deadline)},
             {"toolsAllowed", policy.allowed_tools},
-            {"toolsDenied", denied}};
+            {"toolsDenied", denied},
+            {"toolsAwaitingApproval", gated}};
 }
 
 }  // namespace cordon::policy

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <span>
 #include <string>
 
@@ -28,6 +29,28 @@ inline std::string index_path(const std::string& path, size_t i) {
 [[noreturn]] inline void wrong_type(const json& value, const std::string& path,
                                     const std::string& expected) {
     throw ProfileError(path, "expected " + expected + ", got " + value.type_name());
+}
+
+inline const std::string& read_string(const json& value, const std::string& path,
+                                      const std::string& expected) {
+    if (!value.is_string()) wrong_type(value, path, expected);
+    return value.get_ref<const std::string&>();
+}
+
+inline void read_url(const json& value, const std::string& path, std::string& out) {
+    out = read_string(value, path, "an http:// or https:// URL");
+    if (out.rfind("https://", 0) != 0 && out.rfind("http://", 0) != 0)
+        throw ProfileError(path, "\"" + out + "\" is not an http:// or https:// URL");
+}
+
+// A duration string such as "30s" or "15m".
+inline std::chrono::seconds read_duration(const json& value, const std::string& path) {
+    const std::string& text = read_string(value, path, "a duration string such as \"30s\"");
+    try {
+        return parse_duration(text);
+    } catch (const std::invalid_argument& e) {
+        throw ProfileError(path, e.what());
+    }
 }
 
 template <typename T>
@@ -79,5 +102,13 @@ void read_limits(const json& value, const std::string& path, Profile& out);
 
 // The launchers object (profile/launchers.cpp).
 void read_launchers(const json& value, const std::string& path, Profile& out);
+
+// An object of users and groups, as launchers and approval.approvers are.
+void read_accounts(const json& value, const std::string& path, Launchers& out);
+
+// The approval object (profile/approval.cpp), and its checks against the
+// rest of the profile once everything is read.
+void read_approval(const json& value, const std::string& path, Profile& out);
+void check_approval(const Profile& profile);
 
 }  // namespace cordon::profile::detail

@@ -44,8 +44,12 @@ constexpr std::array<Field<Launchers>, 2> kLaunchersFields{{
 
 }  // namespace
 
+void read_accounts(const json& value, const std::string& path, Launchers& out) {
+    read_object<Launchers>(value, path, kLaunchersFields, out);
+}
+
 void read_launchers(const json& value, const std::string& path, Profile& out) {
-    read_object<Launchers>(value, path, kLaunchersFields, out.launchers);
+    read_accounts(value, path, out.launchers);
 }
 
 }  // namespace cordon::profile::detail

@@ -113,6 +113,10 @@ void resolve_credential_paths(Profile& profile, const std::string& file) {
         resolve(cred.source.oauth.private_key_file);
         resolve(cred.source.oauth.ca_bundle);
     }
+    if (auto& hook = profile.approval.webhook) {
+        resolve(hook->secret_file);
+        resolve(hook->ca_bundle);
+    }
 }
 
 }  // namespace

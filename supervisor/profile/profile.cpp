@@ -17,7 +17,10 @@ using detail::Field;
 using detail::index_path;
 using detail::join_path;
 using detail::json;
+using detail::read_duration;
 using detail::read_object;
+using detail::read_string;
+using detail::read_url;
 using detail::wrong_type;
 
 namespace {
@@ -54,12 +57,6 @@ const NameRule& syscall_name_rule() {
     static const NameRule rule{std::regex("@?[a-z0-9_-]+"),
                                "a syscall name such as \"ptrace\" or a group such as \"@mount\""};
     return rule;
-}
-
-const std::string& read_string(const json& value, const std::string& path,
-                               const std::string& expected) {
-    if (!value.is_string()) wrong_type(value, path, expected);
-    return value.get_ref<const std::string&>();
 }
 
 std::string read_name(const json& value, const std::string& path, const NameRule& rule) {
@@ -216,12 +213,6 @@ FileOrEnv read_file_or_env(const json& value, const std::string& path,
     read_object<FileOrEnv>(value, path, fields, draft);
     if (draft.file.has_value() == draft.env.has_value()) throw ProfileError(path, expected);
     return draft;
-}
-
-void read_url(const json& value, const std::string& path, std::string& out) {
-    out = read_string(value, path, "an http:// or https:// URL");
-    if (out.rfind("https://", 0) != 0 && out.rfind("http://", 0) != 0)
-        throw ProfileError(path, "\"" + out + "\" is not an http:// or https:// URL");
 }
 
 void read_nonempty(const json& value, const std::string& path, std::string& out) {
@@ -411,21 +402,14 @@ constexpr std::array<Field<SyscallPolicy>, 3> kSyscallFields{{
 
 // DNS ------------------------------------------------------------------------
 
-std::chrono::seconds read_ttl(const json& value, const std::string& path) {
-    const std::string& text = read_string(value, path, "a duration string such as \"30s\"");
-    try {
-        return parse_duration(text);
-    } catch (const std::invalid_argument& e) {
-        throw ProfileError(path, e.what());
-    }
-}
-
 constexpr std::array<Field<DnsPolicy>, 2> kDnsFields{{
     {"minTtl", false, "a duration such as \"5s\"",
-     [](const json& v, const std::string& p, DnsPolicy& out) { out.min_ttl = read_ttl(v, p); }},
+     [](const json& v, const std::string& p, DnsPolicy& out) {
+         out.min_ttl = read_duration(v, p);
+     }},
     {"maxTtl", false, "a duration such as \"1h\"",
      [](const json& v, const std::string& p, DnsPolicy& out) {
-         out.max_ttl = read_ttl(v, p);
+         out.max_ttl = read_duration(v, p);
          if (out.max_ttl.count() <= 0)
              throw ProfileError(p, "is zero (expected a positive duration)");
      }},
@@ -487,7 +471,7 @@ void read_api_version(const json& value, const std::string& path, Profile& out) 
     out.api_version = version;
 }
 
-constexpr std::array<Field<Profile>, 13> kProfileFields{{
+constexpr std::array<Field<Profile>, 14> kProfileFields{{
     {"apiVersion", true, "\"cordon/v1\"", read_api_version},
     {"identity", true, "an identity object with agentId, agentType, version, expiresAt",
      [](const json& v, const std::string& p, Profile& out) {
@@ -530,6 +514,8 @@ constexpr std::array<Field<Profile>, 13> kProfileFields{{
      detail::read_limits},
     {"launchers", false, "a launchers object such as {\"users\": [\"alice\"], \"groups\": []}",
      detail::read_launchers},
+    {"approval", false, "an approval object such as {\"approvers\": {\"users\": [\"bob\"]}}",
+     detail::read_approval},
 }};
 
 }  // namespace
@@ -694,6 +680,7 @@ Profile parse_profile(const nlohmann::json& doc, TimePoint now) {
     check_deliveries_unique(profile);
     check_optional_issued(profile);
     check_grant_deliveries(profile);
+    detail::check_approval(profile);
     check_not_expired(profile.identity, now);
     return profile;
 }

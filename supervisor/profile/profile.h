@@ -148,6 +148,28 @@ struct Launchers {
     std::vector<std::string> groups;
 };
 
+// approval.webhook: where new approval requests are announced, as a JSON
+// body signed with HMAC-SHA256 under the key in secret_file.
+struct ApprovalWebhook {
+    std::string url;
+    std::string secret_file;  // absolute once loaded (relative: to the profile's directory)
+    std::string ca_bundle;    // "" for the system's CAs
+};
+
+// approval: how the tools of approvalRequired are opened, by whom and for how long.
+struct ApprovalPolicy {
+    // Who may grant or deny. Both empty: only root.
+    Launchers approvers;
+    // Whether the session's launcher and the agent's own account may decide
+    // its requests; by default they may not, whatever approvers says.
+    bool allow_self_approval = false;
+    // A request nobody decides is denied after this long.
+    std::chrono::seconds request_timeout{15 * 60};
+    // The longest window one grant may open.
+    std::chrono::seconds max_window{60 * 60};
+    std::optional<ApprovalWebhook> webhook;
+};
+
 struct Profile {
     std::string api_version;  // "cordon/v1"
     Identity identity;
@@ -172,6 +194,7 @@ struct Profile {
     std::optional<FilesystemPolicy> filesystem;
     Limits limits;
     Launchers launchers;
+    ApprovalPolicy approval;
 };
 
 // A profile that cannot be used. path is where in the document

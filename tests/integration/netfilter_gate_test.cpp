@@ -189,6 +189,41 @@ TEST_F(NetfilterGateTest, ClosingTheGateCutsAConnectionOpenedThroughIt) {
     EXPECT_GE(counters(s).egress_dropped, 1u);
 }
 
+// A gate opened until a time closes by itself then, in every hook, with
+// nobody calling close_gate: a grant's window holds even when the
+// supervisor that would close it was killed.
+TEST_F(NetfilterGateTest, AGateOpenedUntilATimeClosesByItselfThen) {
+    const auto& s = make_session("s", {gated(rule("127.0.0.1", 128, 8080, 8080), 4)});
+    auto closes_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(800);
+    ASSERT_TRUE(nf_->open_gate(s.id(), 4, std::nullopt, closes_at));
+    EXPECT_TRUE(state(s, 4).open);
+    Shared<Exchange> ex;
+    ASSERT_TRUE(ex);
+    int listener = -1;
+    auto r = run_probe(
+        s.path(), {},
+        [&] {
+            return exchange_around(listener, &*ex, [&] {
+                std::this_thread::sleep_until(closes_at + std::chrono::milliseconds(200));
+                return true;
+            });
+        },
+        [&] { listen_outside(&listener); });
+    ASSERT_EQ(r.status, 0);
+    EXPECT_EQ(ex->first_connect, 0);
+    EXPECT_EQ(ex->before, 1);
+    EXPECT_EQ(ex->second_connect, EPERM);
+    EXPECT_EQ(ex->after, 0) << "data passed after the gate's time";
+    EXPECT_FALSE(state(s, 4).open);
+
+    auto events = drain(s.id());
+    ASSERT_GE(events.size(), 3u);
+    expect_gate_use(events[0], s, r, "connect4", "127.0.0.1", 8080, "tcp", 4, std::nullopt);
+    EXPECT_EQ(events[1].reason, "approval-required");
+    EXPECT_EQ(events[1].gate, 4);
+    expect_egress(events[2], s, "127.0.0.1", 8080, "tcp", "approval-required", 1);
+}
+
 // ---------------------------------------------------------------- counted uses
 
 // One use: one connection, which keeps working after the use is spent;

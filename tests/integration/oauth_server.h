@@ -4,18 +4,14 @@
 // on 127.0.0.1 and an ephemeral port, stopped when the object goes.
 #pragma once
 
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
 
-extern char** environ;
+#include "listening_process.h"
 
 namespace cordon::testing {
 
@@ -34,39 +30,11 @@ class OAuthServer {
     }
 
     // `options` as server.js takes them: "--ttl", "RESOURCE=SECONDS", "--tls", CERT, KEY.
-    explicit OAuthServer(std::vector<std::string> options = {}) {
-        for (const auto& o : options)
-            if (o == "--tls") scheme_ = "https";
-        int out[2];
-        if (::pipe2(out, O_CLOEXEC) != 0) return;
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-        posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
-        std::string script = dir() + "/server.js";
-        std::vector<const char*> argv = {"/usr/bin/node", script.c_str(), kClientId, kClientSecret};
-        for (const auto& o : options) argv.push_back(o.c_str());
-        argv.push_back(nullptr);
-        if (posix_spawn(&pid_, argv[0], &actions, nullptr, const_cast<char**>(argv.data()),
-                        environ) != 0)
-            pid_ = -1;
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(out[1]);
-        // Kept open while the server runs: a write to a closed pipe would end it.
-        output_ = ::fdopen(out[0], "r");
-        if (output_ && std::fscanf(output_, "listening %d", &port_) != 1) port_ = 0;
-    }
-    ~OAuthServer() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGTERM);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        if (output_) std::fclose(output_);
-    }
-    OAuthServer(const OAuthServer&) = delete;
-    OAuthServer& operator=(const OAuthServer&) = delete;
+    explicit OAuthServer(std::vector<std::string> options = {})
+        : scheme_(uses_tls(options) ? "https" : "http"),
+          process_(command(std::move(options)), SIGTERM, /*quiet=*/true) {}
 
-    bool running() const { return pid_ > 0 && port_ > 0; }
+    bool running() const { return process_.running(); }
 
     // The server's introspection (RFC 7662) of `token`, with curl(1), as
     // the JSON text it answered; `curl_options` such as "--cacert FILE".
@@ -82,7 +50,7 @@ class OAuthServer {
         return curl(curl_options + " " + url("/test/issued"));
     }
     std::string url(const std::string& path) const {
-        return scheme_ + "://127.0.0.1:" + std::to_string(port_) + path;
+        return scheme_ + "://127.0.0.1:" + std::to_string(process_.port()) + path;
     }
 
   private:
@@ -96,10 +64,20 @@ class OAuthServer {
         ::pclose(p);
         return out;
     }
-    std::string scheme_ = "http";
-    pid_t pid_ = -1;
-    int port_ = 0;
-    FILE* output_ = nullptr;
+    static bool uses_tls(const std::vector<std::string>& options) {
+        for (const auto& o : options)
+            if (o == "--tls") return true;
+        return false;
+    }
+    static std::vector<std::string> command(std::vector<std::string> options) {
+        std::vector<std::string> argv = {"/usr/bin/node", dir() + "/server.js", kClientId,
+                                         kClientSecret};
+        argv.insert(argv.end(), options.begin(), options.end());
+        return argv;
+    }
+
+    std::string scheme_;
+    ListeningProcess process_;
 };
 
 }  // namespace cordon::testing

@@ -36,6 +36,7 @@
 
 #include "cordon/fd.h"
 #include "cordon/log.h"
+#include "webhook_receiver.h"
 
 extern char** environ;
 
@@ -49,46 +50,7 @@ using namespace std::chrono_literals;
 constexpr const char* kKey = "w3bh00k-k3y-for-tests";
 constexpr const char* kEvent = "approval.requested";
 
-// receiver.py, started on an ephemeral port and killed by pid when it goes.
-class Receiver {
-  public:
-    Receiver(const fs::path& log, const fs::path& key, const std::vector<std::string>& options) {
-        int out[2];
-        if (::pipe2(out, O_CLOEXEC) != 0) return;
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_adddup2(&actions, out[1], 1);
-        std::string script = std::string(CORDON_SOURCE_DIR) + "/tests/webhook/receiver.py";
-        std::vector<const char*> argv = {"/usr/bin/python3", script.c_str(), log.c_str(),
-                                         key.c_str()};
-        for (const auto& o : options) argv.push_back(o.c_str());
-        argv.push_back(nullptr);
-        if (posix_spawn(&pid_, argv[0], &actions, nullptr, const_cast<char**>(argv.data()),
-                        environ) != 0)
-            pid_ = -1;
-        posix_spawn_file_actions_destroy(&actions);
-        ::close(out[1]);
-        output_ = ::fdopen(out[0], "r");
-        if (output_ && std::fscanf(output_, "listening %d", &port_) != 1) port_ = 0;
-    }
-    ~Receiver() {
-        if (pid_ > 0) {
-            ::kill(pid_, SIGKILL);
-            ::waitpid(pid_, nullptr, 0);
-        }
-        if (output_) std::fclose(output_);
-    }
-    Receiver(const Receiver&) = delete;
-    Receiver& operator=(const Receiver&) = delete;
-
-    bool running() const { return pid_ > 0 && port_ > 0; }
-    int port() const { return port_; }
-
-  private:
-    pid_t pid_ = -1;
-    int port_ = 0;
-    FILE* output_ = nullptr;
-};
+using testing::WebhookReceiver;
 
 // What on_result reported, for the test's thread to wait on.
 class Results {
@@ -138,7 +100,7 @@ class WebhookTest : public ::testing::Test {
 
     // Starts receiver.py with its options ("--fail", "--status", "--hang").
     void start_receiver(const std::vector<std::string>& options = {}) {
-        receiver_ = std::make_unique<Receiver>(log_path(), key_, options);
+        receiver_ = std::make_unique<WebhookReceiver>(log_path(), key_, options);
         ASSERT_TRUE(receiver_->running()) << "tests/webhook/receiver.py did not start";
     }
 
@@ -188,7 +150,7 @@ class WebhookTest : public ::testing::Test {
     fs::path log_path() const { return dir_ / "requests.jsonl"; }
 
     fs::path dir_, key_;
-    std::unique_ptr<Receiver> receiver_;
+    std::unique_ptr<WebhookReceiver> receiver_;
     Results results_;
     std::unique_ptr<Webhook> webhook_;
 };
@@ -320,8 +282,12 @@ TEST_P(WebhookFinalStatusTest, IsNotRetried) {
     const std::string& e = results[0].error;
     EXPECT_EQ(e.rfind(shown(receiver_->port()) + ": HTTP " + std::to_string(status), 0), 0u) << e;
     EXPECT_TRUE(e.ends_with(", not retried")) << e;
-    if (status == 401) EXPECT_NE(e.find("verifies X-Cordon-Signature-256"), std::string::npos) << e;
-    if (status == 302) EXPECT_NE(e.find("redirects are not followed"), std::string::npos) << e;
+    if (status == 401) {
+        EXPECT_NE(e.find("verifies X-Cordon-Signature-256"), std::string::npos) << e;
+    }
+    if (status == 302) {
+        EXPECT_NE(e.find("redirects are not followed"), std::string::npos) << e;
+    }
     std::this_thread::sleep_for(300ms);
     EXPECT_EQ(requests().size(), 1u);
 }

@@ -257,7 +257,15 @@ TEST(Policy, CheckJsonIsTheWholeDecision) {
                        "deliver": {"env": "ORDERS_TOKEN"}, "optional": false,
                        "rotation": null}],
       "syscalls": {"baseline": "agent-default", "allow": [], "deny": []},
-      "ruleCount": 3
+      "ruleCount": 3,
+      "approval": {
+        "tools": [{"name": "issue_refund", "gate": 1, "risk": "high", "credentials": [],
+                   "endpoints": [{"endpoint": "127.0.0.4:18083", "protocol": "tcp",
+                                  "ports": "18083", "addresses": ["127.0.0.4"]}]}],
+        "approvers": {"users": [], "groups": []},
+        "allowSelfApproval": false, "requestTimeout": 900, "maxWindow": 3600,
+        "webhook": null, "credentialsAtGrant": []
+      }
     })");
     EXPECT_EQ(out, expected) << out.dump(2);
 }
@@ -292,7 +300,8 @@ TEST(Policy, StartEventFields) {
       "toolsDenied": [{"name": "bulk_message", "reason": "denied"},
                       {"name": "delete_account", "reason": "denied"},
                       {"name": "export_data", "reason": "not-allowed"},
-                      {"name": "issue_refund", "reason": "approval-required"}]
+                      {"name": "issue_refund", "reason": "approval-required"}],
+      "toolsAwaitingApproval": ["issue_refund"]
     })");
     EXPECT_EQ(start_fields(policy, 42), expected);
 }

@@ -2,7 +2,9 @@
 // The profile layer: every validation rule, valid and invalid, with the
 // exact error text (path and reason) a user would read.
 #include <gtest/gtest.h>
+
 #include <nlohmann/json.hpp>
+#include "profile_doc.h"
 
 #include <filesystem>
 #include <fstream>
@@ -52,14 +54,7 @@ json without(json doc, const std::string& parent, const std::string& key) {
 
 // Parses doc and expects exactly "PATH: REASON".
 void expect_error(const json& doc, const std::string& path, const std::string& reason) {
-    try {
-        parse_profile(doc, kNow);
-        ADD_FAILURE() << "no error, expected " << path << ": " << reason;
-    } catch (const ProfileError& e) {
-        EXPECT_EQ(e.path(), path);
-        EXPECT_EQ(e.reason(), reason);
-        EXPECT_EQ(std::string(e.what()), path.empty() ? reason : path + ": " + reason);
-    }
+    test_support::expect_profile_error(doc, path, reason);
 }
 
 // ---- RFC 3339 --------------------------------------------------------------
@@ -395,7 +390,7 @@ TEST(ProfileErrors, RootMustBeAnObject) {
     expect_error(json::array(), "",
                  "expected an object with keys apiVersion, identity, session, allowedTools, "
                  "deniedTools, approvalRequired, tools, credentials, syscalls, dns, filesystem, "
-                 "limits, launchers, got array");
+                 "limits, launchers, approval, got array");
 }
 
 TEST(Profile, DnsTtlsHaveDefaultsAndBounds) {
@@ -420,7 +415,7 @@ TEST(ProfileErrors, UnknownKeysAnywhere) {
     const std::string top =
         "unknown key (expected one of: apiVersion, identity, session, "
         "allowedTools, deniedTools, approvalRequired, tools, credentials, "
-        "syscalls, dns, filesystem, limits, launchers)";
+        "syscalls, dns, filesystem, limits, launchers, approval)";
     expect_error(with(base_profile(), "/quotas", {{"pids", 1}}), "quotas", top);
     expect_error(with(base_profile(), "/identity/name", "x"), "identity.name",
                  "unknown key (expected one of: agentId, agentType, version, expiresAt)");

@@ -1,0 +1,613 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "approval/broker.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "approval/book.h"
+#include "audit/audit.h"
+#include "audit/rate_limit.h"
+#include "cordon/fd.h"
+#include "cordon/log.h"
+#include "daemon/peer.h"
+#include "daemon/protocol.h"
+
+namespace cordon::approval {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+std::shared_ptr<spdlog::logger> log() {
+    static auto logger = layer_logger("approval");
+    return logger;
+}
+
+// Connections each API keeps open at once. The agent's beyond it are closed
+// as they come; an approver's new one closes the oldest instead, so that
+// silent connections (anyone may connect) cannot shut approvers out.
+constexpr size_t kMaxConnections = 16;
+// How long an agent's ask waits when it names no timeout.
+constexpr std::chrono::seconds kDefaultAskTimeout{300};
+// The agent's reason, at most this long in the record.
+constexpr size_t kMaxReason = 500;
+// The largest number of uses one grant may give.
+constexpr uint64_t kMaxUses = 1000000;
+
+// The agent's text as approvers may see it: at most `max` bytes, cut at a
+// character boundary, control characters (terminal escapes) as '?'.
+std::string clipped(std::string text, size_t max) {
+    if (text.size() > max) {
+        size_t cut = max;
+        while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;
+        text = text.substr(0, cut) + "...";
+    }
+    for (char& c : text)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+    return text;
+}
+
+Result<UniqueFd> listen_unix(const std::string& path, int type, mode_t mode) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+        return plain_error("socket path too long: " + path, "choose a shorter directory");
+    std::memcpy(addr.sun_path, path.c_str(), path.size());
+    UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd.valid()) return errno_error("cannot create a socket for " + path);
+    ::unlink(path.c_str());
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+        return errno_error("cannot bind " + path);
+    if (::chmod(path.c_str(), mode) != 0) return errno_error("cannot chmod " + path);
+    if (::listen(fd.get(), 16) != 0) return errno_error("cannot listen on " + path);
+    return fd;
+}
+
+// A directory of root's that anyone may enter: the sockets decide who may
+// do what by SO_PEERCRED, not by file modes.
+Status ensure_open_dir(const std::string& dir) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (!ec)
+        fs::permissions(dir,
+                        fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                            fs::perms::others_read | fs::perms::others_exec,
+                        ec);
+    if (ec) return plain_error("cannot create " + dir + ": " + ec.message());
+    return ok_status();
+}
+
+std::string destination_of(const netfilter::Denial& d) {
+    return profile::format_ip(d.address) + ":" + std::to_string(d.port) +
+           (d.protocol.empty() ? "" : "/" + d.protocol);
+}
+
+struct AgentConn {
+    UniqueFd fd;
+    std::string buffer;
+    std::string waiting_for;  // a tool, while an ask waits for its decision
+    Clock::time_point wait_until;
+};
+
+class BrokerImpl final : public Broker {
+  public:
+    BrokerImpl(BrokerConfig config, BrokerHooks hooks)
+        : config_(std::move(config)),
+          hooks_(std::move(hooks)),
+          approval_(config_.profile->approval),
+          use_limiter_(audit::kDenialBurst, audit::kDenialsPerSecond, Clock::now()) {}
+    ~BrokerImpl() override { end(); }
+
+    Status open();
+    int fd() const override { return epoll_.get(); }
+    void on_ready() override;
+    void on_event(const netfilter::Denial& event) override;
+    void end() override;
+
+  private:
+    Status watch(int fd);
+    void accept_approver();
+    void accept_agent();
+    void on_approver(int fd);
+    void on_agent(int fd);
+    void on_timer();
+    void arm();
+    void close_agent(int fd);
+    void drop_approver(int fd);
+
+    json handle_approver(const json& body, const daemon::Peer& peer);
+    json list(const daemon::Peer& peer);
+    json approve(const json& body, const daemon::Peer& peer);
+    json deny(const json& body, const daemon::Peer& peer);
+    Status may_grant(const daemon::Peer& peer) const;
+    bool may_decide(const daemon::Peer& peer) const;
+    bool may_view(const daemon::Peer& peer) const;
+    json refuse(const daemon::Peer& peer, const std::string& op, const std::string& why);
+
+    void handle_ask(AgentConn& conn, const std::string& line);
+    std::optional<json> answer_now(const std::string& tool);
+    Request& note(const std::string& tool, uint16_t gate, const std::string& via);
+    void tell_waiting(const std::string& tool, const json& answer);
+    void send_line(AgentConn& conn, const json& answer);
+
+    void emit(const std::string& event, const json& fields) { hooks_.audit(event, fields); }
+    void announce(const std::string& event, const json& fields);
+    void close_grant(const Grant& g, const std::string& reason);
+
+    BrokerConfig config_;
+    BrokerHooks hooks_;
+    const profile::ApprovalPolicy& approval_;
+    Book book_;
+    audit::DenialLimiter use_limiter_;
+    UniqueFd epoll_, approver_listen_, agent_listen_, timer_;
+    std::map<int, UniqueFd> approver_conns_;
+    std::vector<int> approver_order_;  // approver_conns_' descriptors, oldest first
+    std::map<int, AgentConn> agent_conns_;
+    std::string approver_path_, agent_path_;
+    bool ended_ = false;
+};
+
+Status BrokerImpl::watch(int fd) {
+    epoll_event ev{EPOLLIN, {.fd = fd}};
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
+        return errno_error("cannot watch an approval socket");
+    return ok_status();
+}
+
+Status BrokerImpl::open() {
+    epoll_ = UniqueFd(::epoll_create1(EPOLL_CLOEXEC));
+    timer_ = UniqueFd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
+    if (!epoll_.valid() || !timer_.valid()) return errno_error("cannot set up the approval broker");
+    if (auto st = ensure_open_dir(config_.approvals_dir); !st) return st;
+    if (auto st = ensure_open_dir(config_.agent_dir); !st) return st;
+    approver_path_ = config_.approvals_dir + "/" + config_.session_id + ".sock";
+    auto approver = listen_unix(approver_path_, SOCK_SEQPACKET, 0666);
+    if (!approver) return approver.error();
+    approver_listen_ = std::move(*approver);
+    agent_path_ = config_.agent_dir + "/socket";
+    auto agent = listen_unix(agent_path_, SOCK_STREAM, 0666);
+    if (!agent) return agent.error();
+    agent_listen_ = std::move(*agent);
+    for (int fd : {approver_listen_.get(), agent_listen_.get(), timer_.get()})
+        if (auto st = watch(fd); !st) return st;
+    return ok_status();
+}
+
+void BrokerImpl::on_ready() {
+    epoll_event events[16];
+    int n = ::epoll_wait(epoll_.get(), events, 16, 0);
+    for (int i = 0; i < n; ++i) {
+        int fd = events[i].data.fd;
+        if (fd == approver_listen_.get())
+            accept_approver();
+        else if (fd == agent_listen_.get())
+            accept_agent();
+        else if (fd == timer_.get())
+            on_timer();
+        else if (approver_conns_.count(fd))
+            on_approver(fd);
+        else if (agent_conns_.count(fd))
+            on_agent(fd);
+    }
+}
+
+void BrokerImpl::accept_approver() {
+    for (;;) {
+        UniqueFd conn(
+            ::accept4(approver_listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        if (!conn.valid()) return;
+        if (approver_conns_.size() >= kMaxConnections) drop_approver(approver_order_.front());
+        if (!watch(conn.get())) continue;
+        int fd = conn.get();
+        approver_conns_.emplace(fd, std::move(conn));
+        approver_order_.push_back(fd);
+    }
+}
+
+void BrokerImpl::accept_agent() {
+    for (;;) {
+        UniqueFd conn(
+            ::accept4(agent_listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        if (!conn.valid()) return;
+        if (agent_conns_.size() >= kMaxConnections || !watch(conn.get())) continue;
+        int fd = conn.get();
+        agent_conns_.emplace(fd, AgentConn{std::move(conn), {}, {}, {}});
+    }
+}
+
+// One request, one answer, then the connection closes.
+void BrokerImpl::on_approver(int fd) {
+    UniqueFd conn = std::move(approver_conns_.at(fd));
+    drop_approver(fd);
+    auto peer = daemon::peer_of(fd);
+    auto m = daemon::receive_message(fd, kMaxMessageBytes);
+    if (!m || !*m || !peer) {
+        if (!m) (void)daemon::send_message(fd, daemon::error_answer(m.error().message()));
+        return;
+    }
+    (void)daemon::send_message(fd, handle_approver((*m)->body, *peer));
+}
+
+json BrokerImpl::handle_approver(const json& body, const daemon::Peer& peer) {
+    std::string op = body.contains("op") && body["op"].is_string() ? body["op"] : "";
+    if (op == "list") return list(peer);
+    if (op == "approve") return approve(body, peer);
+    if (op == "deny") return deny(body, peer);
+    return daemon::error_answer("op: expected list, approve or deny");
+}
+
+// Root or one of the profile's approvers.
+bool BrokerImpl::may_decide(const daemon::Peer& peer) const {
+    return daemon::may_launch(approval_.approvers, peer);
+}
+
+bool BrokerImpl::may_view(const daemon::Peer& peer) const {
+    return may_decide(peer) || peer.uid == config_.launcher_uid;
+}
+
+// An approver who is neither the session's launcher nor its agent's
+// account, unless the profile allows those to approve themselves.
+Status BrokerImpl::may_grant(const daemon::Peer& peer) const {
+    if (!may_decide(peer))
+        return plain_error(peer.user + " (uid " + std::to_string(peer.uid) +
+                           ") is not an approver of this profile (approval.approvers)");
+    if (approval_.allow_self_approval) return ok_status();
+    if (peer.uid == config_.agent_uid)
+        return plain_error(peer.user +
+                           " is the account the agent runs as, and may not approve "
+                           "its own session's requests (approval.allowSelfApproval)");
+    if (peer.uid == config_.launcher_uid)
+        return plain_error(peer.user +
+                           " launched this session and may not approve its own session's "
+                           "requests; another approver must (approval.allowSelfApproval)");
+    return ok_status();
+}
+
+json BrokerImpl::refuse(const daemon::Peer& peer, const std::string& op, const std::string& why) {
+    emit("approval.refused",
+         {{"op", op}, {"uid", peer.uid}, {"user", peer.user}, {"pid", peer.pid}, {"reason", why}});
+    return daemon::error_answer(why);
+}
+
+json BrokerImpl::list(const daemon::Peer& peer) {
+    if (!may_view(peer)) {
+        json answer = daemon::error_answer("not an approver or the launcher of this session");
+        answer["forbidden"] = true;
+        return answer;
+    }
+    json requests = json::array(), grants = json::array();
+    for (const auto& [_, r] : book_.requests()) requests.push_back(to_json(r));
+    for (const auto& [_, g] : book_.grants()) grants.push_back(to_json(g));
+    const auto& identity = config_.profile->identity;
+    return {{"ok", true},
+            {"session", config_.session_id},
+            {"agentId", identity.agent_id},
+            {"agentType", identity.agent_type},
+            {"deadline", audit::format_time(config_.deadline)},
+            {"requests", requests},
+            {"grants", grants}};
+}
+
+// The window a grant asks for, in seconds: positive, at most maxWindow.
+Result<std::chrono::seconds> window_of(const json& body, const profile::ApprovalPolicy& policy) {
+    auto it = body.find("for");
+    if (it == body.end() || !it->is_number_integer() || it->get<int64_t>() <= 0)
+        return plain_error("for: expected a positive number of seconds");
+    std::chrono::seconds window{it->get<int64_t>()};
+    if (window > policy.max_window)
+        return plain_error("for: " + std::to_string(window.count()) + " s is longer than the " +
+                           std::to_string(policy.max_window.count()) +
+                           " s this profile allows (approval.maxWindow)");
+    return window;
+}
+
+Result<std::optional<uint32_t>> uses_of(const json& body) {
+    auto it = body.find("uses");
+    if (it == body.end() || it->is_null()) return std::optional<uint32_t>{};
+    if (!it->is_number_integer() || it->get<int64_t>() <= 0 || it->get<uint64_t>() > kMaxUses)
+        return plain_error("uses: expected a number of connections from 1 to " +
+                           std::to_string(kMaxUses));
+    return std::optional<uint32_t>(it->get<uint32_t>());
+}
+
+std::string id_of(const json& body) {
+    auto it = body.find("id");
+    return it != body.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+json BrokerImpl::approve(const json& body, const daemon::Peer& peer) {
+    std::string id = id_of(body);
+    Request* r = book_.pending(id);
+    if (!r) return daemon::error_answer("no pending request " + id + " in this session");
+    if (auto st = may_grant(peer); !st) return refuse(peer, "approve " + id, st.error().what);
+    auto window = window_of(body, approval_);
+    if (!window) return refuse(peer, "approve " + id, window.error().what);
+    auto uses = uses_of(body);
+    if (!uses) return daemon::error_answer(uses.error().what);
+    // Grants never outlive the session.
+    auto left = config_.deadline - SysClock::now();
+    Clock::duration span = std::min<Clock::duration>(*window, left);
+
+    std::string tool = r->tool;
+    uint16_t gate = r->gate;
+    bool open_already = book_.grant_for_tool(tool) != nullptr;
+    if (!open_already)
+        if (auto st = hooks_.open_credentials(tool); !st) {
+            emit("approval.error", {{"id", id}, {"tool", tool}, {"error", st.error().message()}});
+            return daemon::error_answer("cannot issue the credentials of " + tool + ": " +
+                                        st.error().message());
+        }
+    if (auto st = hooks_.open_gate(gate, *uses, Clock::now() + span); !st) {
+        if (!open_already) hooks_.close_credentials(tool);
+        emit("approval.error", {{"id", id}, {"tool", tool}, {"error", st.error().message()}});
+        return daemon::error_answer("cannot open " + tool + ": " + st.error().message());
+    }
+    Grant& g = book_.grant(id, span, *uses, peer.uid, peer.user);
+    json fields = to_json(g);
+    fields["windowSeconds"] = std::chrono::duration_cast<std::chrono::seconds>(span).count();
+    fields["approverPid"] = peer.pid;
+    emit("approval.grant", fields);
+    announce("approval.grant", fields);
+    tell_waiting(tool, {{"decision", "granted"}, {"grant", to_json(g)}});
+    arm();
+    return {{"ok", true}, {"grant", to_json(g)}};
+}
+
+json BrokerImpl::deny(const json& body, const daemon::Peer& peer) {
+    std::string id = id_of(body);
+    Request* r = book_.pending(id);
+    if (!r) return daemon::error_answer("no pending request " + id + " in this session");
+    if (!may_decide(peer))
+        return refuse(peer, "deny " + id,
+                      peer.user + " is not an approver of this profile (approval.approvers)");
+    std::string reason;
+    if (auto it = body.find("reason"); it != body.end() && it->is_string())
+        reason = clipped(it->get<std::string>(), kMaxReason);
+    Request taken = book_.take(id);
+    json fields = to_json(taken);
+    fields["uid"] = peer.uid;
+    fields["user"] = peer.user;
+    fields["denyReason"] = reason.empty() ? json(nullptr) : json(reason);
+    emit("approval.deny", fields);
+    announce("approval.deny", fields);
+    tell_waiting(taken.tool, {{"decision", "denied"}, {"id", id}, {"reason", reason}});
+    arm();
+    return {{"ok", true}, {"id", id}};
+}
+
+// Forgets an approver's connection; closes it unless the caller took it.
+void BrokerImpl::drop_approver(int fd) {
+    (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    approver_conns_.erase(fd);
+    approver_order_.erase(std::remove(approver_order_.begin(), approver_order_.end(), fd),
+                          approver_order_.end());
+}
+
+void BrokerImpl::close_agent(int fd) {
+    (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    agent_conns_.erase(fd);
+}
+
+// Lines of JSON; a line longer than kMaxMessageBytes ends the connection.
+void BrokerImpl::on_agent(int fd) {
+    AgentConn& conn = agent_conns_.at(fd);
+    char buf[kMaxMessageBytes];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+        close_agent(fd);
+        return;
+    }
+    conn.buffer.append(buf, static_cast<size_t>(n));
+    size_t newline;
+    while ((newline = conn.buffer.find('\n')) != std::string::npos) {
+        std::string line = conn.buffer.substr(0, newline);
+        conn.buffer.erase(0, newline + 1);
+        handle_ask(conn, line);
+    }
+    if (conn.buffer.size() > kMaxMessageBytes) {
+        send_line(conn, {{"error", "request longer than 4096 bytes"}});
+        close_agent(fd);
+    }
+}
+
+void BrokerImpl::send_line(AgentConn& conn, const json& answer) {
+    std::string line = answer.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    // Small answers to a peer that reads them; one that does not loses them.
+    (void)!::send(conn.fd.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+// The answer to an ask that needs no waiting, if any: the tool is open
+// already, or can never be.
+std::optional<json> BrokerImpl::answer_now(const std::string& tool) {
+    const auto& policy = *config_.policy;
+    if (std::find(policy.allowed_tools.begin(), policy.allowed_tools.end(), tool) !=
+        policy.allowed_tools.end())
+        return json{{"decision", "allowed"}, {"tool", tool}};
+    if (!policy::gated_tool(policy, tool))
+        return json{{"decision", "denied"},
+                    {"tool", tool},
+                    {"reason", "not a tool of approvalRequired in this session's profile"}};
+    if (Grant* g = book_.grant_for_tool(tool); g && (!g->uses || g->used < *g->uses))
+        return json{{"decision", "granted"}, {"grant", to_json(*g)}};
+    return std::nullopt;
+}
+
+Result<std::chrono::seconds> ask_timeout(const json& ask, std::chrono::seconds most) {
+    auto it = ask.find("timeout");
+    if (it == ask.end()) return std::min(kDefaultAskTimeout, most);
+    if (!it->is_number_integer() || it->get<int64_t>() <= 0)
+        return plain_error("timeout: expected a positive number of seconds");
+    return std::min(std::chrono::seconds(it->get<int64_t>()), most);
+}
+
+void BrokerImpl::handle_ask(AgentConn& conn, const std::string& line) {
+    if (!conn.waiting_for.empty())
+        return send_line(conn, {{"error", "one ask at a time on a connection"}});
+    json ask = json::parse(line, nullptr, false);
+    if (!ask.is_object() || !ask.contains("tool") || !ask["tool"].is_string())
+        return send_line(conn, {{"error", "expected {\"tool\": NAME, \"reason\": TEXT}"}});
+    std::string tool = ask["tool"];
+    auto timeout = ask_timeout(ask, approval_.request_timeout);
+    if (!timeout) return send_line(conn, {{"error", timeout.error().what}});
+    if (auto now = answer_now(tool)) {
+        if ((*now)["decision"] == "denied" && use_limiter_.admit(Clock::now()))
+            emit("approval.refused",
+                 {{"op", "ask"}, {"tool", clipped(tool, 100)}, {"reason", (*now)["reason"]}});
+        return send_line(conn, *now);
+    }
+    Request& r = note(tool, policy::gated_tool(*config_.policy, tool)->gate, "ask");
+    if (r.reason.empty() && ask.contains("reason") && ask["reason"].is_string())
+        r.reason = clipped(ask["reason"], kMaxReason);
+    conn.waiting_for = tool;
+    conn.wait_until = Clock::now() + *timeout;
+    arm();
+}
+
+// The pending request for a tool, new ones on the record and announced.
+Request& BrokerImpl::note(const std::string& tool, uint16_t gate, const std::string& via) {
+    auto noted = book_.note(tool, gate, approval_.request_timeout);
+    if (noted.created) {
+        json fields = to_json(*noted.request);
+        fields["via"] = via;
+        emit("approval.request", fields);
+        announce("approval.request", fields);
+        arm();
+    }
+    return *noted.request;
+}
+
+void BrokerImpl::announce(const std::string& event, const json& fields) {
+    if (!hooks_.notify) return;
+    json body = fields;
+    body["session"] = config_.session_id;
+    if (event == "approval.request") {
+        body["approve"] = "cordonctl approve " + fields.value("id", "") + " --for 10m";
+        body["deny"] = "cordonctl deny " + fields.value("id", "");
+    }
+    hooks_.notify(event, body);
+}
+
+void BrokerImpl::tell_waiting(const std::string& tool, const json& answer) {
+    for (auto& [_, conn] : agent_conns_) {
+        if (conn.waiting_for != tool) continue;
+        send_line(conn, answer);
+        conn.waiting_for.clear();
+    }
+}
+
+void BrokerImpl::on_event(const netfilter::Denial& d) {
+    const policy::GatedTool* tool = policy::gated_tool(*config_.policy, d.gate);
+    if (!tool) return;
+    json where = {{"destination", profile::format_ip(d.address)},
+                  {"port", d.port},
+                  {"protocol", d.protocol},
+                  {"pid", d.pid},
+                  {"comm", d.comm},
+                  {"hook", d.hook}};
+    if (d.reason == "approval-required") {
+        Request& r = note(tool->name, tool->gate, "connect");
+        r.attempts++;
+        r.destination = destination_of(d);
+        return;
+    }
+    if (d.reason != "gate-use") return;
+    Grant* g = book_.grant_for_gate(d.gate);
+    if (!g) return;
+    g->used++;
+    if (!use_limiter_.admit(Clock::now())) return;
+    json fields = where;
+    fields["id"] = g->id;
+    fields["tool"] = g->tool;
+    fields["used"] = g->used;
+    fields["usesLeft"] =
+        g->uses ? json(*g->uses > g->used ? *g->uses - g->used : 0) : json(nullptr);
+    emit("approval.use", fields);
+}
+
+void BrokerImpl::close_grant(const Grant& g, const std::string& reason) {
+    if (auto st = hooks_.close_gate(g.gate); !st) log()->error("{}", st.error().message());
+    hooks_.close_credentials(g.tool);
+    json fields = to_json(g);
+    fields["reason"] = reason;
+    emit("approval.close", fields);
+}
+
+void BrokerImpl::on_timer() {
+    uint64_t expirations;
+    (void)!::read(timer_.get(), &expirations, sizeof expirations);
+    auto now = Clock::now();
+    for (const Request& r : book_.take_expired(now)) {
+        json fields = to_json(r);
+        fields["reason"] = "request-timeout";
+        emit("approval.expire", fields);
+        announce("approval.expire", fields);
+        tell_waiting(r.tool, {{"decision", "expired"}, {"id", r.id}});
+    }
+    for (const Grant& g : book_.take_ended(now)) close_grant(g, "window-ended");
+    for (auto& [_, conn] : agent_conns_) {
+        if (conn.waiting_for.empty() || conn.wait_until > now) continue;
+        Request* r = book_.pending_for_tool(conn.waiting_for);
+        send_line(conn, {{"decision", "timeout"},
+                         {"id", r ? json(r->id) : json(nullptr)},
+                         {"pending", r != nullptr}});
+        conn.waiting_for.clear();
+    }
+    arm();
+}
+
+void BrokerImpl::arm() {
+    std::optional<Clock::time_point> next = book_.next_event();
+    for (const auto& [_, conn] : agent_conns_)
+        if (!conn.waiting_for.empty() && (!next || conn.wait_until < *next)) next = conn.wait_until;
+    itimerspec spec{};
+    if (next) {
+        auto ns =
+            std::chrono::duration_cast<std::chrono::nanoseconds>(next->time_since_epoch()).count();
+        // Zero would disarm the timer: a time already past fires at once.
+        spec.it_value.tv_sec = ns / 1000000000;
+        spec.it_value.tv_nsec = std::max<long>(ns % 1000000000, 1);
+    }
+    (void)::timerfd_settime(timer_.get(), TFD_TIMER_ABSTIME, &spec, nullptr);
+}
+
+void BrokerImpl::end() {
+    if (ended_) return;
+    ended_ = true;
+    for (const Grant& g : book_.take_all_grants()) close_grant(g, "session-ended");
+    for (const Request& r : book_.take_all_requests()) {
+        json fields = to_json(r);
+        fields["reason"] = "session-ended";
+        emit("approval.expire", fields);
+    }
+    agent_conns_.clear();
+    approver_conns_.clear();
+    approver_order_.clear();
+    if (!approver_path_.empty()) ::unlink(approver_path_.c_str());
+    if (!agent_path_.empty()) ::unlink(agent_path_.c_str());
+    approver_listen_ = UniqueFd();
+    agent_listen_ = UniqueFd();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Broker>> Broker::start(BrokerConfig config, BrokerHooks hooks) {
+    auto broker = std::make_unique<BrokerImpl>(std::move(config), std::move(hooks));
+    if (auto st = broker->open(); !st) return st.error();
+    return std::unique_ptr<Broker>(std::move(broker));
+}
+
+}  // namespace cordon::approval
