@@ -5,6 +5,8 @@
 // one adopts them and enforces their deadlines.
 #include "cordond_fixture.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 #include "cordon/fd_passing.h"
@@ -333,6 +335,74 @@ TEST_F(CordondTest, SessionWhoseSupervisorDiedIsReaped) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     EXPECT_EQ(events_named(audit_events(), "session.reaped").size(), 1u);
     EXPECT_TRUE(wait_for_sessions(0).empty());
+}
+
+// Through cordond: a user's agent waits for a tool of approvalRequired;
+// the user (its launcher, and its agent's account) may not grant it, root
+// may, and the agent's next connect passes.
+TEST_F(CordondTest, ApprovalsOfACordondSessionAreDecidedByAnotherAccount) {
+    UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_EQ(::listen(listener.get(), 16), 0);
+    ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+    std::string endpoint = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+    fs::path approvals = base_ / "approvals";
+    json config = json::parse(read_text(config_));
+    config["approvalsDir"] = approvals.string();
+    write_text(config_, config.dump(2));
+    write_profile("refund", {"nobody"}, "5m",
+                  {{"approvalRequired", {"issue_refund"}},
+                   {"approval", {{"approvers", {{"users", {"nobody"}}}}}},
+                   {"tools", {{"issue_refund", {{"endpoints", {endpoint}}}}}}});
+    start_daemon();
+
+    // Tries the tool every 100 ms for 20 s.
+    std::string agent =
+        "import socket, time\n"
+        "for i in range(200):\n"
+        "    try:\n"
+        "        socket.create_connection(('127.0.0.1', " +
+        std::to_string(ntohs(addr.sin_port)) +
+        "), 2).close()\n"
+        "        print('connected after', i, 'refusals'); break\n"
+        "    except OSError:\n"
+        "        time.sleep(0.1)\n";
+    auto running = launch(*nobody_, "refund", {"/usr/bin/python3", "-c", agent});
+    std::string dir = "--approvals-dir=" + approvals.string();
+    json pending;
+    for (int i = 0; i < 200 && pending.empty(); ++i) {
+        auto listed = cordonctl(std::nullopt, {"approvals", "--json", dir});
+        json j = json::parse(listed.out, nullptr, false);
+        if (j.is_object()) pending = j["requests"];
+        if (pending.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(pending.size(), 1u) << read_text(audit_log_);
+    std::string id = pending[0]["id"];
+    EXPECT_EQ(pending[0]["tool"], "issue_refund");
+    EXPECT_EQ(pending[0]["agentId"], "refund-agent");
+
+    auto by_launcher = cordonctl(*nobody_, {"approve", id, "--for", "1m", dir});
+    EXPECT_EQ(by_launcher.exit_code, 1);
+    EXPECT_NE(by_launcher.err.find("may not approve its own session's requests"), std::string::npos)
+        << by_launcher.err;
+    auto by_root = cordonctl(std::nullopt, {"approve", id, "--for", "1m", dir});
+    ASSERT_EQ(by_root.exit_code, 0) << by_root.err;
+
+    auto r = wait(running);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("connected after"), std::string::npos) << r.out;
+    auto grants = events_named(audit_events(), "approval.grant");
+    ASSERT_EQ(grants.size(), 1u);
+    EXPECT_EQ(grants[0]["approver"], "root");
+    EXPECT_EQ(events_named(audit_events(), "approval.refused").size(), 1u);
+    auto closed = events_named(audit_events(), "approval.close");
+    ASSERT_EQ(closed.size(), 1u);
+    EXPECT_EQ(closed[0]["reason"], "session-ended");
+    EXPECT_TRUE(fs::is_empty(approvals));
 }
 
 }  // namespace
