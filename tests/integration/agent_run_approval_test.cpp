@@ -25,6 +25,7 @@ using namespace std::chrono_literals;
 //   send             a line through the held connection: ok, or cut when no echo comes back
 //   ask TOOL SECS    the in-session API: the answer's JSON
 //   read NAME        the credential file NAME: its contents, or the errno name
+//   deceive TOOL     an ask whose reason holds terminal escapes and 2-byte characters
 constexpr const char* kAgent = R"PY(
 import errno, json, os, socket, sys
 host, port = sys.argv[1], int(sys.argv[2])
@@ -58,6 +59,12 @@ for line in sys.stdin:
             a.connect(os.environ["CORDON_APPROVAL_SOCKET"])
             a.sendall(json.dumps({"tool": cmd[1], "reason": "refund order 1042",
                                   "timeout": int(cmd[2])}).encode() + b"\n")
+            out = a.makefile().readline().strip()
+        elif cmd[0] == "deceive":
+            a = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            a.connect(os.environ["CORDON_APPROVAL_SOCKET"])
+            reason = "\x1b[2J\x1b[32mAPPROVED by security\x07" + "\u00e9" * 400
+            a.sendall(json.dumps({"tool": cmd[1], "reason": reason, "timeout": 1}).encode() + b"\n")
             out = a.makefile().readline().strip()
         elif cmd[0] == "read":
             with open(os.path.join(os.environ["CREDENTIALS_DIRECTORY"], cmd[1])) as f:
@@ -555,6 +562,25 @@ TEST_F(AgentRunApprovalTest, AGrantEndsOnTimeEvenWhenItsSupervisorWasKilled) {
     EXPECT_FALSE(fs::exists(approvals_dir_ + "/" + session + ".sock"));
     EXPECT_EQ(leftover_sessions(), 0u);
     ::close(to_agent_);
+}
+
+// What the agent writes reaches approvers defused: no terminal escapes,
+// cut on a character boundary, and the supervisor goes on.
+TEST_F(AgentRunApprovalTest, AnAgentsReasonCannotDeceiveTheApproversTerminal) {
+    start_agent(approval_profile(approvers({"daemon"})));
+    json answer = json::parse(ask_agent("deceive issue_refund"), nullptr, false);
+    EXPECT_EQ(answer["decision"], "timeout");
+    json p = pending();
+    ASSERT_EQ(p.size(), 1u);
+    std::string reason = p[0]["reason"];
+    EXPECT_EQ(reason.rfind("?[2J?[32mAPPROVED by security?", 0), 0u) << reason;
+    EXPECT_EQ(reason.find('\x1b'), std::string::npos);
+    EXPECT_LE(reason.size(), 503u);
+    EXPECT_TRUE(reason.ends_with("\u00e9...")) << reason;
+    auto table = cordonctl("daemon", "approvals");
+    EXPECT_EQ(table.exit_code, 0);
+    EXPECT_EQ(table.out.find('\x1b'), std::string::npos);
+    EXPECT_EQ(ask_agent("connect"), "EPERM");
 }
 
 }  // namespace
