@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "approval/broker.h"
 
+#include <fcntl.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,8 +37,8 @@ std::shared_ptr<spdlog::logger> log() {
 }
 
 // Connections each API keeps open at once. The agent's beyond it are closed
-// as they come; an approver's new one closes the oldest instead, so that
-// silent connections (anyone may connect) cannot shut approvers out.
+// as they come; an approver's new one closes the oldest of its kind instead
+// (see accept_approver), so that silent connections cannot shut approvers out.
 constexpr size_t kMaxConnections = 16;
 // How long an agent's ask waits when it names no timeout.
 constexpr std::chrono::seconds kDefaultAskTimeout{300};
@@ -46,17 +47,43 @@ constexpr size_t kMaxReason = 500;
 // The largest number of uses one grant may give.
 constexpr uint64_t kMaxUses = 1000000;
 
-// The agent's text as approvers may see it: at most `max` bytes, cut at a
-// character boundary, control characters (terminal escapes) as '?'.
-std::string clipped(std::string text, size_t max) {
-    if (text.size() > max) {
-        size_t cut = max;
-        while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xc0) == 0x80) --cut;
-        text = text.substr(0, cut) + "...";
+// Code points that act on an approver's terminal or hide text: C0 and C1
+// controls (ESC, CSI), DEL, the soft hyphen, zero-width characters,
+// bidirectional overrides and isolates, line and paragraph separators.
+bool deceptive(char32_t c) {
+    return c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0xad || (c >= 0x200b && c <= 0x200f) ||
+           (c >= 0x2028 && c <= 0x202e) || (c >= 0x2060 && c <= 0x2069) || c == 0xfeff;
+}
+
+// The agent's text as approvers may see it: at most `max` bytes of whole
+// characters, each deceptive one as '?'. The text is UTF-8 (a JSON
+// string); a byte that starts no character is a '?' too.
+std::string clipped(const std::string& text, size_t max) {
+    std::string out;
+    for (size_t i = 0; i < text.size();) {
+        auto lead = static_cast<unsigned char>(text[i]);
+        size_t len = lead < 0x80         ? 1
+                     : (lead >> 5) == 6  ? 2
+                     : (lead >> 4) == 14 ? 3
+                     : (lead >> 3) == 30 ? 4
+                                         : 0;
+        if (len == 0 || i + len > text.size()) {
+            out += '?';
+            ++i;
+            continue;
+        }
+        char32_t c = len == 1 ? lead : lead & (0x7f >> len);
+        for (size_t k = 1; k < len; ++k)
+            c = (c << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3f);
+        size_t width = deceptive(c) ? 1 : len;
+        if (out.size() + width > max) return out + "...";
+        if (deceptive(c))
+            out += '?';
+        else
+            out.append(text, i, len);
+        i += len;
     }
-    for (char& c : text)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-    return text;
+    return out;
 }
 
 Result<UniqueFd> listen_unix(const std::string& path, int type, mode_t mode) {
@@ -76,23 +103,37 @@ Result<UniqueFd> listen_unix(const std::string& path, int type, mode_t mode) {
 }
 
 // A directory of root's that anyone may enter: the sockets decide who may
-// do what by SO_PEERCRED, not by file modes.
+// do what by SO_PEERCRED, not by file modes. An existing one must be a
+// directory itself (no symbolic link) of this process's owner, since its
+// mode is changed and sockets are put in it.
 Status ensure_open_dir(const std::string& dir) {
-    namespace fs = std::filesystem;
     std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (!ec)
-        fs::permissions(dir,
-                        fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
-                            fs::perms::others_read | fs::perms::others_exec,
-                        ec);
+    std::filesystem::create_directories(dir, ec);
     if (ec) return plain_error("cannot create " + dir + ": " + ec.message());
+    UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid())
+        return errno_error("cannot open " + dir, "give a directory, not a symbolic link");
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return errno_error("cannot stat " + dir);
+    if (st.st_uid != ::geteuid())
+        return plain_error(
+            dir + " is owned by uid " + std::to_string(st.st_uid) + ", not by this process's",
+            "give a directory of root's for the approval sockets");
+    if (::fchmod(fd.get(), 0755) != 0) return errno_error("cannot chmod " + dir);
     return ok_status();
 }
 
 std::string destination_of(const netfilter::Denial& d) {
     return profile::format_ip(d.address) + ":" + std::to_string(d.port) +
            (d.protocol.empty() ? "" : "/" + d.protocol);
+}
+
+// The answer to a caller who may neither see nor decide this session's
+// requests; cordonctl leaves such sessions out.
+json forbidden() {
+    json answer = daemon::error_answer("not an approver or the launcher of this session");
+    answer["forbidden"] = true;
+    return answer;
 }
 
 struct AgentConn {
@@ -139,22 +180,26 @@ class BrokerImpl final : public Broker {
 
     void handle_ask(AgentConn& conn, const std::string& line);
     std::optional<json> answer_now(const std::string& tool);
-    Request& note(const std::string& tool, uint16_t gate, const std::string& via);
+    Request& note(const std::string& tool, uint16_t gate, const std::string& via,
+                  const std::string& destination, const std::string& reason);
     void tell_waiting(const std::string& tool, const json& answer);
     void send_line(AgentConn& conn, const json& answer);
 
     void emit(const std::string& event, const json& fields) { hooks_.audit(event, fields); }
     void announce(const std::string& event, const json& fields);
-    void close_grant(const Grant& g, const std::string& reason);
+    void close_grant(const Grant& g, const std::string& cause);
 
     BrokerConfig config_;
     BrokerHooks hooks_;
     const profile::ApprovalPolicy& approval_;
     Book book_;
     audit::DenialLimiter use_limiter_;
+    std::map<uid_t, audit::DenialLimiter> refusal_limiters_;
     UniqueFd epoll_, approver_listen_, agent_listen_, timer_;
     std::map<int, UniqueFd> approver_conns_;
-    std::vector<int> approver_order_;  // approver_conns_' descriptors, oldest first
+    // approver_conns_' descriptors, oldest first: of callers who may see the
+    // session's requests, and of the others.
+    std::vector<int> viewer_order_, stranger_order_;
     std::map<int, AgentConn> agent_conns_;
     std::string approver_path_, agent_path_;
     bool ended_ = false;
@@ -209,11 +254,16 @@ void BrokerImpl::accept_approver() {
         UniqueFd conn(
             ::accept4(approver_listen_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
         if (!conn.valid()) return;
-        if (approver_conns_.size() >= kMaxConnections) drop_approver(approver_order_.front());
+        // Callers who may neither see nor decide (anyone may connect) have
+        // slots of their own: however many they open, approvers keep theirs.
+        auto peer = daemon::peer_of(conn.get());
+        if (!peer) continue;
+        std::vector<int>& order = may_view(*peer) ? viewer_order_ : stranger_order_;
+        if (order.size() >= kMaxConnections) drop_approver(order.front());
         if (!watch(conn.get())) continue;
         int fd = conn.get();
         approver_conns_.emplace(fd, std::move(conn));
-        approver_order_.push_back(fd);
+        order.push_back(fd);
     }
 }
 
@@ -269,25 +319,32 @@ Status BrokerImpl::may_grant(const daemon::Peer& peer) const {
         return plain_error(peer.user +
                            " is the account the agent runs as, and may not approve "
                            "its own session's requests (approval.allowSelfApproval)");
-    if (peer.uid == config_.launcher_uid)
+    if (peer.uid == config_.launcher_uid || peer.uid == config_.launcher_login_uid)
         return plain_error(peer.user +
                            " launched this session and may not approve its own session's "
                            "requests; another approver must (approval.allowSelfApproval)");
     return ok_status();
 }
 
+// Refused callers are on the record within a budget per uid, so that a
+// caller who loops cannot flood the audit log; the next event written
+// carries the count held back.
 json BrokerImpl::refuse(const daemon::Peer& peer, const std::string& op, const std::string& why) {
-    emit("approval.refused",
-         {{"op", op}, {"uid", peer.uid}, {"user", peer.user}, {"pid", peer.pid}, {"reason", why}});
+    auto now = Clock::now();
+    auto limiter =
+        refusal_limiters_.try_emplace(peer.uid, audit::kDenialBurst, audit::kDenialsPerSecond, now)
+            .first;
+    if (limiter->second.admit(now)) {
+        json fields = {
+            {"op", op}, {"uid", peer.uid}, {"user", peer.user}, {"pid", peer.pid}, {"reason", why}};
+        if (uint64_t held = limiter->second.take_suppressed()) fields["earlierSuppressed"] = held;
+        emit("approval.refused", fields);
+    }
     return daemon::error_answer(why);
 }
 
 json BrokerImpl::list(const daemon::Peer& peer) {
-    if (!may_view(peer)) {
-        json answer = daemon::error_answer("not an approver or the launcher of this session");
-        answer["forbidden"] = true;
-        return answer;
-    }
+    if (!may_view(peer)) return forbidden();
     json requests = json::array(), grants = json::array();
     for (const auto& [_, r] : book_.requests()) requests.push_back(to_json(r));
     for (const auto& [_, g] : book_.grants()) grants.push_back(to_json(g));
@@ -392,8 +449,8 @@ json BrokerImpl::deny(const json& body, const daemon::Peer& peer) {
 void BrokerImpl::drop_approver(int fd) {
     (void)::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, fd, nullptr);
     approver_conns_.erase(fd);
-    approver_order_.erase(std::remove(approver_order_.begin(), approver_order_.end(), fd),
-                          approver_order_.end());
+    for (auto* order : {&viewer_order_, &stranger_order_})
+        order->erase(std::remove(order->begin(), order->end(), fd), order->end());
 }
 
 void BrokerImpl::close_agent(int fd) {
@@ -469,17 +526,25 @@ void BrokerImpl::handle_ask(AgentConn& conn, const std::string& line) {
                  {{"op", "ask"}, {"tool", clipped(tool, 100)}, {"reason", (*now)["reason"]}});
         return send_line(conn, *now);
     }
-    Request& r = note(tool, policy::gated_tool(*config_.policy, tool)->gate, "ask");
-    if (r.reason.empty() && ask.contains("reason") && ask["reason"].is_string())
-        r.reason = clipped(ask["reason"], kMaxReason);
+    std::string reason;
+    if (auto it = ask.find("reason"); it != ask.end() && it->is_string())
+        reason = clipped(it->get<std::string>(), kMaxReason);
+    note(tool, policy::gated_tool(*config_.policy, tool)->gate, "ask", "", reason);
     conn.waiting_for = tool;
     conn.wait_until = Clock::now() + *timeout;
     arm();
 }
 
 // The pending request for a tool, new ones on the record and announced.
-Request& BrokerImpl::note(const std::string& tool, uint16_t gate, const std::string& via) {
+// The request is filled in before it is announced: the record and the
+// webhook show what approvers will see.
+Request& BrokerImpl::note(const std::string& tool, uint16_t gate, const std::string& via,
+                          const std::string& destination, const std::string& reason) {
     auto noted = book_.note(tool, gate, approval_.request_timeout);
+    Request& r = *noted.request;
+    if (via == "connect") r.attempts++;
+    if (r.destination.empty()) r.destination = destination;
+    if (r.reason.empty()) r.reason = reason;
     if (noted.created) {
         json fields = to_json(*noted.request);
         fields["via"] = via;
@@ -495,7 +560,11 @@ void BrokerImpl::announce(const std::string& event, const json& fields) {
     json body = fields;
     body["session"] = config_.session_id;
     if (event == "approval.request") {
-        body["approve"] = "cordonctl approve " + fields.value("id", "") + " --for 10m";
+        // Ten minutes, or the profile's longest window when it is shorter.
+        auto window =
+            std::min<std::chrono::seconds>(std::chrono::minutes(10), approval_.max_window);
+        body["approve"] = "cordonctl approve " + fields.value("id", "") + " --for " +
+                          std::to_string(window.count()) + "s";
         body["deny"] = "cordonctl deny " + fields.value("id", "");
     }
     hooks_.notify(event, body);
@@ -519,9 +588,7 @@ void BrokerImpl::on_event(const netfilter::Denial& d) {
                   {"comm", d.comm},
                   {"hook", d.hook}};
     if (d.reason == "approval-required") {
-        Request& r = note(tool->name, tool->gate, "connect");
-        r.attempts++;
-        r.destination = destination_of(d);
+        note(tool->name, tool->gate, "connect", destination_of(d), "");
         return;
     }
     if (d.reason != "gate-use") return;
@@ -538,11 +605,11 @@ void BrokerImpl::on_event(const netfilter::Denial& d) {
     emit("approval.use", fields);
 }
 
-void BrokerImpl::close_grant(const Grant& g, const std::string& reason) {
+void BrokerImpl::close_grant(const Grant& g, const std::string& cause) {
     if (auto st = hooks_.close_gate(g.gate); !st) log()->error("{}", st.error().message());
     hooks_.close_credentials(g.tool);
     json fields = to_json(g);
-    fields["reason"] = reason;
+    fields["cause"] = cause;
     emit("approval.close", fields);
 }
 
@@ -552,7 +619,7 @@ void BrokerImpl::on_timer() {
     auto now = Clock::now();
     for (const Request& r : book_.take_expired(now)) {
         json fields = to_json(r);
-        fields["reason"] = "request-timeout";
+        fields["cause"] = "request-timeout";
         emit("approval.expire", fields);
         announce("approval.expire", fields);
         tell_waiting(r.tool, {{"decision", "expired"}, {"id", r.id}});
@@ -590,12 +657,13 @@ void BrokerImpl::end() {
     for (const Grant& g : book_.take_all_grants()) close_grant(g, "session-ended");
     for (const Request& r : book_.take_all_requests()) {
         json fields = to_json(r);
-        fields["reason"] = "session-ended";
+        fields["cause"] = "session-ended";
         emit("approval.expire", fields);
     }
     agent_conns_.clear();
     approver_conns_.clear();
-    approver_order_.clear();
+    viewer_order_.clear();
+    stranger_order_.clear();
     if (!approver_path_.empty()) ::unlink(approver_path_.c_str());
     if (!agent_path_.empty()) ::unlink(agent_path_.c_str());
     approver_listen_ = UniqueFd();

@@ -71,7 +71,10 @@ struct BrokerConfig {
     const policy::EffectivePolicy* policy = nullptr;  // outlives the broker
     std::string session_id;
     uid_t launcher_uid = 0;  // who started the session
-    uid_t agent_uid = 0;     // the account the agent runs as
+    // The account the launcher logged in as (the audit loginuid), which sudo
+    // keeps: an approver who ran `sudo agent-run` is that session's launcher too.
+    std::optional<uid_t> launcher_login_uid;
+    uid_t agent_uid = 0;  // the account the agent runs as
     std::chrono::system_clock::time_point deadline;
     std::string approvals_dir;  // for the approvers' socket
     std::string agent_dir;      // a directory of the session's own, for the agent's socket

@@ -46,12 +46,14 @@ bool in_groups(const Peer& peer, const std::vector<std::string>& names) {
 }
 
 // The account's groups as the user database has them now: a user taken out
-// of a group loses it here even while old sessions still carry it.
+// of a group loses it here even while old sessions still carry it. The
+// caller's own gid does not count: newgrp or a setgid program gives one
+// that is not the account's.
 void fill_account(Peer& peer) {
     passwd p{}, *found = nullptr;
     std::vector<char> buf(16384);
     peer.user = std::to_string(peer.uid);
-    peer.groups = {peer.gid};
+    peer.groups.clear();
     if (::getpwuid_r(peer.uid, &p, buf.data(), buf.size(), &found) != 0 || !found) return;
     peer.user = found->pw_name;
     int n = 64;

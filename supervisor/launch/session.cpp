@@ -2,6 +2,8 @@
 #include "launch/session.h"
 #include "cordon/log.h"
 
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -32,6 +34,7 @@
 #include "creds/creds.h"
 #include "creds/directory.h"
 #include "creds/lease.h"
+#include "creds/secret_file.h"
 #include "dns/dns.h"
 #include "launch/filesystem.h"
 #include "launch/identity.h"
@@ -585,6 +588,42 @@ Result<std::vector<dns::Upstream>> configured_upstreams(const SessionOptions& op
     return upstreams;
 }
 
+// Approvers who cannot exist, or none but the launcher: requests nobody can
+// grant, told before the session starts rather than when it waits.
+std::vector<std::string> approver_warnings(const profile::ApprovalPolicy& approval,
+                                           const SessionOptions& options) {
+    std::vector<std::string> warnings;
+    for (const auto& user : approval.approvers.users)
+        if (!::getpwnam(user.c_str()) && user.find_first_not_of("0123456789") != std::string::npos)
+            warnings.push_back("approval.approvers.users: no account \"" + user +
+                               "\" on this host: it cannot approve");
+    for (const auto& group : approval.approvers.groups)
+        if (!::getgrnam(group.c_str()) &&
+            group.find_first_not_of("0123456789") != std::string::npos)
+            warnings.push_back("approval.approvers.groups: no group \"" + group +
+                               "\" on this host: its members cannot approve");
+    bool root_launches = options.launcher_uid.value_or(::getuid()) == 0;
+    if (root_launches && approval.approvers.users.empty() && approval.approvers.groups.empty() &&
+        !approval.allow_self_approval)
+        warnings.push_back(
+            "approval.approvers names nobody, so only root may approve, and root launches this "
+            "session: its requests cannot be granted (name approvers, or launch it as another "
+            "user through cordond)");
+    return warnings;
+}
+
+// The webhook's key and CA bundle, checked as credential files are, so that
+// --check finds what would stop the launch.
+Status check_webhook_files(const Plan& plan) {
+    const auto& hook = plan.profile.approval.webhook;
+    if (!hook || plan.policy.gated_tools.empty()) return ok_status();
+    auto key = creds::read_secret_file(hook->secret_file, "approval.webhook.secretFile");
+    if (!key) return key.error();
+    if (!hook->ca_bundle.empty())
+        return creds::check_trusted_file(hook->ca_bundle, "approval.webhook.caBundle");
+    return ok_status();
+}
+
 // The credentials of the allowed tools and of those a grant may open.
 std::vector<std::string> needed_credentials(const policy::EffectivePolicy& policy) {
     std::vector<std::string> needed = policy.credentials;
@@ -643,10 +682,14 @@ Result<Plan> plan_session(const SessionOptions& options) {
         plan.working_dir_ino = cwd.st_ino;
     }
     if (!cwd_warning.empty()) plan.warnings.push_back(cwd_warning);
+    if (!plan.policy.gated_tools.empty())
+        for (auto& w : approver_warnings(plan.profile.approval, options))
+            plan.warnings.push_back(w);
     for (const auto& w : plan.warnings) log()->warn("{}", w);
     auto loaded = creds::load_static(plan.profile, needed_credentials(plan.policy),
                                      options.subject_token_file);
     if (!loaded) return loaded.error();
+    if (auto st = check_webhook_files(plan); !st) return st.error();
     plan.deliveries = std::move(loaded->deliveries);
     plan.client_secrets = std::move(loaded->client_secrets);
     plan.subject_token = std::move(loaded->subject_token);
@@ -832,6 +875,15 @@ Result<std::unique_ptr<approval::Webhook>> approval_webhook(const Plan& plan,
     return approval::Webhook::start(config, on_result);
 }
 
+// The account this process's login came from (the audit loginuid, which
+// sudo and su keep), if the kernel knows one.
+std::optional<uid_t> login_uid() {
+    std::ifstream in("/proc/self/loginuid");
+    uint64_t uid = 0;
+    if (!(in >> uid) || uid >= 4294967295u) return std::nullopt;
+    return static_cast<uid_t>(uid);
+}
+
 // The approval broker of a session with gated tools (none without), and
 // its socket laid into the agent's view.
 Result<std::unique_ptr<approval::Broker>> start_broker(Session& s, const Plan& plan,
@@ -841,14 +893,16 @@ Result<std::unique_ptr<approval::Broker>> start_broker(Session& s, const Plan& p
                                                        creds::TokenLease& tokens,
                                                        MountPlan& mounts) {
     if (plan.policy.gated_tools.empty()) return std::unique_ptr<approval::Broker>{};
-    approval::BrokerConfig config{&plan.profile,
-                                  &plan.policy,
-                                  s.id,
-                                  options.launcher_uid.value_or(::getuid()),
-                                  plan.identity.uid,
-                                  deadline,
-                                  options.approvals_dir,
-                                  s.files_dir + "/approval"};
+    approval::BrokerConfig config;
+    config.profile = &plan.profile;
+    config.policy = &plan.policy;
+    config.session_id = s.id;
+    config.launcher_uid = options.launcher_uid.value_or(::getuid());
+    if (!options.launcher_uid) config.launcher_login_uid = login_uid();
+    config.agent_uid = plan.identity.uid;
+    config.deadline = deadline;
+    config.approvals_dir = options.approvals_dir;
+    config.agent_dir = s.files_dir + "/approval";
     uint64_t cgroup_id = s.cgroup->id();
     netfilter::Netfilter& nf = *s.nf;
     approval::BrokerHooks hooks;

@@ -160,7 +160,13 @@ std::vector<json> ask_sessions(const Args& a, const json& request) {
     for (const auto& entry : std::filesystem::directory_iterator(approvals_dir(a), ec)) {
         if (entry.path().extension() != ".sock") continue;
         auto answer = cordon::daemon::call(entry.path().string(), request);
-        if (!answer || answer->value("forbidden", false)) continue;
+        if (!answer) {
+            // A session whose supervisor is gone, until it is reaped.
+            std::cerr << "cordonctl: warning: " << entry.path().string()
+                      << " did not answer: " << answer.error().message() << "\n";
+            continue;
+        }
+        if (answer->value("forbidden", false)) continue;
         answers.push_back(*answer);
     }
     return answers;
@@ -185,13 +191,14 @@ int approvals(const Args& a) {
         std::cout << json{{"requests", pending}, {"grants", granted}}.dump(2) << "\n";
         return 0;
     }
-    std::printf("%-12s %-16s %-16s %-22s %8s %-24s %s\n", "ID", "AGENT", "TOOL", "DESTINATION",
-                "ATTEMPTS", "EXPIRES", "REASON");
+    std::printf("%-12s %-8s %-16s %-16s %-22s %8s %-24s %s\n", "ID", "SESSION", "AGENT", "TOOL",
+                "DESTINATION", "ATTEMPTS", "EXPIRES", "REASON");
     for (const auto& r : pending)
-        std::printf("%-12s %-16s %-16s %-22s %8s %-24s %s\n", cell(r, "id").c_str(),
-                    cell(r, "agentId").c_str(), cell(r, "tool").c_str(),
-                    cell(r, "destination").c_str(), cell(r, "attempts").c_str(),
-                    cell(r, "expires").c_str(), cell(r, "reason").c_str());
+        std::printf("%-12s %-8s %-16s %-16s %-22s %8s %-24s %s\n", cell(r, "id").c_str(),
+                    cell(r, "session").substr(0, 8).c_str(), cell(r, "agentId").c_str(),
+                    cell(r, "tool").c_str(), cell(r, "destination").c_str(),
+                    cell(r, "attempts").c_str(), cell(r, "expires").c_str(),
+                    cell(r, "reason").c_str());
     if (!granted.empty()) {
         std::printf("\nopen grants:\n%-12s %-16s %-16s %-24s %6s %6s %s\n", "ID", "AGENT", "TOOL",
                     "UNTIL", "USES", "USED", "APPROVER");

@@ -94,14 +94,14 @@ std::optional<std::string> special_v6(const Ip6& addr) {
     return std::nullopt;
 }
 
+}  // namespace
+
 bool name_matches(const std::string& pattern, const std::string& qname) {
     if (pattern.rfind("*.", 0) != 0) return pattern == qname;
     std::string suffix = pattern.substr(1);  // ".example.com"
     return qname.size() > suffix.size() &&
            qname.compare(qname.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
-
-}  // namespace
 
 std::optional<std::string> special_range(const Ip6& addr) {
     if (const uint8_t* v4 = embedded_v4(addr)) return special_v4(v4);

@@ -92,6 +92,48 @@ void add_rules(const ResolvedEndpoint& resolved, std::vector<netfilter::Rule>& r
     }
 }
 
+bool rules_overlap(const netfilter::Rule& a, const netfilter::Rule& b) {
+    return (a.protocols & b.protocols) && a.ports.first <= b.ports.last &&
+           b.ports.first <= a.ports.last &&
+           (netfilter::rule_reaches(a.address, a.prefix_len, b.address) ||
+            netfilter::rule_reaches(b.address, b.prefix_len, a.address));
+}
+
+// An allowed tool's endpoint that reaches a gated one would open it with no
+// approval (an ungated rule decides alone): refused, naming both.
+void check_not_shadowed(const EffectivePolicy& policy, const GatedTool& gated) {
+    auto refuse = [&](size_t i, const std::string& spec, const std::string& tool) {
+        throw ProfileError(endpoint_path(gated.name, i),
+                           "\"" + gated.endpoints[i].endpoint.spec +
+                               "\" is also reached through \"" + spec + "\" of allowed tool " +
+                               tool +
+                               ", which would open it without approval; narrow that endpoint or "
+                               "take the tool out of approvalRequired");
+    };
+    for (size_t i = 0; i < gated.endpoints.size(); ++i) {
+        // A name the session's resolver learns for an allowed tool opens its
+        // addresses with no gate.
+        const Endpoint& ep = gated.endpoints[i].endpoint;
+        std::string name =
+            ep.hostname.rfind("*.", 0) == 0 ? "a" + ep.hostname.substr(1) : ep.hostname;
+        for (const DnsName& open : policy.dns_names)
+            if (open.gate == 0 && !name.empty() && name_matches(open.endpoint.hostname, name) &&
+                open.endpoint.protocol == ep.protocol &&
+                open.endpoint.ports.first <= ep.ports.last &&
+                ep.ports.first <= open.endpoint.ports.last)
+                refuse(i, open.endpoint.spec, open.tool);
+        std::vector<netfilter::Rule> mine;
+        add_rules(gated.endpoints[i], mine, gated.gate);
+        for (const ResolvedEndpoint& open : policy.endpoints) {
+            std::vector<netfilter::Rule> theirs;
+            add_rules(open, theirs);
+            for (const auto& g : mine)
+                for (const auto& o : theirs)
+                    if (rules_overlap(g, o)) refuse(i, open.endpoint.spec, open.tool);
+        }
+    }
+}
+
 // A gated tool's endpoints, resolved as an allowed tool's are (a name must
 // resolve now, to learnable addresses), after the allowed tools' literals
 // are known.
@@ -115,6 +157,7 @@ void add_gated_tools(const Profile& profile, const Resolver& resolve, EffectiveP
         const profile::Tool& tool = profile.tools.at(closed.name);
         auto gate = static_cast<uint16_t>(policy.gated_tools.size() + 1);
         policy.gated_tools.push_back(gate_tool(policy, tool, gate, resolve));
+        check_not_shadowed(policy, policy.gated_tools.back());
         for (const ResolvedEndpoint& resolved : policy.gated_tools.back().endpoints)
             add_rules(resolved, policy.gated_rules, gate);
         for (const Endpoint& ep : tool.endpoints)

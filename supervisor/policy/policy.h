@@ -100,6 +100,10 @@ const GatedTool* gated_tool(const EffectivePolicy& policy, uint16_t gate);
 // so that a name cannot be rebound onto the host or its private network.
 std::optional<std::string> special_range(const profile::Ip6& addr);
 
+// Whether a DNS name, lowercase, is `pattern`'s: the name itself, or for
+// "*.example.com" any name below example.com.
+bool name_matches(const std::string& pattern, const std::string& qname);
+
 // Whether a literal or CIDR endpoint covers addr, on any port, as the
 // kernel's rules decide (netfilter::rule_reaches).
 bool endpoint_covers(const profile::Endpoint& ep, const profile::Ip6& addr);

@@ -261,6 +261,9 @@ TEST_F(AgentRunApprovalTest, ClosedUntilApprovedThenClosedAgainWithOpenConnectio
     ASSERT_EQ(requests.size(), 1u);
     EXPECT_EQ(requests[0]["id"], id);
     EXPECT_EQ(requests[0]["via"], "connect");
+    // Announced as approvers see it: the attempt that made it, and where to.
+    EXPECT_EQ(requests[0]["attempts"], 1);
+    EXPECT_EQ(requests[0]["destination"], p[0]["destination"]);
     EXPECT_EQ(requests[0]["agentId"], "test-agent");
 
     auto approved = cordonctl("daemon", "approve " + id + " --for 3s");
@@ -272,7 +275,7 @@ TEST_F(AgentRunApprovalTest, ClosedUntilApprovedThenClosedAgainWithOpenConnectio
 
     auto closed = events("approval.close");
     ASSERT_EQ(closed.size(), 1u) << "the window did not end";
-    EXPECT_EQ(closed[0]["reason"], "window-ended");
+    EXPECT_EQ(closed[0]["cause"], "window-ended");
     EXPECT_EQ(ask_agent("send"), "cut");
     EXPECT_EQ(ask_agent("connect"), "EPERM");
 
@@ -333,7 +336,7 @@ TEST_F(AgentRunApprovalTest, DenyAndTimeoutLeaveTheToolClosed) {
     // The second attempt's request is left to time out.
     auto expired = events("approval.expire");
     ASSERT_EQ(expired.size(), 1u);
-    EXPECT_EQ(expired[0]["reason"], "request-timeout");
+    EXPECT_EQ(expired[0]["cause"], "request-timeout");
     EXPECT_NE(expired[0]["id"], id);
     EXPECT_EQ(ask_agent("connect"), "EPERM");
     EXPECT_TRUE(events_named(audit_events(), "approval.grant").empty());
@@ -361,6 +364,7 @@ TEST_F(AgentRunApprovalTest, AskAheadBlocksUntilTheDecision) {
     json again = json::parse(ask_agent("ask issue_refund 30"), nullptr, false);
     EXPECT_EQ(again["decision"], "granted");
     EXPECT_EQ(events("approval.request")[0]["via"], "ask");
+    EXPECT_EQ(events("approval.request")[0]["reason"], "refund order 1042");
 }
 
 TEST_F(AgentRunApprovalTest, AskAheadTimesOutDeniedAndUnknownTools) {
@@ -453,7 +457,7 @@ TEST_F(AgentRunApprovalTest, GrantsEndWithTheSession) {
     EXPECT_EQ(result_.exit_code, 0) << result_.err;
     auto closed = events_named(audit_events(), "approval.close");
     ASSERT_EQ(closed.size(), 1u);
-    EXPECT_EQ(closed[0]["reason"], "session-ended");
+    EXPECT_EQ(closed[0]["cause"], "session-ended");
     // The session's sockets are gone with it.
     EXPECT_TRUE(fs::is_empty(approvals_dir_));
     EXPECT_EQ(leftover_sessions(), 0u);
@@ -526,7 +530,7 @@ TEST_F(AgentRunApprovalTest, TheWebhookGetsEachRequestAndDecisionSigned) {
     EXPECT_EQ(body["id"], id);
     EXPECT_EQ(body["tool"], "issue_refund");
     EXPECT_EQ(body["agentId"], "test-agent");
-    EXPECT_EQ(body["approve"], "cordonctl approve " + id + " --for 10m");
+    EXPECT_EQ(body["approve"], "cordonctl approve " + id + " --for 600s");
     json grant = json::parse(received[1]["body"].get<std::string>());
     EXPECT_EQ(grant["approver"], "daemon");
     // The key is nowhere in the record.
@@ -581,6 +585,34 @@ TEST_F(AgentRunApprovalTest, AnAgentsReasonCannotDeceiveTheApproversTerminal) {
     EXPECT_EQ(table.exit_code, 0);
     EXPECT_EQ(table.out.find('\x1b'), std::string::npos);
     EXPECT_EQ(ask_agent("connect"), "EPERM");
+}
+
+// What would stop or strand a session is found by --check.
+TEST_F(AgentRunApprovalTest, CheckFindsAnUnprotectedWebhookKeyAndApproversWhoCannotExist) {
+    auto key = dir_ / "webhook.key";
+    write_text(key, "k\n");
+    ASSERT_EQ(::chmod(key.c_str(), 0644), 0);
+    json approval = approvers({"daemon"});
+    approval["webhook"] = {{"url", "http://127.0.0.1:9/hook"}, {"secretFile", key.string()}};
+    auto r = run({"--check", "--profile", approval_profile(approval).string()});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("approval.webhook.secretFile"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("chmod 600"), std::string::npos) << r.err;
+
+    json strangers = {
+        {"approvers", {{"users", {"no-such-approver"}}, {"groups", {"no-such-group"}}}}};
+    r = run({"--check", "--profile", approval_profile(strangers).string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    json check = json::parse(r.out, nullptr, false);
+    ASSERT_TRUE(check.is_object()) << r.out;
+    std::string warnings = check["warnings"].dump();
+    EXPECT_NE(warnings.find("no account \\\"no-such-approver\\\""), std::string::npos) << warnings;
+    EXPECT_NE(warnings.find("no group \\\"no-such-group\\\""), std::string::npos) << warnings;
+
+    // Standalone, root launches: with nobody named, nobody may grant.
+    r = run({"--check", "--profile", approval_profile(json::object()).string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("its requests cannot be granted"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -401,7 +401,7 @@ TEST_F(CordondTest, ApprovalsOfACordondSessionAreDecidedByAnotherAccount) {
     EXPECT_EQ(events_named(audit_events(), "approval.refused").size(), 1u);
     auto closed = events_named(audit_events(), "approval.close");
     ASSERT_EQ(closed.size(), 1u);
-    EXPECT_EQ(closed[0]["reason"], "session-ended");
+    EXPECT_EQ(closed[0]["cause"], "session-ended");
     EXPECT_TRUE(fs::is_empty(approvals));
 }
 

@@ -36,7 +36,7 @@ json doc() {
       "tools": {
         "lookup_order": {"endpoints": ["127.0.0.1:18080"], "credentials": ["shared"]},
         "bulk_message": {"endpoints": ["127.0.0.2:18081"]},
-        "issue_refund": {"endpoints": ["127.0.0.4:18083", "refunds.example:443"],
+        "issue_refund": {"endpoints": ["127.0.0.4:18083", "refunds.shop.example:443"],
                          "credentials": ["refund_token", "shared"]},
         "wire_money": {"endpoints": ["10.9.0.0/16:8443"]}
       },
@@ -113,7 +113,7 @@ TEST(ApprovalProfile, ErrorsNameThePathAndTheFix) {
 
 policy::Resolver refunds_dns() {
     return [](const std::string& name) -> Result<std::vector<profile::Ip6>> {
-        if (name != "refunds.example") return plain_error("unknown name " + name);
+        if (name != "refunds.shop.example") return plain_error("unknown name " + name);
         return std::vector<profile::Ip6>{profile::parse_endpoint("93.184.216.34:1").address};
     };
 }
@@ -129,6 +129,43 @@ TEST(ApprovalPolicy, GatedToolsAreApprovalRequiredMinusDenied) {
     EXPECT_EQ(policy::gated_tool(policy, "bulk_message"), nullptr);  // deny wins
     EXPECT_EQ(policy::gated_tool(policy, 2)->name, "wire_money");
     EXPECT_EQ(policy::gated_tool(policy, 3), nullptr);
+}
+
+// The policy error of doc, or "" when it has none.
+std::string policy_error(const json& d) {
+    try {
+        (void)policy::compute_policy(parse_profile(d, kNow), kNow, refunds_dns());
+    } catch (const profile::ProfileError& e) {
+        return e.what();
+    }
+    return "";
+}
+
+TEST(ApprovalPolicy, AnAllowedEndpointThatReachesAGatedOneIsRefused) {
+    // A range of an allowed tool's over the gated address and port.
+    EXPECT_EQ(policy_error(with(doc(), "/tools/lookup_order/endpoints",
+                                {"127.0.0.1:18080", "127.0.0.0/8:1-65535"})),
+              "tools.issue_refund.endpoints[0]: \"127.0.0.4:18083\" is also reached through "
+              "\"127.0.0.0/8:1-65535\" of allowed tool lookup_order, which would open it without "
+              "approval; narrow that endpoint or take the tool out of approvalRequired");
+    // A gated range an allowed address falls in.
+    const std::string shadowed = "which would open it without approval";
+    EXPECT_NE(policy_error(with(doc(), "/tools/lookup_order/endpoints", {"10.9.3.4:8443"}))
+                  .find(shadowed),
+              std::string::npos);
+    // A wildcard the session's resolver would learn the gated name's addresses for.
+    EXPECT_NE(policy_error(with(doc(), "/tools/lookup_order/endpoints", {"*.shop.example:443"}))
+                  .find(shadowed),
+              std::string::npos);
+    EXPECT_NE(
+        policy_error(with(doc(), "/tools/lookup_order/endpoints", {"refunds.shop.example:443"}))
+            .find(shadowed),
+        std::string::npos);
+    // Other ports, other protocols, other names: no overlap.
+    EXPECT_EQ(policy_error(with(doc(), "/tools/lookup_order/endpoints",
+                                {"127.0.0.4:18084", "udp://127.0.0.4:18083", "*.shop.example:80",
+                                 "10.8.0.0/16:8443"})),
+              "");
 }
 
 TEST(ApprovalPolicy, GatedRulesCarryTheirGateAndStayOutOfTheAllowedRules) {
