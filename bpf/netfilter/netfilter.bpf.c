@@ -178,6 +178,14 @@ struct {
 	__type(value, struct gate_value);
 } gates SEC(".maps");
 
+/* The gate each socket went through, if any (struct socket_gate). */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct socket_gate);
+} socket_gates SEC(".maps");
+
 /*
  * Ring buffers of denials, one per events slot; a session's policy names
  * its slot, so that a supervisor reads only its sessions' events. User
@@ -243,6 +251,7 @@ struct verdict {
 	__u32 reason;	 /* 0: allowed, else CORDON_DENY_* */
 	__u16 gate;	 /* the gate that let it pass, or the first that covered a denial */
 	__u32 uses_left; /* GATE_TAKE through a gate: what the gate has left after this use */
+	__u32 generation; /* through a gate: its generation */
 };
 
 static __always_inline bool range_covers(const struct rule_value *rule, int i, __u16 port,
@@ -291,7 +300,7 @@ static __always_inline bool take_use(struct gate_value *g, __u32 *left)
 }
 
 static __always_inline bool gate_passes(__u64 cgroup_id, __u16 gate, enum gate_mode mode,
-					__u32 *left)
+					struct verdict *v)
 {
 	struct gate_key key = {.cgroup_id = cgroup_id, .gate = gate};
 	struct gate_value *g;
@@ -303,7 +312,8 @@ static __always_inline bool gate_passes(__u64 cgroup_id, __u16 gate, enum gate_m
 		return false; /* closed */
 	if (g->closes_at && bpf_ktime_get_ns() >= g->closes_at)
 		return false; /* its window ended, whatever became of the supervisor */
-	return mode == GATE_OPEN || take_use(g, left);
+	v->generation = g->generation;
+	return mode == GATE_OPEN || take_use(g, &v->uses_left);
 }
 
 /*
@@ -337,7 +347,7 @@ static __always_inline struct verdict rules_decide(__u64 cgroup_id, struct rule_
 			break;
 		if (!gate || !range_covers(rule, i, port, protocol))
 			continue;
-		if (gate_passes(cgroup_id, gate, mode, &v.uses_left)) {
+		if (gate_passes(cgroup_id, gate, mode, &v)) {
 			v.reason = 0;
 			v.gate = gate;
 			return v;
@@ -478,6 +488,21 @@ static __always_inline bool quiet_probe(__u64 cgroup_id, struct session_policy *
 		       .reason == 0;
 }
 
+/*
+ * Notes the gate and generation a socket took a use of. Without room for
+ * the note its packets do not pass egress: the connect fails closed there.
+ */
+static __always_inline void mark_socket(struct bpf_sock_addr *ctx, const struct verdict *v)
+{
+	struct socket_gate *sg;
+
+	sg = bpf_sk_storage_get(&socket_gates, ctx->sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!sg)
+		return;
+	sg->gate = v->gate;
+	sg->generation = v->generation;
+}
+
 /* The verdict on one destination; key->addr is already filled in. */
 static __always_inline int decide(struct bpf_sock_addr *ctx, struct rule_key *key, __u32 hook)
 {
@@ -492,9 +517,11 @@ static __always_inline int decide(struct bpf_sock_addr *ctx, struct rule_key *ke
 		v = check_destination(cgroup_id, session, key, port, protocol, GATE_TAKE);
 	if (!v.reason) {
 		/* Each use is reported: the supervisor audits and counts them. */
-		if (v.gate)
+		if (v.gate) {
+			mark_socket(ctx, &v);
 			report(cgroup_id, hook, CORDON_GATE_USE, &v, ctx->family, key->addr, port,
 			       protocol);
+		}
 		return VERDICT_ALLOW;
 	}
 	if (quiet_probe(cgroup_id, session, key, port, protocol, hook, v.reason))
@@ -904,6 +931,33 @@ static __always_inline void count_sent(__u64 cgroup_id, struct session_counters 
 	__sync_fetch_and_add(&dest->packets, packets);
 }
 
+/*
+ * A gated destination's packet passes only from a socket that went through
+ * a gate now open in the same generation: a connection kept through a
+ * closed window stays cut in the next one, where it took no use.
+ */
+static __always_inline bool socket_in_window(struct __sk_buff *skb, __u64 cgroup_id)
+{
+	struct gate_key key = {.cgroup_id = cgroup_id};
+	struct bpf_sock *sk = skb->sk;
+	struct socket_gate *sg;
+	struct gate_value *g;
+
+	if (!sk)
+		return false;
+	sk = bpf_sk_fullsock(sk);
+	if (!sk)
+		return false;
+	sg = bpf_sk_storage_get(&socket_gates, sk, 0, 0);
+	if (!sg)
+		return false;
+	key.gate = sg->gate;
+	g = bpf_map_lookup_elem(&gates, &key);
+	if (!g || g->generation != sg->generation)
+		return false;
+	return !g->closes_at || bpf_ktime_get_ns() < g->closes_at;
+}
+
 SEC("cgroup_skb/egress")
 int cordon_egress(struct __sk_buff *skb)
 {
@@ -923,6 +977,8 @@ int cordon_egress(struct __sk_buff *skb)
 	if (!v.reason)
 		v = check_destination(cgroup_id, session, &pkt.key, pkt.port, pkt.protocol,
 				      GATE_OPEN);
+	if (!v.reason && v.gate && !socket_in_window(skb, cgroup_id))
+		v.reason = CORDON_DENY_APPROVAL;
 	if (!v.reason && budget_spent(session, count)) {
 		v.reason = CORDON_DENY_BUDGET;
 		v.gate = 0;

@@ -184,6 +184,22 @@ struct gate_value {
 	struct bpf_spin_lock lock;
 	__u32 uses; /* new connections it still lets through; CORDON_GATE_UNLIMITED: no count */
 	__u64 closes_at; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) it closes at; 0: never */
+	/*
+	 * Which opening of the gate this is: a new window gets a new one, so
+	 * that sockets of an earlier window stay cut (struct socket_gate).
+	 */
+	__u32 generation;
+	__u32 reserved;
+};
+
+/*
+ * Socket storage of a socket that connected (or sent) through a gate: its
+ * packets pass egress only while that gate is open in the same generation.
+ */
+struct socket_gate {
+	__u16 gate;
+	__u16 reserved;
+	__u32 generation;
 };
 
 /*

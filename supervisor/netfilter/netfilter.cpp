@@ -75,7 +75,8 @@ static_assert(offsetof(rule_value, gate) == 44);
 static_assert(sizeof(rule_value::gate) == 2 * CORDON_MAX_PORT_RANGES);
 static_assert(sizeof(gate_key) == 16);
 static_assert(offsetof(gate_key, gate) == 8);
-static_assert(sizeof(gate_value) == 16);
+static_assert(sizeof(gate_value) == 24);
+static_assert(offsetof(gate_value, generation) == 16);
 static_assert(offsetof(gate_value, uses) == 4);
 static_assert(offsetof(gate_value, closes_at) == 8);
 static_assert(sizeof(net_event) == 72);
@@ -733,6 +734,7 @@ class PinnedNetfilter final : public Netfilter {
                 1,
                 std::chrono::duration_cast<std::chrono::nanoseconds>(closes_at->time_since_epoch())
                     .count()));
+        value.generation = generation_for(key);
         // BPF_F_LOCK: the uses are replaced under the lock the programs take them with.
         if (bpf_map_update_elem(fd(kGates), &key, &value, BPF_F_LOCK) != 0)
             return map_error(kGates, "cannot open " + what + " in the gates map");
@@ -857,6 +859,22 @@ class PinnedNetfilter final : public Netfilter {
         key.cgroup_id = cgroup_id;
         key.gate = gate;
         return key;
+    }
+
+    // The generation of an opening: an open gate keeps its own, so that its
+    // connections go on; a closed or timed-out one gets a new one, which cuts
+    // the sockets of its earlier windows at egress.
+    uint32_t generation_for(const gate_key& key) const {
+        gate_value open{};
+        uint64_t now =
+            static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                      std::chrono::steady_clock::now().time_since_epoch())
+                                      .count());
+        if (bpf_map_lookup_elem_flags(fd(kGates), &key, &open, BPF_F_LOCK) == 0 &&
+            (!open.closes_at || now < open.closes_at))
+            return open.generation;
+        // Microseconds of the monotonic clock: never the same twice for one gate.
+        return static_cast<uint32_t>(now / 1000) | 1;
     }
 
     // A gate is a number from 1 of a session that has its policy entry.

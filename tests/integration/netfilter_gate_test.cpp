@@ -189,6 +189,49 @@ TEST_F(NetfilterGateTest, ClosingTheGateCutsAConnectionOpenedThroughIt) {
     EXPECT_GE(counters(s).egress_dropped, 1u);
 }
 
+// A connection kept through a closed window does not come back with the
+// next one, where it took no use: only a connect of the new window passes.
+TEST_F(NetfilterGateTest, AConnectionOfAnEarlierWindowStaysCutInTheNext) {
+    const auto& s = make_session("s", {gated(rule("127.0.0.1", 128, 8080, 8080), 2)});
+    ASSERT_TRUE(nf_->open_gate(s.id(), 2, std::nullopt));
+    Shared<Exchange> ex;
+    ASSERT_TRUE(ex);
+    int listener = -1;
+    uint64_t id = s.id();
+    auto r = run_probe(
+        s.path(), {},
+        [&] {
+            return exchange_around(
+                listener, &*ex, [&] { return nf_->close_gate(id, 2) && nf_->open_gate(id, 2, 1); });
+        },
+        [&] { listen_outside(&listener); });
+    ASSERT_EQ(r.status, 0);
+    EXPECT_EQ(ex->first_connect, 0);
+    EXPECT_EQ(ex->before, 1);
+    EXPECT_EQ(ex->second_connect, 0) << "the new window's connect";
+    EXPECT_EQ(ex->after, 0) << "the earlier window's connection passed in the next";
+    EXPECT_EQ(state(s, 2).uses_left, 0u);
+}
+
+// Granting again while a gate is open keeps its connections going.
+TEST_F(NetfilterGateTest, ReopeningAnOpenGateKeepsItsConnections) {
+    const auto& s = make_session("s", {gated(rule("127.0.0.1", 128, 8080, 8080), 2)});
+    ASSERT_TRUE(nf_->open_gate(s.id(), 2, std::nullopt));
+    Shared<Exchange> ex;
+    ASSERT_TRUE(ex);
+    int listener = -1;
+    uint64_t id = s.id();
+    auto r = run_probe(
+        s.path(), {},
+        [&] {
+            return exchange_around(listener, &*ex, [&] { return bool(nf_->open_gate(id, 2, 3)); });
+        },
+        [&] { listen_outside(&listener); });
+    ASSERT_EQ(r.status, 0);
+    EXPECT_EQ(ex->second_connect, 0);
+    EXPECT_EQ(ex->after, 1) << "a grant renewed while open cut its connection";
+}
+
 // A gate opened until a time closes by itself then, in every hook, with
 // nobody calling close_gate: a grant's window holds even when the
 // supervisor that would close it was killed.
