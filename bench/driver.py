@@ -559,7 +559,8 @@ def plot_netfilter(path, nf):
             bare = d["bare"]["median"]
             for c in sorted((c for c in d if c != "bare"), key=lambda c: int(c.split(":")[1])):
                 xs.append(d[c]["median"] / bare)
-                ticks.append(f"{c.split(':')[1]} rules\n{sessions} sess.")
+                kind = "rules" if c.startswith("rules:") else "gated rule"
+                ticks.append(f"{c.split(':')[1]} {kind}\n{sessions} sess.")
         ax.bar(range(len(xs)), xs, color="#4c72b0")
         ax.axhline(1.0, color="black", lw=0.8)
         ax.set_xticks(range(len(xs)), ticks, fontsize=7)
@@ -597,8 +598,9 @@ def report_netfilter(nf, cfg):
              "`bare` is the same process outside Cordon's subtree, measured in the same pass. "
              f"{cfg.gb_reps} repetitions per benchmark, interleaved at random; "
              "median and IQR of the repetitions. The first phase has only the measured "
-             "sessions live (1, 100, 1,000 and 10,000 rules); the second adds one-rule sessions "
-             "up to 1,000 live sessions first.", "",
+             "sessions live (1, 100, 1,000 and 10,000 rules, and `gated:1`, one rule behind an "
+             "open approval gate); the second adds one-rule sessions up to 1,000 live sessions "
+             "first.", "",
              "| benchmark | live sessions | contender | median | IQR | ratio to bare |",
              "|---|---|---|---|---|---|"]
     for (bench, sessions), d in sorted(nf.items()):

@@ -3,7 +3,8 @@
 // allowed connect()+close() on loopback and bulk TCP throughput through an
 // allowed connection, measured with the process bare (outside Cordon's
 // subtree, where no program runs) and in a session cgroup, at 1 and 10,000
-// rules in the session and with 1 and 1,000 live sessions.
+// rules in the session and with 1 and 1,000 live sessions; and through an
+// open approval gate (issue 7), the one rule of its session gated.
 //
 // The programs are attached to a cgroup root of this process's own and
 // pinned under a name of its own; both are removed at exit. The process
@@ -174,6 +175,7 @@ struct World {
     std::deque<SessionCgroup> cgroups;  // deque: pointers stay valid
     // The measured sessions by their number of rules: 1, 100, 1,000, 10,000.
     std::vector<std::pair<int, const SessionCgroup*>> measured;
+    const SessionCgroup* gated = nullptr;  // its one rule behind gate 1, open without a count
     uint16_t connect_port = 0;
     uint16_t bulk_port = 0;
     std::vector<pid_t> servers;
@@ -247,11 +249,18 @@ void set_up() {
         }
         world.measured.emplace_back(count, &add_session("rules-" + std::to_string(count), rules));
     }
+    // Each connect takes the gate's lock, marks its socket and reports the
+    // use (to a ring buffer nobody drains here: past its size, uses are only
+    // counted); each packet looks up the socket's mark and the gate.
+    Rule gated = allow;
+    gated.gate = 1;
+    world.gated = &add_session("gated-1", {gated});
+    check(world.nf->open_gate(world.gated->id(), 1, std::nullopt));
 }
 
 // Sessions beside the measured ones, up to kManySessions in all.
 void add_other_sessions() {
-    int others = kManySessions - static_cast<int>(world.measured.size());
+    int others = kManySessions - static_cast<int>(world.measured.size()) - 1;
     for (int i = 0; i < others; i++) {
         uint32_t net = (127u << 24) | (static_cast<uint32_t>(1 + i / 256) << 16) |
                        (static_cast<uint32_t>(i % 256) << 8);
@@ -366,6 +375,7 @@ void register_phase(int sessions) {
     std::vector<std::pair<std::string, const SessionCgroup*>> contenders{{"bare", nullptr}};
     for (auto [count, cg] : world.measured)
         contenders.emplace_back("rules:" + std::to_string(count), cg);
+    contenders.emplace_back("gated:1", world.gated);
     for (const auto& [name, cg] : contenders) {
         const SessionCgroup* where = cg;
         benchmark::RegisterBenchmark(("connect_close/" + name + suffix).c_str(),
@@ -440,7 +450,7 @@ int main(int argc, char** argv) {
     if (benchmark::ReportUnrecognizedArguments(n, args.data())) return 1;
 
     set_up();
-    int few = static_cast<int>(world.measured.size());
+    int few = static_cast<int>(world.measured.size()) + 1;  // and the gated one
     register_phase(few);
     register_phase(kManySessions);
 
