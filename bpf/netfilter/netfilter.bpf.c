@@ -248,9 +248,9 @@ enum gate_mode {
 
 /* What check_destination decided. */
 struct verdict {
-	__u32 reason;	 /* 0: allowed, else CORDON_DENY_* */
-	__u16 gate;	 /* the gate that let it pass, or the first that covered a denial */
-	__u32 uses_left; /* GATE_TAKE through a gate: what the gate has left after this use */
+	__u32 reason;	  /* 0: allowed, else CORDON_DENY_* */
+	__u16 gate;	  /* the gate that let it pass, or the first that covered a denial */
+	__u32 uses_left;  /* GATE_TAKE through a gate: what the gate has left after this use */
 	__u32 generation; /* through a gate: its generation */
 };
 

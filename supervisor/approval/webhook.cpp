@@ -18,6 +18,7 @@
 
 #include "cordon/log.h"
 #include "creds/creds.h"
+#include "creds/http.h"
 #include "creds/secret_file.h"
 
 namespace cordon::approval {
@@ -128,25 +129,8 @@ Status check_limits(const WebhookConfig& c) {
     return ok_status();
 }
 
-// Failures of the network, worth another try; not TLS's, the URL's or
-// libcurl's own, which the next attempt would meet again.
-bool transient(CURLcode rc) {
-    switch (rc) {
-        case CURLE_COULDNT_RESOLVE_HOST:
-        case CURLE_COULDNT_CONNECT:
-        case CURLE_OPERATION_TIMEDOUT:
-        case CURLE_SEND_ERROR:
-        case CURLE_RECV_ERROR:
-        case CURLE_GOT_NOTHING:
-        case CURLE_PARTIAL_FILE:
-            return true;
-        default:
-            return false;
-    }
-}
-
 bool worth_retrying(const Attempt& a) {
-    if (a.rc != CURLE_OK) return transient(a.rc);
+    if (a.rc != CURLE_OK) return creds::transient(a.rc);
     return a.status >= 500 || a.status == 429;
 }
 

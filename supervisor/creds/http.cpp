@@ -29,9 +29,11 @@ size_t append_body(char* data, size_t size, size_t count, void* out) {
     return size * count;
 }
 
-// Failures worth another try: the network's, not TLS's or the URL's.
+}  // namespace
+
 bool transient(CURLcode rc) {
     switch (rc) {
+        case CURLE_COULDNT_RESOLVE_HOST:
         case CURLE_COULDNT_CONNECT:
         case CURLE_OPERATION_TIMEDOUT:
         case CURLE_SEND_ERROR:
@@ -43,6 +45,8 @@ bool transient(CURLcode rc) {
             return false;
     }
 }
+
+namespace {
 
 bool tls_failure(CURLcode rc) {
     return rc == CURLE_PEER_FAILED_VERIFICATION || rc == CURLE_SSL_CONNECT_ERROR ||

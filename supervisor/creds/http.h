@@ -5,6 +5,8 @@
 // reached or failed (5xx), never when it answered with a refusal.
 #pragma once
 
+#include <curl/curl.h>
+
 #include <string>
 
 #include "cordon/result.h"
@@ -50,6 +52,11 @@ Result<HttpReply> post_form(const HttpTarget& target, const Form& form);
 
 // GETs a JSON document, such as an authorization server's metadata.
 Result<HttpReply> get(const HttpTarget& target);
+
+// Failures of the network, worth another try: a name that did not resolve,
+// a connection refused, cut or timed out. Not TLS's, the URL's or libcurl's
+// own, which the next attempt would meet again.
+bool transient(CURLcode rc);
 
 // "HTTP 401: invalid_client (client authentication failed)": the status and
 // the body's OAuth error and error_description (RFC 6749 section 5.2).

@@ -157,26 +157,38 @@ void listen_outside(int* listener) {
         _exit(kProbeSetupFailed);
 }
 
+// What a connection did across `change`, run in session s by a probe
+// whose server listens outside the session.
+struct Exchanged {
+    ProbeResult probe;
+    Exchange exchange;
+};
+
+Exchanged exchange_in(const cgroup::SessionCgroup& s, const std::function<bool()>& change) {
+    Shared<Exchange> ex;
+    if (!ex) {
+        ADD_FAILURE() << "no shared memory for the probe's exchange";
+        return {};
+    }
+    int listener = -1;
+    ProbeResult r = run_probe(
+        s.path(), {}, [&] { return exchange_around(listener, &*ex, change); },
+        [&] { listen_outside(&listener); });
+    return {r, *ex};
+}
+
 // Closing the gate refuses new connections and cuts the open one at
 // egress: the peer receives nothing more, and the drops are counted.
 TEST_F(NetfilterGateTest, ClosingTheGateCutsAConnectionOpenedThroughIt) {
     const auto& s = make_session("s", {gated(rule("127.0.0.1", 128, 8080, 8080), 3)});
     ASSERT_TRUE(nf_->open_gate(s.id(), 3, std::nullopt));
-    Shared<Exchange> ex;
-    ASSERT_TRUE(ex);
-    int listener = -1;
     uint64_t id = s.id();
-    auto r = run_probe(
-        s.path(), {},
-        [&] {
-            return exchange_around(listener, &*ex, [&] { return bool(nf_->close_gate(id, 3)); });
-        },
-        [&] { listen_outside(&listener); });
+    auto [r, ex] = exchange_in(s, [&] { return bool(nf_->close_gate(id, 3)); });
     ASSERT_EQ(r.status, 0);
-    EXPECT_EQ(ex->first_connect, 0);
-    EXPECT_EQ(ex->before, 1);
-    EXPECT_EQ(ex->second_connect, EPERM);
-    EXPECT_EQ(ex->after, 0) << "data passed after the gate closed";
+    EXPECT_EQ(ex.first_connect, 0);
+    EXPECT_EQ(ex.before, 1);
+    EXPECT_EQ(ex.second_connect, EPERM);
+    EXPECT_EQ(ex.after, 0) << "data passed after the gate closed";
 
     auto events = drain(s.id());
     ASSERT_GE(events.size(), 3u);
@@ -194,22 +206,14 @@ TEST_F(NetfilterGateTest, ClosingTheGateCutsAConnectionOpenedThroughIt) {
 TEST_F(NetfilterGateTest, AConnectionOfAnEarlierWindowStaysCutInTheNext) {
     const auto& s = make_session("s", {gated(rule("127.0.0.1", 128, 8080, 8080), 2)});
     ASSERT_TRUE(nf_->open_gate(s.id(), 2, std::nullopt));
-    Shared<Exchange> ex;
-    ASSERT_TRUE(ex);
-    int listener = -1;
     uint64_t id = s.id();
-    auto r = run_probe(
-        s.path(), {},
-        [&] {
-            return exchange_around(
-                listener, &*ex, [&] { return nf_->close_gate(id, 2) && nf_->open_gate(id, 2, 1); });
-        },
-        [&] { listen_outside(&listener); });
+    auto [r, ex] =
+        exchange_in(s, [&] { return nf_->close_gate(id, 2) && nf_->open_gate(id, 2, 1); });
     ASSERT_EQ(r.status, 0);
-    EXPECT_EQ(ex->first_connect, 0);
-    EXPECT_EQ(ex->before, 1);
-    EXPECT_EQ(ex->second_connect, 0) << "the new window's connect";
-    EXPECT_EQ(ex->after, 0) << "the earlier window's connection passed in the next";
+    EXPECT_EQ(ex.first_connect, 0);
+    EXPECT_EQ(ex.before, 1);
+    EXPECT_EQ(ex.second_connect, 0) << "the new window's connect";
+    EXPECT_EQ(ex.after, 0) << "the earlier window's connection passed in the next";
     EXPECT_EQ(state(s, 2).uses_left, 0u);
 }
 
@@ -217,19 +221,11 @@ TEST_F(NetfilterGateTest, AConnectionOfAnEarlierWindowStaysCutInTheNext) {
 TEST_F(NetfilterGateTest, ReopeningAnOpenGateKeepsItsConnections) {
     const auto& s = make_session("s", {gated(rule("127.0.0.1", 128, 8080, 8080), 2)});
     ASSERT_TRUE(nf_->open_gate(s.id(), 2, std::nullopt));
-    Shared<Exchange> ex;
-    ASSERT_TRUE(ex);
-    int listener = -1;
     uint64_t id = s.id();
-    auto r = run_probe(
-        s.path(), {},
-        [&] {
-            return exchange_around(listener, &*ex, [&] { return bool(nf_->open_gate(id, 2, 3)); });
-        },
-        [&] { listen_outside(&listener); });
+    auto [r, ex] = exchange_in(s, [&] { return bool(nf_->open_gate(id, 2, 3)); });
     ASSERT_EQ(r.status, 0);
-    EXPECT_EQ(ex->second_connect, 0);
-    EXPECT_EQ(ex->after, 1) << "a grant renewed while open cut its connection";
+    EXPECT_EQ(ex.second_connect, 0);
+    EXPECT_EQ(ex.after, 1) << "a grant renewed while open cut its connection";
 }
 
 // A gate opened until a time closes by itself then, in every hook, with
@@ -240,23 +236,15 @@ TEST_F(NetfilterGateTest, AGateOpenedUntilATimeClosesByItselfThen) {
     auto closes_at = std::chrono::steady_clock::now() + std::chrono::milliseconds(800);
     ASSERT_TRUE(nf_->open_gate(s.id(), 4, std::nullopt, closes_at));
     EXPECT_TRUE(state(s, 4).open);
-    Shared<Exchange> ex;
-    ASSERT_TRUE(ex);
-    int listener = -1;
-    auto r = run_probe(
-        s.path(), {},
-        [&] {
-            return exchange_around(listener, &*ex, [&] {
-                std::this_thread::sleep_until(closes_at + std::chrono::milliseconds(200));
-                return true;
-            });
-        },
-        [&] { listen_outside(&listener); });
+    auto [r, ex] = exchange_in(s, [&] {
+        std::this_thread::sleep_until(closes_at + std::chrono::milliseconds(200));
+        return true;
+    });
     ASSERT_EQ(r.status, 0);
-    EXPECT_EQ(ex->first_connect, 0);
-    EXPECT_EQ(ex->before, 1);
-    EXPECT_EQ(ex->second_connect, EPERM);
-    EXPECT_EQ(ex->after, 0) << "data passed after the gate's time";
+    EXPECT_EQ(ex.first_connect, 0);
+    EXPECT_EQ(ex.before, 1);
+    EXPECT_EQ(ex.second_connect, EPERM);
+    EXPECT_EQ(ex.after, 0) << "data passed after the gate's time";
     EXPECT_FALSE(state(s, 4).open);
 
     auto events = drain(s.id());
@@ -275,17 +263,12 @@ TEST_F(NetfilterGateTest, OneUseLetsOneConnectionThroughAndItKeepsWorking) {
     const auto& s = make_session("s", {gated(rule("127.0.0.1", 128, 8080, 8080), 1)});
     ASSERT_TRUE(nf_->open_gate(s.id(), 1, 1));
     EXPECT_EQ(state(s, 1).uses_left, 1u);
-    Shared<Exchange> ex;
-    ASSERT_TRUE(ex);
-    int listener = -1;
-    auto r = run_probe(
-        s.path(), {}, [&] { return exchange_around(listener, &*ex, [] { return true; }); },
-        [&] { listen_outside(&listener); });
+    auto [r, ex] = exchange_in(s, [] { return true; });
     ASSERT_EQ(r.status, 0);
-    EXPECT_EQ(ex->first_connect, 0);
-    EXPECT_EQ(ex->before, 1);
-    EXPECT_EQ(ex->second_connect, EPERM);
-    EXPECT_EQ(ex->after, 1) << "the connection that took the use was cut";
+    EXPECT_EQ(ex.first_connect, 0);
+    EXPECT_EQ(ex.before, 1);
+    EXPECT_EQ(ex.second_connect, EPERM);
+    EXPECT_EQ(ex.after, 1) << "the connection that took the use was cut";
 
     auto events = drain(s.id());
     ASSERT_EQ(events.size(), 2u);
