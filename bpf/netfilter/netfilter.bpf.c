@@ -50,10 +50,12 @@
  * Each denial is reported to the session's own ring buffer.
  *
  * Approval gates: a rule may name a gate of its session; its ranges then
- * pass only while that gate is open (an entry in the gates map). An
- * ungated range covering a destination decides alone and touches no gate.
- * Otherwise connect and sendmsg take one use of the first covering gate
- * that is open with uses left, and report the use; egress lets the packets
+ * pass only while that gate is open (an entry in the gates map). A
+ * destination a gated range covers is the gate's, whatever ungated ranges
+ * also cover it (an address an allowed tool's DNS answer shares with a
+ * gated tool stays behind the gate). There connect and sendmsg take one
+ * use of the first covering gate that is open with uses left, and report
+ * the use; egress lets the packets
  * of a gated range pass while its gate is open, whatever its uses left, so
  * that the connection that took the last use keeps working until the gate
  * is closed. A destination only closed gates cover is denied with reason
@@ -318,9 +320,8 @@ static __always_inline bool gate_passes(__u64 cgroup_id, __u16 gate, enum gate_m
 
 /*
  * The session's longest prefix covering key->addr, on port over protocol:
- * an ungated range allows alone; else the covering gated ranges are tried
- * in order. Two passes, so that an ungated range later in the entry still
- * spares a gate its use.
+ * the covering gated ranges are tried in order, and when any covers, the
+ * gates decide alone; else an ungated range allows.
  */
 static __always_inline struct verdict rules_decide(__u64 cgroup_id, struct rule_key *key,
 						   __u16 port, __u8 protocol, enum gate_mode mode)
@@ -336,10 +337,6 @@ static __always_inline struct verdict rules_decide(__u64 cgroup_id, struct rule_
 		return v;
 	count = rule->count;
 
-	if (ungated_covers(rule, port, protocol)) {
-		v.reason = 0;
-		return v;
-	}
 	for (int i = 0; i < CORDON_MAX_PORT_RANGES; i++) {
 		__u16 gate = rule->gate[i];
 
@@ -357,6 +354,8 @@ static __always_inline struct verdict rules_decide(__u64 cgroup_id, struct rule_
 			v.gate = gate;
 		}
 	}
+	if (!v.gate && ungated_covers(rule, port, protocol))
+		v.reason = 0;
 	return v;
 }
 

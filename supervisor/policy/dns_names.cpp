@@ -103,6 +103,16 @@ bool name_matches(const std::string& pattern, const std::string& qname) {
            qname.compare(qname.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+bool names_overlap(const std::string& a, const std::string& b) {
+    bool a_wild = a.rfind("*.", 0) == 0, b_wild = b.rfind("*.", 0) == 0;
+    if (!a_wild || !b_wild) return name_matches(a, b) || name_matches(b, a);
+    // Two suffixes share every name below the longer one.
+    std::string sa = a.substr(1), sb = b.substr(1);  // ".example.com"
+    const std::string& longer = sa.size() >= sb.size() ? sa : sb;
+    const std::string& shorter = sa.size() >= sb.size() ? sb : sa;
+    return longer.compare(longer.size() - shorter.size(), shorter.size(), shorter) == 0;
+}
+
 std::optional<std::string> special_range(const Ip6& addr) {
     if (const uint8_t* v4 = embedded_v4(addr)) return special_v4(v4);
     return special_v6(addr);

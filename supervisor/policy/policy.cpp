@@ -111,13 +111,13 @@ void check_not_shadowed(const EffectivePolicy& policy, const GatedTool& gated) {
                                "take the tool out of approvalRequired");
     };
     for (size_t i = 0; i < gated.endpoints.size(); ++i) {
-        // A name the session's resolver learns for an allowed tool opens its
-        // addresses with no gate.
+        // A name both an allowed tool and a gated one may ask for: the
+        // kernel keeps its addresses behind the gate, so the allowed tool
+        // could not reach them either.
         const Endpoint& ep = gated.endpoints[i].endpoint;
-        std::string name =
-            ep.hostname.rfind("*.", 0) == 0 ? "a" + ep.hostname.substr(1) : ep.hostname;
         for (const DnsName& open : policy.dns_names)
-            if (open.gate == 0 && !name.empty() && name_matches(open.endpoint.hostname, name) &&
+            if (open.gate == 0 && !ep.hostname.empty() &&
+                names_overlap(open.endpoint.hostname, ep.hostname) &&
                 open.endpoint.protocol == ep.protocol &&
                 open.endpoint.ports.first <= ep.ports.last &&
                 ep.ports.first <= open.endpoint.ports.last)

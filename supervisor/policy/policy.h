@@ -103,6 +103,8 @@ std::optional<std::string> special_range(const profile::Ip6& addr);
 // Whether a DNS name, lowercase, is `pattern`'s: the name itself, or for
 // "*.example.com" any name below example.com.
 bool name_matches(const std::string& pattern, const std::string& qname);
+// Whether some name matches both patterns (each a name or "*.suffix").
+bool names_overlap(const std::string& a, const std::string& b);
 
 // Whether a literal or CIDR endpoint covers addr, on any port, as the
 // kernel's rules decide (netfilter::rule_reaches).

@@ -211,6 +211,34 @@ print(fetch('198.51.100.7'))
     EXPECT_EQ(expired[0]["addresses"], json::array({"198.51.100.7"}));
 }
 
+// An allowed name whose answer is a gated tool's address (a steered DNS
+// answer, a shared CDN address) does not open that address: the gate
+// decides, and the attempt is an approval request.
+TEST_F(AgentRunDnsTest, AnAllowedNameAnsweredWithAGatedAddressStaysBehindTheGate) {
+    start_upstream(60);
+    std::string approvals_dir = "/run/cordon-dns-ap-" + std::to_string(::getpid());
+    extra_env_.push_back("CORDON_APPROVALS_DIR=" + approvals_dir);
+    json gated = {{"approvalRequired", {"issue_refund"}},
+                  {"tools", {{"issue_refund", {{"endpoints", {"198.51.100.7:18443"}}}}}}};
+    std::string script = std::string(kResolve) + R"(
+print(resolve('api.allowed.test'))
+print(fetch('api.allowed.test'))
+)";
+    auto r = run_agent(dns_profile({}, gated), script);
+    fs::remove_all(approvals_dir);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "['198.51.100.7']\nPermissionError:1\n") << r.err;
+    std::vector<json> connects;
+    for (const auto& d : events_named(audit_events(), "net.deny"))
+        if (d["hook"] == "connect4") connects.push_back(d);
+    ASSERT_EQ(connects.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(connects[0]["reason"], "approval-required");
+    EXPECT_EQ(connects[0]["tool"], "issue_refund");
+    auto requests = events_named(audit_events(), "approval.request");
+    ASSERT_EQ(requests.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(requests[0]["destination"], "198.51.100.7:18443/tcp");
+}
+
 TEST_F(AgentRunDnsTest, AConnectionStillInUseOutlivesItsAddresssTtl) {
     start_upstream(1);
     // A request sent a byte at a time over 3 s, to a name whose TTL is 1 s:

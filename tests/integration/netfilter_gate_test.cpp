@@ -352,24 +352,34 @@ TEST_F(NetfilterGateTest, ConcurrentConnectsTakeExactlyTheUsesGiven) {
 
 // ---------------------------------------------------------------- rules together
 
-// An ungated rule decides alone: its destinations take no use. Gates on
-// one prefix with different ports stay apart.
-TEST_F(NetfilterGateTest, UngatedRulesSpareTheGateAndGatesStayApart) {
-    const auto& s = make_session(
-        "s", {rule("127.0.0.1", 128, 8080, 8080), gated(rule("127.0.0.0", 96 + 8, 8080, 8090), 3),
-              gated(rule("127.0.0.2", 128, 9001, 9001), 1),
-              gated(rule("127.0.0.2", 128, 9002, 9002), 2)});
-    std::vector<Listener> all = {
-        {"127.0.0.1", 8080}, {"127.0.0.1", 8081}, {"127.0.0.2", 9001}, {"127.0.0.2", 9002}};
-    ASSERT_TRUE(nf_->open_gate(s.id(), 3, 1));
-
+// A gated range wins over an ungated one covering the same destination
+// (an address an allowed tool's DNS answer shares with a gated tool stays
+// behind the gate); an ungated destination no gate covers takes no use.
+// Gates on one prefix with different ports stay apart.
+TEST_F(NetfilterGateTest, AGatedRangeWinsOverAnUngatedOneAndGatesStayApart) {
+    const auto& s =
+        make_session("s", {rule("127.0.0.1", 128, 8080, 8080), rule("127.0.0.1", 128, 8095, 8095),
+                           gated(rule("127.0.0.0", 96 + 8, 8080, 8090), 3),
+                           gated(rule("127.0.0.2", 128, 9001, 9001), 1),
+                           gated(rule("127.0.0.2", 128, 9002, 9002), 2)});
+    std::vector<Listener> all = {{"127.0.0.1", 8080},
+                                 {"127.0.0.1", 8081},
+                                 {"127.0.0.1", 8095},
+                                 {"127.0.0.2", 9001},
+                                 {"127.0.0.2", 9002}};
     auto r = run_probe(s.path(), all, [] { return tcp_connect("127.0.0.1", 8080); });
+    expect_denied(s, r, "connect4", "127.0.0.1", 8080, "tcp", "approval-required", 3);
+
+    ASSERT_TRUE(nf_->open_gate(s.id(), 3, 2));
+    r = run_probe(s.path(), all, [] { return tcp_connect("127.0.0.1", 8095); });
     expect_allowed(s, r);
-    EXPECT_EQ(state(s, 3).uses_left, 1u) << "an ungated rule's destination took a use";
+    EXPECT_EQ(state(s, 3).uses_left, 2u) << "a destination no gate covers took a use";
+    r = run_probe(s.path(), all, [] { return tcp_connect("127.0.0.1", 8080); });
+    expect_one_use(s, r, "connect4", "127.0.0.1", 8080, "tcp", 3, 1);
     r = run_probe(s.path(), all, [] { return tcp_connect("127.0.0.1", 8081); });
     expect_one_use(s, r, "connect4", "127.0.0.1", 8081, "tcp", 3, 0);
     r = run_probe(s.path(), all, [] { return tcp_connect("127.0.0.1", 8080); });
-    expect_allowed(s, r);
+    expect_denied(s, r, "connect4", "127.0.0.1", 8080, "tcp", "approval-required", 3);
 
     ASSERT_TRUE(nf_->open_gate(s.id(), 1, std::nullopt));
     r = run_probe(s.path(), all, [] { return tcp_connect("127.0.0.2", 9001); });

@@ -168,6 +168,30 @@ TEST(ApprovalPolicy, AnAllowedEndpointThatReachesAGatedOneIsRefused) {
               "");
 }
 
+TEST(ApprovalPolicy, NamesOverlapWhenSomeNameMatchesBoth) {
+    EXPECT_TRUE(policy::names_overlap("a.example", "a.example"));
+    EXPECT_TRUE(policy::names_overlap("*.example", "a.example"));
+    EXPECT_TRUE(policy::names_overlap("a.example", "*.example"));
+    // x.api.shop.example matches both: one suffix below the other.
+    EXPECT_TRUE(policy::names_overlap("*.api.shop.example", "*.shop.example"));
+    EXPECT_TRUE(policy::names_overlap("*.shop.example", "*.api.shop.example"));
+    EXPECT_FALSE(policy::names_overlap("a.example", "b.example"));
+    EXPECT_FALSE(policy::names_overlap("*.example", "example"));
+    EXPECT_FALSE(policy::names_overlap("*.pshop.example", "*.shop.example"));
+    EXPECT_FALSE(policy::names_overlap("*.a.example", "*.b.example"));
+}
+
+// A gated wildcard and an allowed name below it, or a wildcard nested in it.
+TEST(ApprovalPolicy, AnAllowedNameUnderAGatedWildcardIsRefused) {
+    json d = with(doc(), "/tools/issue_refund/endpoints", {"*.shop.example:443"});
+    const std::string shadowed = "which would open it without approval";
+    for (const char* allowed : {"*.api.shop.example:443", "refunds.shop.example:443"})
+        EXPECT_NE(policy_error(with(d, "/tools/lookup_order/endpoints", {allowed})).find(shadowed),
+                  std::string::npos)
+            << allowed;
+    EXPECT_EQ(policy_error(with(d, "/tools/lookup_order/endpoints", {"*.pshop.example:443"})), "");
+}
+
 TEST(ApprovalPolicy, GatedRulesCarryTheirGateAndStayOutOfTheAllowedRules) {
     auto policy = policy::compute_policy(parse_profile(doc(), kNow), kNow, refunds_dns());
     ASSERT_EQ(policy.rules.size(), 1u);
