@@ -588,7 +588,9 @@ void BrokerImpl::on_event(const netfilter::Denial& d) {
                   {"comm", d.comm},
                   {"hook", d.hook}};
     if (d.reason == "approval-required") {
-        note(tool->name, tool->gate, "connect", destination_of(d), "");
+        // Only an attempt asks: a packet egress dropped (of a connection
+        // whose window ended) is none.
+        if (d.hook != "egress") note(tool->name, tool->gate, "connect", destination_of(d), "");
         return;
     }
     if (d.reason != "gate-use") return;
@@ -659,6 +661,7 @@ void BrokerImpl::end() {
         json fields = to_json(r);
         fields["cause"] = "session-ended";
         emit("approval.expire", fields);
+        announce("approval.expire", fields);
     }
     agent_conns_.clear();
     approver_conns_.clear();

@@ -277,6 +277,8 @@ TEST_F(AgentRunApprovalTest, ClosedUntilApprovedThenClosedAgainWithOpenConnectio
     ASSERT_EQ(closed.size(), 1u) << "the window did not end";
     EXPECT_EQ(closed[0]["cause"], "window-ended");
     EXPECT_EQ(ask_agent("send"), "cut");
+    // The packets egress dropped are no attempt of the agent's: no request.
+    EXPECT_TRUE(pending().empty()) << pending().dump();
     EXPECT_EQ(ask_agent("connect"), "EPERM");
 
     auto grants = events("approval.grant");
@@ -496,17 +498,36 @@ TEST_F(AgentRunApprovalTest, AGrantIssuesTheToolsCredentialsForItsWindowOnly) {
     EXPECT_EQ(read_text(audit_log_).find("refund-secret-42"), std::string::npos);
 }
 
+// A webhook receiver of the test's on loopback, and the approval object that names it.
+struct TestWebhook {
+    fs::path key, log;
+    std::unique_ptr<WebhookReceiver> receiver;
+
+    explicit TestWebhook(const fs::path& dir)
+        : key(dir / "webhook.key"), log(dir / "webhook.jsonl") {
+        write_text(key, "session-webhook-key\n");
+        ::chmod(key.c_str(), 0600);
+        receiver = std::make_unique<WebhookReceiver>(log, key, std::vector<std::string>{});
+    }
+    json approval() const {
+        json a = approvers({"daemon"});
+        a["webhook"] = {{"url", "http://127.0.0.1:" + std::to_string(receiver->port()) + "/hook"},
+                        {"secretFile", key.string()}};
+        return a;
+    }
+    // What the receiver got, one object per request.
+    std::vector<json> received() const {
+        std::vector<json> out;
+        std::istringstream lines(read_text(log));
+        for (std::string line; std::getline(lines, line);) out.push_back(json::parse(line));
+        return out;
+    }
+};
+
 TEST_F(AgentRunApprovalTest, TheWebhookGetsEachRequestAndDecisionSigned) {
-    auto key = dir_ / "webhook.key";
-    write_text(key, "session-webhook-key\n");
-    ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
-    auto log = dir_ / "webhook.jsonl";
-    WebhookReceiver receiver(log, key, {});
-    ASSERT_TRUE(receiver.running()) << "tests/webhook/receiver.py did not start";
-    json approval = approvers({"daemon"});
-    approval["webhook"] = {{"url", "http://127.0.0.1:" + std::to_string(receiver.port()) + "/hook"},
-                           {"secretFile", key.string()}};
-    start_agent(approval_profile(approval));
+    TestWebhook hook(dir_);
+    ASSERT_TRUE(hook.receiver->running()) << "tests/webhook/receiver.py did not start";
+    start_agent(approval_profile(hook.approval()));
     EXPECT_EQ(ask_agent("connect"), "EPERM");
     std::string id = wait_for_request();
     ASSERT_EQ(cordonctl("daemon", "approve " + id + " --for 1m").exit_code, 0);
@@ -517,9 +538,7 @@ TEST_F(AgentRunApprovalTest, TheWebhookGetsEachRequestAndDecisionSigned) {
     EXPECT_EQ(notified[0]["delivered"], true);
     EXPECT_EQ(notified[0]["attempts"], 1);
     EXPECT_EQ(notified[1]["webhookEvent"], "approval.grant");
-    std::vector<json> received;
-    std::istringstream lines(read_text(log));
-    for (std::string line; std::getline(lines, line);) received.push_back(json::parse(line));
+    std::vector<json> received = hook.received();
     ASSERT_EQ(received.size(), 2u);
     for (const json& r : received) {
         EXPECT_TRUE(r["signature_valid"].get<bool>()) << r.dump();
@@ -535,6 +554,28 @@ TEST_F(AgentRunApprovalTest, TheWebhookGetsEachRequestAndDecisionSigned) {
     EXPECT_EQ(grant["approver"], "daemon");
     // The key is nowhere in the record.
     EXPECT_EQ(read_text(audit_log_).find("session-webhook-key"), std::string::npos);
+}
+
+// A request still pending when the session ends expires, and the chat or
+// ticket system is told so, rather than keeping a stale approve command.
+TEST_F(AgentRunApprovalTest, TheWebhookIsToldOfARequestTheSessionsEndExpires) {
+    TestWebhook hook(dir_);
+    ASSERT_TRUE(hook.receiver->running()) << "tests/webhook/receiver.py did not start";
+    start_agent(approval_profile(hook.approval()));
+    EXPECT_EQ(ask_agent("connect"), "EPERM");
+    std::string id = wait_for_request();
+    say("exit");
+    ::close(to_agent_);
+    result_ = wait(agent_pid_);
+    agent_pid_ = -1;
+    EXPECT_EQ(result_.exit_code, 0) << result_.err;
+    std::vector<json> received = hook.received();
+    ASSERT_EQ(received.size(), 2u) << read_text(audit_log_);
+    EXPECT_EQ(received[1]["headers"]["X-Cordon-Event"], "approval.expire");
+    EXPECT_TRUE(received[1]["signature_valid"].get<bool>());
+    json body = json::parse(received[1]["body"].get<std::string>());
+    EXPECT_EQ(body["id"], id);
+    EXPECT_EQ(body["cause"], "session-ended");
 }
 
 // The window is the kernel's: a supervisor killed mid-grant cannot leave
