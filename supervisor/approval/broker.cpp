@@ -362,12 +362,12 @@ json BrokerImpl::list(const daemon::Peer& peer) {
 Result<std::chrono::seconds> window_of(const json& body, const profile::ApprovalPolicy& policy) {
     auto it = body.find("for");
     if (it == body.end() || !it->is_number_integer() || it->get<int64_t>() <= 0)
-        return plain_error("for: expected a positive number of seconds");
+        return plain_error("--for: expected a positive number of seconds");
     std::chrono::seconds window{it->get<int64_t>()};
     if (window > policy.max_window)
-        return plain_error("for: " + std::to_string(window.count()) + " s is longer than the " +
+        return plain_error("--for " + std::to_string(window.count()) + "s is longer than the " +
                            std::to_string(policy.max_window.count()) +
-                           " s this profile allows (approval.maxWindow)");
+                           "s this profile allows (approval.maxWindow): grant a shorter window");
     return window;
 }
 
@@ -375,7 +375,7 @@ Result<std::optional<uint32_t>> uses_of(const json& body) {
     auto it = body.find("uses");
     if (it == body.end() || it->is_null()) return std::optional<uint32_t>{};
     if (!it->is_number_integer() || it->get<int64_t>() <= 0 || it->get<uint64_t>() > kMaxUses)
-        return plain_error("uses: expected a number of connections from 1 to " +
+        return plain_error("--uses: expected a number of connections from 1 to " +
                            std::to_string(kMaxUses));
     return std::optional<uint32_t>(it->get<uint32_t>());
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -588,11 +589,37 @@ Result<std::vector<dns::Upstream>> configured_upstreams(const SessionOptions& op
     return upstreams;
 }
 
+// Whether anyone is in a group: a listed member, or an account whose
+// primary group it is.
+bool group_has_members(const std::string& name) {
+    const group* gr = ::getgrnam(name.c_str());
+    if (!gr) return false;
+    if (gr->gr_mem && gr->gr_mem[0]) return true;
+    gid_t gid = gr->gr_gid;
+    bool found = false;
+    ::setpwent();
+    while (const passwd* pw = ::getpwent())
+        if (pw->pw_gid == gid) {
+            found = true;
+            break;
+        }
+    ::endpwent();
+    return found;
+}
+
 // Approvers who cannot exist, or none but the launcher: requests nobody can
-// grant, told before the session starts rather than when it waits.
-std::vector<std::string> approver_warnings(const profile::ApprovalPolicy& approval,
+// grant, told before the session starts rather than when it waits. Also a
+// tool both allowed and gated, which waits for approval.
+std::vector<std::string> approver_warnings(const profile::Profile& profile,
                                            const SessionOptions& options) {
+    const profile::ApprovalPolicy& approval = profile.approval;
     std::vector<std::string> warnings;
+    for (const auto& tool : profile.allowed_tools)
+        if (std::find(profile.approval_required.begin(), profile.approval_required.end(), tool) !=
+            profile.approval_required.end())
+            warnings.push_back("allowedTools and approvalRequired both name " + tool +
+                               ": it waits for approval (approvalRequired wins); take it out of "
+                               "one of them");
     for (const auto& user : approval.approvers.users)
         if (!::getpwnam(user.c_str()) && user.find_first_not_of("0123456789") != std::string::npos)
             warnings.push_back("approval.approvers.users: no account \"" + user +
@@ -602,6 +629,11 @@ std::vector<std::string> approver_warnings(const profile::ApprovalPolicy& approv
             group.find_first_not_of("0123456789") != std::string::npos)
             warnings.push_back("approval.approvers.groups: no group \"" + group +
                                "\" on this host: its members cannot approve");
+        else if (::getgrnam(group.c_str()) && !group_has_members(group))
+            warnings.push_back("approval.approvers.groups: group \"" + group +
+                               "\" has no members: nobody in it can approve (add one: gpasswd "
+                               "-a USER " +
+                               group + ")");
     bool root_launches = options.launcher_uid.value_or(::getuid()) == 0;
     if (root_launches && approval.approvers.users.empty() && approval.approvers.groups.empty() &&
         !approval.allow_self_approval)
@@ -683,8 +715,7 @@ Result<Plan> plan_session(const SessionOptions& options) {
     }
     if (!cwd_warning.empty()) plan.warnings.push_back(cwd_warning);
     if (!plan.policy.gated_tools.empty())
-        for (auto& w : approver_warnings(plan.profile.approval, options))
-            plan.warnings.push_back(w);
+        for (auto& w : approver_warnings(plan.profile, options)) plan.warnings.push_back(w);
     for (const auto& w : plan.warnings) log()->warn("{}", w);
     auto loaded = creds::load_static(plan.profile, needed_credentials(plan.policy),
                                      options.subject_token_file);

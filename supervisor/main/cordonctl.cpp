@@ -24,6 +24,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "approval/broker.h"
@@ -152,12 +153,29 @@ std::string approvals_dir(const Args& a) {
     return env && *env ? env : cordon::approval::kDefaultApprovalsDir;
 }
 
-// Each live session's answer to `request`; sessions that refuse to show
-// themselves to this caller are left out, dead sockets skipped.
-std::vector<json> ask_sessions(const Args& a, const json& request) {
-    std::vector<json> answers;
+// The live sessions' answers to a request, and how many refused to show
+// themselves to this caller (left out).
+struct Answers {
+    std::vector<json> shown;
+    size_t hidden = 0;
+};
+
+// Each live session's answer to `request`, dead sockets skipped; an error
+// when the directory is not there, which is most often the wrong one.
+std::optional<Answers> ask_sessions(const Args& a, const json& request) {
+    Answers answers;
+    std::string dir = approvals_dir(a);
     std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(approvals_dir(a), ec)) {
+    std::filesystem::directory_iterator entries(dir, ec);
+    if (ec) {
+        std::cerr << "cordonctl: cannot read the approvals directory " << dir << ": "
+                  << ec.message()
+                  << " (no session with approval tools has run with it; give the directory of "
+                     "the agent-run or cordond that runs the session: --approvals-dir, "
+                     "CORDON_APPROVALS_DIR)\n";
+        return std::nullopt;
+    }
+    for (const auto& entry : entries) {
         if (entry.path().extension() != ".sock") continue;
         auto answer = cordon::daemon::call(entry.path().string(), request);
         if (!answer) {
@@ -166,15 +184,24 @@ std::vector<json> ask_sessions(const Args& a, const json& request) {
                       << " did not answer: " << answer.error().message() << "\n";
             continue;
         }
-        if (answer->value("forbidden", false)) continue;
-        answers.push_back(*answer);
+        if (answer->value("forbidden", false)) {
+            answers.hidden++;
+            continue;
+        }
+        answers.shown.push_back(*answer);
     }
     return answers;
 }
 
 int approvals(const Args& a) {
     json pending = json::array(), granted = json::array();
-    for (const auto& s : ask_sessions(a, {{"op", "list"}})) {
+    auto answers = ask_sessions(a, {{"op", "list"}});
+    if (!answers) return kFailed;
+    if (answers->hidden)
+        std::cerr << "cordonctl: " << answers->hidden
+                  << " session(s) not shown: you are neither an approver (approval.approvers) nor "
+                     "the launcher of them\n";
+    for (const auto& s : answers->shown) {
         if (!s.value("ok", false)) continue;
         for (json r : s["requests"]) {
             r["session"] = s["session"];
@@ -214,7 +241,9 @@ int approvals(const Args& a) {
 // Sends a decision to whichever session holds the request.
 int decide(const Args& a, json request) {
     request["id"] = a.request_id;
-    for (const auto& answer : ask_sessions(a, request)) {
+    auto answers = ask_sessions(a, request);
+    if (!answers) return kFailed;
+    for (const auto& answer : answers->shown) {
         std::string error =
             answer.value("error", json("")).is_string() ? answer.value("error", "") : std::string();
         if (error.rfind("no pending request", 0) == 0) continue;
@@ -287,6 +316,9 @@ int main(int argc, char** argv) {
                         "the sessions' approval sockets (default /run/cordon/approvals; also "
                         "CORDON_APPROVALS_DIR)")
             ->type_name("DIR");
+    app.failure_message([](const CLI::App*, const CLI::Error& e) {
+        return "cordonctl: " + std::string(e.what()) + " (cordonctl --help)\n";
+    });
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

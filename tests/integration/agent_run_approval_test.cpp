@@ -109,7 +109,8 @@ struct EchoServer {
 
 struct CommandResult {
     int exit_code = -1;
-    std::string out;
+    std::string out;       // stdout, then stderr
+    std::string out_only;  // stdout alone, for --json
 };
 
 class AgentRunApprovalTest : public AgentRunTest {
@@ -188,25 +189,27 @@ class AgentRunApprovalTest : public AgentRunTest {
 
     // cordonctl as `user`, with the test's approvals directory.
     CommandResult cordonctl(const std::string& user, const std::string& args) {
-        fs::path out = dir_ / "cordonctl.out";
+        fs::path out = dir_ / "cordonctl.out", err = dir_ / "cordonctl.err";
         const passwd* pw = ::getpwnam(user.c_str());
         if (!pw) ADD_FAILURE() << "no account " << user;
         std::string gid = pw ? std::to_string(pw->pw_gid) : user;
-        std::string cmd = "setpriv --reuid=" + user + " --regid=" + gid +
-                          " --clear-groups env CORDON_APPROVALS_DIR=" + approvals_dir_ + " " +
-                          CORDON_CORDONCTL + " " + args + " >" + out.string() + " 2>&1";
-        if (user == "root")
-            cmd = "env CORDON_APPROVALS_DIR=" + approvals_dir_ + " " + CORDON_CORDONCTL + " " +
-                  args + " >" + out.string() + " 2>&1";
+        std::string as = user == "root"
+                             ? ""
+                             : "setpriv --reuid=" + user + " --regid=" + gid + " --clear-groups ";
+        std::string cmd = as + "env CORDON_APPROVALS_DIR=" + approvals_dir_ + " " +
+                          CORDON_CORDONCTL + " " + args + " >" + out.string() + " 2>" +
+                          err.string();
         int status = std::system(cmd.c_str());
-        return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(out)};
+        return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, read_text(out) + read_text(err),
+                read_text(out)};
     }
 
     // The pending requests `user` sees.
     json pending(const std::string& user = "daemon") {
         auto r = cordonctl(user, "approvals --json");
         EXPECT_EQ(r.exit_code, 0) << r.out;
-        json j = json::parse(r.out, nullptr, false);
+        json j = json::parse(r.out_only, nullptr, false);
+        EXPECT_TRUE(j.is_object()) << r.out;
         return j.is_object() ? j["requests"] : json::array();
     }
 
@@ -410,8 +413,20 @@ TEST_F(AgentRunApprovalTest, LauncherAndAgentAccountCannotApproveTheirOwnSession
         << by_agent.out;
     auto by_stranger = cordonctl("daemon", "approve " + id + " --for 1m");
     EXPECT_EQ(by_stranger.exit_code, 1);
-    // A stranger does not even see the session's requests.
+    // A stranger does not even see the session's requests, and is told so.
     EXPECT_TRUE(pending("daemon").empty());
+    auto listed = cordonctl("daemon", "approvals");
+    EXPECT_NE(listed.out.find("1 session(s) not shown: you are neither an approver"),
+              std::string::npos)
+        << listed.out;
+    auto elsewhere = cordonctl("daemon", "approvals --approvals-dir /run/cordon-no-such-dir");
+    EXPECT_EQ(elsewhere.exit_code, 1);
+    EXPECT_NE(elsewhere.out.find("cannot read the approvals directory /run/cordon-no-such-dir"),
+              std::string::npos)
+        << elsewhere.out;
+    auto unfinished = cordonctl("daemon", "approve " + id);
+    EXPECT_EQ(unfinished.exit_code, 2);
+    EXPECT_EQ(unfinished.out.rfind("cordonctl: --for is required", 0), 0u) << unfinished.out;
     EXPECT_EQ(ask_agent("connect"), "EPERM");
     auto refused = events("approval.refused", 3);
     ASSERT_EQ(refused.size(), 3u);
@@ -649,6 +664,21 @@ TEST_F(AgentRunApprovalTest, CheckFindsAnUnprotectedWebhookKeyAndApproversWhoCan
     std::string warnings = check["warnings"].dump();
     EXPECT_NE(warnings.find("no account \\\"no-such-approver\\\""), std::string::npos) << warnings;
     EXPECT_NE(warnings.find("no group \\\"no-such-group\\\""), std::string::npos) << warnings;
+
+    // A group nobody is in; a tool both allowed and gated.
+    std::string empty_group = "cordon-empty-" + std::to_string(::getpid());
+    ASSERT_EQ(std::system(("groupadd " + empty_group).c_str()), 0);
+    json lonely = {{"approvers", {{"groups", {empty_group}}}}};
+    r = run(
+        {"--check", "--profile",
+         approval_profile(lonely, {{"allowedTools", {"allowed_tool", "issue_refund"}}}).string()});
+    (void)std::system(("groupdel " + empty_group).c_str());
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("group \\\"" + empty_group + "\\\" has no members"), std::string::npos)
+        << r.out;
+    EXPECT_NE(r.out.find("allowedTools and approvalRequired both name issue_refund"),
+              std::string::npos)
+        << r.out;
 
     // Standalone, root launches: with nobody named, nobody may grant.
     r = run({"--check", "--profile", approval_profile(json::object()).string()});
