@@ -11,6 +11,16 @@ namespace cordon::approval {
 
 using nlohmann::json;
 
+void Book::cool_down(const std::string& tool, Clock::time_point until) {
+    cooldowns_[tool] = until;
+}
+
+std::optional<Clock::duration> Book::cooling(const std::string& tool, Clock::time_point now) const {
+    auto it = cooldowns_.find(tool);
+    if (it == cooldowns_.end() || it->second <= now) return std::nullopt;
+    return it->second - now;
+}
+
 std::string new_request_id() {
     unsigned char raw[6];
     if (::getrandom(raw, sizeof raw, 0) != sizeof raw) {

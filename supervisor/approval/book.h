@@ -79,12 +79,17 @@ class Book {
     // The next time something expires or ends.
     std::optional<Clock::time_point> next_event() const;
 
+    // A denied tool makes no new request until `until`; how long is left.
+    void cool_down(const std::string& tool, Clock::time_point until);
+    std::optional<Clock::duration> cooling(const std::string& tool, Clock::time_point now) const;
+
     const std::map<std::string, Request>& requests() const { return requests_; }
     const std::map<std::string, Grant>& grants() const { return grants_; }
 
   private:
-    std::map<std::string, Request> requests_;  // by id
-    std::map<std::string, Grant> grants_;      // by tool
+    std::map<std::string, Request> requests_;             // by id
+    std::map<std::string, Grant> grants_;                 // by tool
+    std::map<std::string, Clock::time_point> cooldowns_;  // by tool
 };
 
 // A new request id: 12 random hex digits.

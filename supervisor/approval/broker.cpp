@@ -180,8 +180,8 @@ class BrokerImpl final : public Broker {
 
     void handle_ask(AgentConn& conn, const std::string& line);
     std::optional<json> answer_now(const std::string& tool);
-    Request& note(const std::string& tool, uint16_t gate, const std::string& via,
-                  const std::string& destination, const std::string& reason);
+    void note(const std::string& tool, uint16_t gate, const std::string& via,
+              const std::string& destination, const std::string& reason);
     void tell_waiting(const std::string& tool, const json& answer);
     void send_line(AgentConn& conn, const json& answer);
 
@@ -434,6 +434,7 @@ json BrokerImpl::deny(const json& body, const daemon::Peer& peer) {
     if (auto it = body.find("reason"); it != body.end() && it->is_string())
         reason = clipped(it->get<std::string>(), kMaxReason);
     Request taken = book_.take(id);
+    book_.cool_down(taken.tool, Clock::now() + approval_.deny_cooldown);
     json fields = to_json(taken);
     fields["uid"] = peer.uid;
     fields["user"] = peer.user;
@@ -500,6 +501,14 @@ std::optional<json> BrokerImpl::answer_now(const std::string& tool) {
                     {"reason", "not a tool of approvalRequired in this session's profile"}};
     if (Grant* g = book_.grant_for_tool(tool); g && (!g->uses || g->used < *g->uses))
         return json{{"decision", "granted"}, {"grant", to_json(*g)}};
+    if (auto left = book_.cooling(tool, Clock::now())) {
+        auto seconds = std::chrono::ceil<std::chrono::seconds>(*left).count();
+        return json{{"decision", "denied"},
+                    {"tool", tool},
+                    {"retryAfter", seconds},
+                    {"reason", "denied a moment ago: ask again in " + std::to_string(seconds) +
+                                   " s (approval.denyCooldown)"}};
+    }
     return std::nullopt;
 }
 
@@ -538,8 +547,9 @@ void BrokerImpl::handle_ask(AgentConn& conn, const std::string& line) {
 // The pending request for a tool, new ones on the record and announced.
 // The request is filled in before it is announced: the record and the
 // webhook show what approvers will see.
-Request& BrokerImpl::note(const std::string& tool, uint16_t gate, const std::string& via,
-                          const std::string& destination, const std::string& reason) {
+void BrokerImpl::note(const std::string& tool, uint16_t gate, const std::string& via,
+                      const std::string& destination, const std::string& reason) {
+    if (book_.cooling(tool, Clock::now())) return;  // denied a moment ago: no new request yet
     auto noted = book_.note(tool, gate, approval_.request_timeout);
     Request& r = *noted.request;
     if (via == "connect") r.attempts++;
@@ -552,7 +562,6 @@ Request& BrokerImpl::note(const std::string& tool, uint16_t gate, const std::str
         announce("approval.request", fields);
         arm();
     }
-    return *noted.request;
 }
 
 void BrokerImpl::announce(const std::string& event, const json& fields) {

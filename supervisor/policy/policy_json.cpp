@@ -147,6 +147,7 @@ json approval_json(const EffectivePolicy& policy, const profile::Profile& profil
             {"allowSelfApproval", a.allow_self_approval},
             {"requestTimeout", a.request_timeout.count()},
             {"maxWindow", a.max_window.count()},
+            {"denyCooldown", a.deny_cooldown.count()},
             {"webhook", a.webhook ? json(a.webhook->url) : json(nullptr)},
             {"credentialsAtGrant", policy.gated_credentials}};
 }

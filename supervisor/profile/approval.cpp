@@ -30,7 +30,7 @@ constexpr std::array<Field<ApprovalWebhook>, 3> kWebhookFields{{
      }},
 }};
 
-constexpr std::array<Field<ApprovalPolicy>, 5> kApprovalFields{{
+constexpr std::array<Field<ApprovalPolicy>, 6> kApprovalFields{{
     {"approvers", false, "an approvers object such as {\"users\": [\"bob\"], \"groups\": []}",
      [](const json& v, const std::string& p, ApprovalPolicy& out) {
          read_accounts(v, p, out.approvers);
@@ -47,6 +47,10 @@ constexpr std::array<Field<ApprovalPolicy>, 5> kApprovalFields{{
     {"maxWindow", false, "a duration such as \"1h\"",
      [](const json& v, const std::string& p, ApprovalPolicy& out) {
          out.max_window = read_positive_duration(v, p);
+     }},
+    {"denyCooldown", false, "a duration such as \"1m\" (\"0s\": none)",
+     [](const json& v, const std::string& p, ApprovalPolicy& out) {
+         out.deny_cooldown = read_duration(v, p);
      }},
     {"webhook", false, "a webhook object such as {\"url\": ..., \"secretFile\": ...}",
      [](const json& v, const std::string& p, ApprovalPolicy& out) {

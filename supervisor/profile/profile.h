@@ -167,6 +167,9 @@ struct ApprovalPolicy {
     std::chrono::seconds request_timeout{15 * 60};
     // The longest window one grant may open.
     std::chrono::seconds max_window{60 * 60};
+    // After a denial, the tool's attempts and asks make no new request for
+    // this long, so that an agent cannot wear its approvers down; 0: none.
+    std::chrono::seconds deny_cooldown{60};
     std::optional<ApprovalWebhook> webhook;
 };
 

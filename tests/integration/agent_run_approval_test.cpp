@@ -326,6 +326,7 @@ TEST_F(AgentRunApprovalTest, OneUseAllowsExactlyOneConnection) {
 TEST_F(AgentRunApprovalTest, DenyAndTimeoutLeaveTheToolClosed) {
     json approval = approvers({"daemon"});
     approval["requestTimeout"] = "2s";
+    approval["denyCooldown"] = "0s";
     start_agent(approval_profile(approval));
     EXPECT_EQ(ask_agent("connect"), "EPERM");
     std::string id = wait_for_request();
@@ -349,6 +350,27 @@ TEST_F(AgentRunApprovalTest, DenyAndTimeoutLeaveTheToolClosed) {
     auto late = cordonctl("daemon", "approve " + id + " --for 1m");
     EXPECT_EQ(late.exit_code, 1);
     EXPECT_NE(late.out.find("no pending request " + id), std::string::npos) << late.out;
+}
+
+// After a denial the agent cannot ask again at once: its attempts stay
+// denied without a new request until the cooldown ends.
+TEST_F(AgentRunApprovalTest, ADenialHoldsOffNewRequestsForItsCooldown) {
+    json approval = approvers({"daemon"});
+    approval["denyCooldown"] = "3s";
+    start_agent(approval_profile(approval));
+    EXPECT_EQ(ask_agent("connect"), "EPERM");
+    std::string id = wait_for_request();
+    ASSERT_EQ(cordonctl("daemon", "deny " + id).exit_code, 0);
+    for (int i = 0; i < 5; ++i) EXPECT_EQ(ask_agent("connect"), "EPERM");
+    json asked = json::parse(ask_agent("ask issue_refund 30"), nullptr, false);
+    EXPECT_EQ(asked["decision"], "denied");
+    EXPECT_GE(asked["retryAfter"].get<int>(), 1);
+    EXPECT_TRUE(pending().empty()) << pending().dump();
+    EXPECT_EQ(events_named(audit_events(), "approval.request").size(), 1u);
+
+    std::this_thread::sleep_for(3s);
+    EXPECT_EQ(ask_agent("connect"), "EPERM");
+    EXPECT_NE(wait_for_request(), id);
 }
 
 TEST_F(AgentRunApprovalTest, AskAheadBlocksUntilTheDecision) {

@@ -48,6 +48,7 @@ json doc() {
         "approvers": {"users": ["bob"], "groups": ["finance"]},
         "requestTimeout": "5m",
         "maxWindow": "30m",
+        "denyCooldown": "2m",
         "webhook": {"url": "https://hooks.example/cordon", "secretFile": "/etc/hook.key"}
       }
     })");
@@ -72,6 +73,7 @@ TEST(ApprovalProfile, ReadsEveryKey) {
     EXPECT_FALSE(p.approval.allow_self_approval);
     EXPECT_EQ(p.approval.request_timeout, 300s);
     EXPECT_EQ(p.approval.max_window, 1800s);
+    EXPECT_EQ(p.approval.deny_cooldown, 120s);
     ASSERT_TRUE(p.approval.webhook);
     EXPECT_EQ(p.approval.webhook->url, "https://hooks.example/cordon");
     EXPECT_EQ(p.approval.webhook->secret_file, "/etc/hook.key");
@@ -86,6 +88,7 @@ TEST(ApprovalProfile, DefaultsWithoutTheObject) {
     EXPECT_TRUE(p.approval.approvers.groups.empty());
     EXPECT_EQ(p.approval.request_timeout, 900s);
     EXPECT_EQ(p.approval.max_window, 3600s);
+    EXPECT_EQ(p.approval.deny_cooldown, 60s);
     EXPECT_FALSE(p.approval.webhook);
 }
 
@@ -106,7 +109,7 @@ TEST(ApprovalProfile, ErrorsNameThePathAndTheFix) {
                  "missing (the path of the file holding the HMAC key is required)");
     expect_error(with(doc(), "/approval/approve", true), "approval.approve",
                  "unknown key (expected one of: approvers, allowSelfApproval, requestTimeout, "
-                 "maxWindow, webhook)");
+                 "maxWindow, denyCooldown, webhook)");
 }
 
 // ---- policy -------------------------------------------------------------------
@@ -248,6 +251,16 @@ TEST(ApprovalBook, AGrantTakesTheRequestAndEndsWithItsWindow) {
     ASSERT_EQ(ended.size(), 1u);
     EXPECT_EQ(ended[0].approver, "bob");
     EXPECT_EQ(book.grant_for_tool("issue_refund"), nullptr);
+}
+
+TEST(ApprovalBook, ACooldownHoldsUntilItsEnd) {
+    Book book;
+    auto now = Clock::now();
+    EXPECT_FALSE(book.cooling("issue_refund", now));
+    book.cool_down("issue_refund", now + 60s);
+    EXPECT_EQ(book.cooling("issue_refund", now + 20s), Clock::duration(40s));
+    EXPECT_FALSE(book.cooling("wire_money", now));
+    EXPECT_FALSE(book.cooling("issue_refund", now + 60s));
 }
 
 TEST(ApprovalBook, RequestsExpireAndTheNextEventIsTheEarliest) {

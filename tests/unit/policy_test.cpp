@@ -263,7 +263,7 @@ TEST(Policy, CheckJsonIsTheWholeDecision) {
                    "endpoints": [{"endpoint": "127.0.0.4:18083", "protocol": "tcp",
                                   "ports": "18083", "addresses": ["127.0.0.4"]}]}],
         "approvers": {"users": [], "groups": []},
-        "allowSelfApproval": false, "requestTimeout": 900, "maxWindow": 3600,
+        "allowSelfApproval": false, "requestTimeout": 900, "maxWindow": 3600, "denyCooldown": 60,
         "webhook": null, "credentialsAtGrant": []
       }
     })");
