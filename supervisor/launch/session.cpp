@@ -644,11 +644,25 @@ std::vector<std::string> approver_warnings(const profile::Profile& profile,
     return warnings;
 }
 
-// The webhook's key and CA bundle, checked as credential files are, so that
-// --check finds what would stop the launch.
+// The webhook's URL: the profile's, or read from its protected urlFile.
+Result<std::string> webhook_url(const profile::ApprovalWebhook& hook) {
+    if (hook.url_file.empty()) return hook.url;
+    auto url = creds::read_secret_file(hook.url_file, "approval.webhook.urlFile");
+    if (!url) return url.error();
+    const std::string& text = url->reveal();
+    if (text.rfind("https://", 0) != 0 && text.rfind("http://", 0) != 0)
+        return plain_error("approval.webhook.urlFile: " + hook.url_file +
+                               " does not hold an http:// or https:// URL",
+                           "write the webhook's URL alone into it");
+    return text;
+}
+
+// The webhook's URL file, key and CA bundle, checked as credential files
+// are, so that --check finds what would stop the launch.
 Status check_webhook_files(const Plan& plan) {
     const auto& hook = plan.profile.approval.webhook;
     if (!hook || plan.policy.gated_tools.empty()) return ok_status();
+    if (auto url = webhook_url(*hook); !url) return url.error();
     auto key = creds::read_secret_file(hook->secret_file, "approval.webhook.secretFile");
     if (!key) return key.error();
     if (!hook->ca_bundle.empty())
@@ -896,7 +910,9 @@ Result<std::unique_ptr<approval::Webhook>> approval_webhook(const Plan& plan,
     const auto& hook = plan.profile.approval.webhook;
     if (!hook || plan.policy.gated_tools.empty()) return std::unique_ptr<approval::Webhook>{};
     approval::WebhookConfig config;
-    config.url = hook->url;
+    auto url = webhook_url(*hook);
+    if (!url) return url.error();
+    config.url = std::move(*url);
     config.secret_file = hook->secret_file;
     config.ca_bundle = hook->ca_bundle;
     auto on_result = [&audit, subject](const approval::DeliveryResult& r) {

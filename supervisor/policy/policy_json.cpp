@@ -129,6 +129,13 @@ json credentials_json(const EffectivePolicy& policy, const profile::Profile& pro
 
 // The tools that wait for a human, their gates and endpoints, and who
 // decides: what an approver is asked to open.
+// The webhook's URL, or the file it is read from at launch (never its contents).
+json webhook_json(const std::optional<profile::ApprovalWebhook>& hook) {
+    if (!hook) return nullptr;
+    if (!hook->url_file.empty()) return {{"urlFile", hook->url_file}};
+    return {{"url", hook->url}};
+}
+
 json approval_json(const EffectivePolicy& policy, const profile::Profile& profile) {
     json tools = json::array();
     for (const GatedTool& tool : policy.gated_tools) {
@@ -148,7 +155,7 @@ json approval_json(const EffectivePolicy& policy, const profile::Profile& profil
             {"requestTimeout", a.request_timeout.count()},
             {"maxWindow", a.max_window.count()},
             {"denyCooldown", a.deny_cooldown.count()},
-            {"webhook", a.webhook ? json(a.webhook->url) : json(nullptr)},
+            {"webhook", webhook_json(a.webhook)},
             {"credentialsAtGrant", policy.gated_credentials}};
 }
 

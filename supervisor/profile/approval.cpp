@@ -16,9 +16,14 @@ std::chrono::seconds read_positive_duration(const json& value, const std::string
     return d;
 }
 
-constexpr std::array<Field<ApprovalWebhook>, 3> kWebhookFields{{
-    {"url", true, "an http:// or https:// URL",
+constexpr std::array<Field<ApprovalWebhook>, 4> kWebhookFields{{
+    {"url", false, "an http:// or https:// URL",
      [](const json& v, const std::string& p, ApprovalWebhook& out) { read_url(v, p, out.url); }},
+    {"urlFile", false, "the path of a protected file holding the URL",
+     [](const json& v, const std::string& p, ApprovalWebhook& out) {
+         out.url_file = read_string(v, p, "a file path");
+         if (out.url_file.empty()) throw ProfileError(p, "is empty (expected a file path)");
+     }},
     {"secretFile", true, "the path of the file holding the HMAC key",
      [](const json& v, const std::string& p, ApprovalWebhook& out) {
          out.secret_file = read_string(v, p, "a file path");
@@ -54,7 +59,12 @@ constexpr std::array<Field<ApprovalPolicy>, 6> kApprovalFields{{
      }},
     {"webhook", false, "a webhook object such as {\"url\": ..., \"secretFile\": ...}",
      [](const json& v, const std::string& p, ApprovalPolicy& out) {
-         read_object<ApprovalWebhook>(v, p, kWebhookFields, out.webhook.emplace());
+         auto& hook = out.webhook.emplace();
+         read_object<ApprovalWebhook>(v, p, kWebhookFields, hook);
+         if (hook.url.empty() == hook.url_file.empty())
+             throw ProfileError(p,
+                                "give exactly one of url and urlFile (urlFile keeps a URL "
+                                "that is itself a credential out of the profile)");
      }},
 }};
 

@@ -115,6 +115,7 @@ void resolve_credential_paths(Profile& profile, const std::string& file) {
     }
     if (auto& hook = profile.approval.webhook) {
         resolve(hook->secret_file);
+        resolve(hook->url_file);
         resolve(hook->ca_bundle);
     }
 }

@@ -151,7 +151,10 @@ struct Launchers {
 // approval.webhook: where new approval requests are announced, as a JSON
 // body signed with HMAC-SHA256 under the key in secret_file.
 struct ApprovalWebhook {
+    // Exactly one of the two: the URL itself, or a protected file holding it
+    // (a chat's incoming-webhook URL is itself a credential).
     std::string url;
+    std::string url_file;     // absolute once loaded (relative: to the profile's directory)
     std::string secret_file;  // absolute once loaded (relative: to the profile's directory)
     std::string ca_bundle;    // "" for the system's CAs
 };

@@ -666,6 +666,41 @@ TEST_F(AgentRunApprovalTest, AnAgentsReasonCannotDeceiveTheApproversTerminal) {
 }
 
 // What would stop or strand a session is found by --check.
+// A URL that is itself a credential stays out of the profile and of
+// --check: it is read from a protected file at launch.
+TEST_F(AgentRunApprovalTest, AWebhookUrlKeptInAFileIsUsedAndNeverShown) {
+    TestWebhook hook(dir_);
+    ASSERT_TRUE(hook.receiver->running()) << "tests/webhook/receiver.py did not start";
+    json approval = hook.approval();
+    std::string url = approval["webhook"]["url"];
+    auto url_file = dir_ / "webhook.url";
+    write_text(url_file, url + "\n");
+    ASSERT_EQ(::chmod(url_file.c_str(), 0644), 0);
+    approval["webhook"].erase("url");
+    approval["webhook"]["urlFile"] = url_file.string();
+    auto profile = approval_profile(approval);
+    auto r = run({"--check", "--profile", profile.string()});
+    EXPECT_EQ(r.exit_code, 125);
+    EXPECT_NE(r.err.find("approval.webhook.urlFile"), std::string::npos) << r.err;
+
+    ASSERT_EQ(::chmod(url_file.c_str(), 0600), 0);
+    r = run({"--check", "--profile", profile.string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out.find(url), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("\"urlFile\": \"" + url_file.string()), std::string::npos) << r.out;
+
+    start_agent(profile);
+    EXPECT_EQ(ask_agent("connect"), "EPERM");
+    wait_for_request();
+    auto notified = events("approval.notify");
+    ASSERT_EQ(notified.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(notified[0]["delivered"], true);
+    std::vector<json> received = hook.received();
+    ASSERT_EQ(received.size(), 1u);
+    EXPECT_TRUE(received[0]["signature_valid"].get<bool>());
+    EXPECT_EQ(read_text(audit_log_).find("/hook"), std::string::npos);
+}
+
 TEST_F(AgentRunApprovalTest, CheckFindsAnUnprotectedWebhookKeyAndApproversWhoCannotExist) {
     auto key = dir_ / "webhook.key";
     write_text(key, "k\n");

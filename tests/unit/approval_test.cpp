@@ -107,6 +107,14 @@ TEST(ApprovalProfile, ErrorsNameThePathAndTheFix) {
     no_secret["approval"]["webhook"].erase("secretFile");
     expect_error(no_secret, "approval.webhook.secretFile",
                  "missing (the path of the file holding the HMAC key is required)");
+    const std::string one_of =
+        "give exactly one of url and urlFile (urlFile keeps a URL that is itself a credential out "
+        "of the profile)";
+    expect_error(with(doc(), "/approval/webhook/urlFile", "/etc/hook.url"), "approval.webhook",
+                 one_of);
+    json no_url = doc();
+    no_url["approval"]["webhook"].erase("url");
+    expect_error(no_url, "approval.webhook", one_of);
     expect_error(with(doc(), "/approval/approve", true), "approval.approve",
                  "unknown key (expected one of: approvers, allowSelfApproval, requestTimeout, "
                  "maxWindow, denyCooldown, webhook)");
