@@ -254,6 +254,7 @@ struct verdict {
 	__u16 gate;	  /* the gate that let it pass, or the first that covered a denial */
 	__u32 uses_left;  /* GATE_TAKE through a gate: what the gate has left after this use */
 	__u32 generation; /* through a gate: its generation */
+	__u64 used;	  /* GATE_TAKE through a gate: the gate's used count after this use */
 };
 
 static __always_inline bool range_covers(const struct rule_value *rule, int i, __u16 port,
@@ -286,18 +287,22 @@ static __always_inline bool ungated_covers(const struct rule_value *rule, __u16 
  * lock but BPF_FETCH (Linux 5.12, clang -mcpu=v3), above this object's
  * minimum kernel; bpf_spin_lock works there.
  */
-static __always_inline bool take_use(struct gate_value *g, __u32 *left)
+static __always_inline bool take_use(struct gate_value *g, struct verdict *v)
 {
+	__u64 used = 0;
 	__u32 uses;
 
 	bpf_spin_lock(&g->lock);
 	uses = g->uses;
 	if (uses != 0 && uses != CORDON_GATE_UNLIMITED)
 		g->uses = uses - 1;
+	if (uses != 0)
+		used = ++g->used;
 	bpf_spin_unlock(&g->lock);
 	if (uses == 0)
 		return false;
-	*left = uses == CORDON_GATE_UNLIMITED ? uses : uses - 1;
+	v->uses_left = uses == CORDON_GATE_UNLIMITED ? uses : uses - 1;
+	v->used = used;
 	return true;
 }
 
@@ -315,7 +320,7 @@ static __always_inline bool gate_passes(__u64 cgroup_id, __u16 gate, enum gate_m
 	if (g->closes_at && bpf_ktime_get_ns() >= g->closes_at)
 		return false; /* its window ended, whatever became of the supervisor */
 	v->generation = g->generation;
-	return mode == GATE_OPEN || take_use(g, &v->uses_left);
+	return mode == GATE_OPEN || take_use(g, v);
 }
 
 /*
@@ -436,6 +441,7 @@ static __always_inline struct net_event *new_event(__u64 cgroup_id, struct sessi
 	e->gate = 0;
 	e->reserved = 0;
 	e->uses_left = 0;
+	e->used = 0;
 	return e;
 }
 
@@ -457,8 +463,10 @@ static __always_inline void report(__u64 cgroup_id, __u32 hook, __u32 reason,
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
 	e->gate = v->gate;
-	if (reason == CORDON_GATE_USE)
+	if (reason == CORDON_GATE_USE) {
 		e->uses_left = v->uses_left;
+		e->used = v->used;
+	}
 	bpf_ringbuf_submit(e, 0);
 }
 

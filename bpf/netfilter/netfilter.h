@@ -190,6 +190,12 @@ struct gate_value {
 	 */
 	__u32 generation;
 	__u32 reserved;
+	/*
+	 * Connections and addressed sends this opening let through, counted
+	 * under the lock with the use they took: the true count of a grant,
+	 * whatever the ring buffer lost. Opening the gate again starts it at 0.
+	 */
+	__u64 used;
 };
 
 /*
@@ -228,6 +234,8 @@ struct net_event {
 	__u16 reserved;
 	/* gate-use: the uses the gate has left after this one (or CORDON_GATE_UNLIMITED); else 0 */
 	__u32 uses_left;
+	/* gate-use: gate_value.used after this one; else 0 */
+	__u64 used;
 };
 
 #endif /* CORDON_BPF_NETFILTER_H */

@@ -95,6 +95,11 @@ Request Book::take(const std::string& id) {
     return node ? std::move(node.mapped()) : Request{};
 }
 
+std::optional<Grant> Book::take_grant(const std::string& tool) {
+    auto node = grants_.extract(tool);
+    return node ? std::optional<Grant>(std::move(node.mapped())) : std::nullopt;
+}
+
 std::vector<Request> Book::take_expired(Clock::time_point now) {
     std::vector<Request> out;
     for (auto it = requests_.begin(); it != requests_.end();) {

@@ -41,8 +41,9 @@ struct Grant {
     uint16_t gate = 0;
     Clock::time_point ends;
     SysClock::time_point ends_wall;
-    std::optional<uint32_t> uses;  // unset: any number of connections in the window
-    uint32_t used = 0;             // connections it let through so far
+    std::optional<uint32_t> uses;        // unset: any number of connections in the window
+    uint64_t used = 0;                   // connections it let through so far: the kernel's count
+    uint64_t use_events_suppressed = 0;  // its approval.use events the rate limit held back
     uid_t approver_uid = 0;
     std::string approver;
 };
@@ -63,10 +64,11 @@ class Book {
     Grant* grant_for_gate(uint16_t gate);
 
     // The request decided: it leaves the pending list. A grant replaces any
-    // grant of the same tool.
+    // grant of the same tool (take_grant it first to report its end).
     Grant& grant(const std::string& id, Clock::duration window, std::optional<uint32_t> uses,
                  uid_t approver_uid, const std::string& approver);
     Request take(const std::string& id);
+    std::optional<Grant> take_grant(const std::string& tool);
 
     // Requests whose time ran out, and grants whose window ended, by `now`:
     // removed and returned.

@@ -149,7 +149,8 @@ class BrokerImpl final : public Broker {
         : config_(std::move(config)),
           hooks_(std::move(hooks)),
           approval_(config_.profile->approval),
-          use_limiter_(audit::kDenialBurst, audit::kDenialsPerSecond, Clock::now()) {}
+          use_limiter_(audit::kDenialBurst, audit::kDenialsPerSecond, Clock::now()),
+          ask_limiter_(audit::kDenialBurst, audit::kDenialsPerSecond, Clock::now()) {}
     ~BrokerImpl() override { end(); }
 
     Status open();
@@ -187,13 +188,20 @@ class BrokerImpl final : public Broker {
 
     void emit(const std::string& event, const json& fields) { hooks_.audit(event, fields); }
     void announce(const std::string& event, const json& fields);
-    void close_grant(const Grant& g, const std::string& cause);
+    Status open_tool(const std::string& tool, uint16_t gate, std::optional<uint32_t> uses,
+                     Clock::duration span, bool open_already);
+    Grant& refresh(Grant& g);
+    void emit_close(const Grant& g, const std::string& cause);
+    void close_grant(Grant g, const std::string& cause);
 
     BrokerConfig config_;
     BrokerHooks hooks_;
     const profile::ApprovalPolicy& approval_;
     Book book_;
-    audit::DenialLimiter use_limiter_;
+    // Each has its own budget, so that asks for tools that are none (the
+    // agent's to make at will) cannot hide the uses of a grant.
+    audit::DenialLimiter use_limiter_;  // approval.use
+    audit::DenialLimiter ask_limiter_;  // approval.refused of op "ask"
     std::map<uid_t, audit::DenialLimiter> refusal_limiters_;
     UniqueFd epoll_, approver_listen_, agent_listen_, timer_;
     std::map<int, UniqueFd> approver_conns_;
@@ -319,7 +327,9 @@ Status BrokerImpl::may_grant(const daemon::Peer& peer) const {
         return plain_error(peer.user +
                            " is the account the agent runs as, and may not approve "
                            "its own session's requests (approval.allowSelfApproval)");
-    if (peer.uid == config_.launcher_uid || peer.uid == config_.launcher_login_uid)
+    const auto& others = config_.launcher_accounts;
+    if (peer.uid == config_.launcher_uid ||
+        std::find(others.begin(), others.end(), peer.uid) != others.end())
         return plain_error(peer.user +
                            " launched this session and may not approve its own session's "
                            "requests; another approver must (approval.allowSelfApproval)");
@@ -347,7 +357,8 @@ json BrokerImpl::list(const daemon::Peer& peer) {
     if (!may_view(peer)) return forbidden();
     json requests = json::array(), grants = json::array();
     for (const auto& [_, r] : book_.requests()) requests.push_back(to_json(r));
-    for (const auto& [_, g] : book_.grants()) grants.push_back(to_json(g));
+    for (const auto& [tool, _] : book_.grants())
+        grants.push_back(to_json(refresh(*book_.grant_for_tool(tool))));
     const auto& identity = config_.profile->identity;
     return {{"ok", true},
             {"session", config_.session_id},
@@ -399,19 +410,15 @@ json BrokerImpl::approve(const json& body, const daemon::Peer& peer) {
     Clock::duration span = std::min<Clock::duration>(*window, left);
 
     std::string tool = r->tool;
-    uint16_t gate = r->gate;
-    bool open_already = book_.grant_for_tool(tool) != nullptr;
-    if (!open_already)
-        if (auto st = hooks_.open_credentials(tool); !st) {
-            emit("approval.error", {{"id", id}, {"tool", tool}, {"error", st.error().message()}});
-            return daemon::error_answer("cannot issue the credentials of " + tool + ": " +
-                                        st.error().message());
-        }
-    if (auto st = hooks_.open_gate(gate, *uses, Clock::now() + span); !st) {
-        if (!open_already) hooks_.close_credentials(tool);
-        emit("approval.error", {{"id", id}, {"tool", tool}, {"error", st.error().message()}});
-        return daemon::error_answer("cannot open " + tool + ": " + st.error().message());
+    // A grant still open is replaced. Its count is read first: opening the
+    // gate again starts the kernel's count anew.
+    Grant* open = book_.grant_for_tool(tool);
+    if (open) refresh(*open);
+    if (auto st = open_tool(tool, r->gate, *uses, span, open != nullptr); !st) {
+        emit("approval.error", {{"id", id}, {"tool", tool}, {"error", st.error().what}});
+        return daemon::error_answer(st.error().what);
     }
+    if (open) emit_close(*book_.take_grant(tool), "replaced");
     Grant& g = book_.grant(id, span, *uses, peer.uid, peer.user);
     json fields = to_json(g);
     fields["windowSeconds"] = std::chrono::duration_cast<std::chrono::seconds>(span).count();
@@ -421,6 +428,21 @@ json BrokerImpl::approve(const json& body, const daemon::Peer& peer) {
     tell_waiting(tool, {{"decision", "granted"}, {"grant", to_json(g)}});
     arm();
     return {{"ok", true}, {"grant", to_json(g)}};
+}
+
+// Issues the tool's credentials (unless a grant still open holds them) and
+// opens its gate for span.
+Status BrokerImpl::open_tool(const std::string& tool, uint16_t gate, std::optional<uint32_t> uses,
+                             Clock::duration span, bool open_already) {
+    if (!open_already)
+        if (auto st = hooks_.open_credentials(tool); !st)
+            return plain_error("cannot issue the credentials of " + tool + ": " +
+                               st.error().message());
+    if (auto st = hooks_.open_gate(gate, uses, Clock::now() + span); !st) {
+        if (!open_already) hooks_.close_credentials(tool);
+        return plain_error("cannot open " + tool + ": " + st.error().message());
+    }
+    return ok_status();
 }
 
 json BrokerImpl::deny(const json& body, const daemon::Peer& peer) {
@@ -499,7 +521,7 @@ std::optional<json> BrokerImpl::answer_now(const std::string& tool) {
         return json{{"decision", "denied"},
                     {"tool", tool},
                     {"reason", "not a tool of approvalRequired in this session's profile"}};
-    if (Grant* g = book_.grant_for_tool(tool); g && (!g->uses || g->used < *g->uses))
+    if (Grant* g = book_.grant_for_tool(tool); g && (!g->uses || refresh(*g).used < *g->uses))
         return json{{"decision", "granted"}, {"grant", to_json(*g)}};
     if (auto left = book_.cooling(tool, Clock::now())) {
         auto seconds = std::chrono::ceil<std::chrono::seconds>(*left).count();
@@ -530,9 +552,12 @@ void BrokerImpl::handle_ask(AgentConn& conn, const std::string& line) {
     auto timeout = ask_timeout(ask, approval_.request_timeout);
     if (!timeout) return send_line(conn, {{"error", timeout.error().what}});
     if (auto now = answer_now(tool)) {
-        if ((*now)["decision"] == "denied" && use_limiter_.admit(Clock::now()))
-            emit("approval.refused",
-                 {{"op", "ask"}, {"tool", clipped(tool, 100)}, {"reason", (*now)["reason"]}});
+        if ((*now)["decision"] == "denied" && ask_limiter_.admit(Clock::now())) {
+            json fields = {
+                {"op", "ask"}, {"tool", clipped(tool, 100)}, {"reason", (*now)["reason"]}};
+            if (uint64_t held = ask_limiter_.take_suppressed()) fields["earlierSuppressed"] = held;
+            emit("approval.refused", fields);
+        }
         return send_line(conn, *now);
     }
     std::string reason;
@@ -605,23 +630,45 @@ void BrokerImpl::on_event(const netfilter::Denial& d) {
     if (d.reason != "gate-use") return;
     Grant* g = book_.grant_for_gate(d.gate);
     if (!g) return;
-    g->used++;
-    if (!use_limiter_.admit(Clock::now())) return;
+    // An event held back is counted for the grant's approval.close (the use
+    // itself the kernel counts).
+    if (!use_limiter_.admit(Clock::now())) {
+        g->use_events_suppressed++;
+        return;
+    }
     json fields = where;
     fields["id"] = g->id;
     fields["tool"] = g->tool;
-    fields["used"] = g->used;
-    fields["usesLeft"] =
-        g->uses ? json(*g->uses > g->used ? *g->uses - g->used : 0) : json(nullptr);
+    fields["used"] = d.used;
+    fields["usesLeft"] = d.uses_left ? json(*d.uses_left) : json(nullptr);
+    if (uint64_t held = use_limiter_.take_suppressed()) fields["earlierSuppressed"] = held;
     emit("approval.use", fields);
 }
 
-void BrokerImpl::close_grant(const Grant& g, const std::string& cause) {
-    if (auto st = hooks_.close_gate(g.gate); !st) log()->error("{}", st.error().message());
-    hooks_.close_credentials(g.tool);
+// The grant with the kernel's count of its uses, when the kernel has one.
+Grant& BrokerImpl::refresh(Grant& g) {
+    if (!hooks_.gate_state) return g;
+    auto state = hooks_.gate_state(g.gate);
+    if (state)
+        g.used = state->used;
+    else
+        log()->debug("{}", state.error().message());
+    return g;
+}
+
+void BrokerImpl::emit_close(const Grant& g, const std::string& cause) {
     json fields = to_json(g);
     fields["cause"] = cause;
+    fields["useEventsSuppressed"] = g.use_events_suppressed;
     emit("approval.close", fields);
+}
+
+// The count is read before the gate closes: closing forgets it.
+void BrokerImpl::close_grant(Grant g, const std::string& cause) {
+    refresh(g);
+    if (auto st = hooks_.close_gate(g.gate); !st) log()->error("{}", st.error().message());
+    hooks_.close_credentials(g.tool);
+    emit_close(g, cause);
 }
 
 void BrokerImpl::on_timer() {

@@ -27,6 +27,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
@@ -58,6 +59,9 @@ struct BrokerHooks {
                          std::chrono::steady_clock::time_point closes_at)>
         open_gate;
     std::function<Status(uint16_t gate)> close_gate;
+    // Where the gate stands in the kernel: its count of uses is the true
+    // one, which the grants' `used` shows (events of uses can be lost).
+    std::function<Result<netfilter::GateState>(uint16_t gate)> gate_state;
     // Issues (and delivers) the tool's credentials; revokes them.
     std::function<Status(const std::string& tool)> open_credentials;
     std::function<void(const std::string& tool)> close_credentials;
@@ -71,9 +75,10 @@ struct BrokerConfig {
     const policy::EffectivePolicy* policy = nullptr;  // outlives the broker
     std::string session_id;
     uid_t launcher_uid = 0;  // who started the session
-    // The account the launcher logged in as (the audit loginuid), which sudo
-    // keeps: an approver who ran `sudo agent-run` is that session's launcher too.
-    std::optional<uid_t> launcher_login_uid;
+    // Other accounts the launcher is known by: the one logged in as (the
+    // audit loginuid) and the one sudo ran agent-run for (SUDO_UID). An
+    // approver who ran `sudo agent-run` is that session's launcher too.
+    std::vector<uid_t> launcher_accounts;
     uid_t agent_uid = 0;  // the account the agent runs as
     std::chrono::system_clock::time_point deadline;
     std::string approvals_dir;  // for the approvers' socket

@@ -15,6 +15,8 @@
 #include <uuid/uuid.h>
 
 #include <algorithm>
+#include <charconv>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -931,6 +933,27 @@ std::optional<uid_t> login_uid() {
     return static_cast<uid_t>(uid);
 }
 
+// The account sudo ran this process for, when it runs as root: sudo sets
+// SUDO_UID, and on hosts without pam_loginuid it is all there is to tell.
+std::optional<uid_t> sudo_uid() {
+    const char* value = ::getuid() == 0 ? std::getenv("SUDO_UID") : nullptr;
+    if (!value) return std::nullopt;
+    uint32_t uid = 0;
+    const char* end = value + std::strlen(value);
+    auto [rest, ec] = std::from_chars(value, end, uid);
+    if (ec != std::errc() || rest != end || rest == value || uid == 4294967295u)
+        return std::nullopt;
+    return static_cast<uid_t>(uid);
+}
+
+// The accounts a standalone launcher is known by besides its uid.
+std::vector<uid_t> launcher_accounts() {
+    std::vector<uid_t> out;
+    if (auto uid = login_uid()) out.push_back(*uid);
+    if (auto uid = sudo_uid()) out.push_back(*uid);
+    return out;
+}
+
 // The approval broker of a session with gated tools (none without), and
 // its socket laid into the agent's view.
 Result<std::unique_ptr<approval::Broker>> start_broker(Session& s, const Plan& plan,
@@ -945,7 +968,7 @@ Result<std::unique_ptr<approval::Broker>> start_broker(Session& s, const Plan& p
     config.policy = &plan.policy;
     config.session_id = s.id;
     config.launcher_uid = options.launcher_uid.value_or(::getuid());
-    if (!options.launcher_uid) config.launcher_login_uid = login_uid();
+    if (!options.launcher_uid) config.launcher_accounts = launcher_accounts();
     config.agent_uid = plan.identity.uid;
     config.deadline = deadline;
     config.approvals_dir = options.approvals_dir;
@@ -958,6 +981,7 @@ Result<std::unique_ptr<approval::Broker>> start_broker(Session& s, const Plan& p
         return nf.open_gate(cgroup_id, gate, uses, closes_at);
     };
     hooks.close_gate = [&nf, cgroup_id](uint16_t gate) { return nf.close_gate(cgroup_id, gate); };
+    hooks.gate_state = [&nf, cgroup_id](uint16_t gate) { return nf.gate_state(cgroup_id, gate); };
     hooks.open_credentials = [&tokens](const std::string& tool) { return tokens.open_tool(tool); };
     hooks.close_credentials = [&tokens](const std::string& tool) { tokens.close_tool(tool); };
     hooks.audit = [&audit, subject = s.subject](const std::string& event, const json& fields) {

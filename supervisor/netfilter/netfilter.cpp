@@ -75,11 +75,12 @@ static_assert(offsetof(rule_value, gate) == 44);
 static_assert(sizeof(rule_value::gate) == 2 * CORDON_MAX_PORT_RANGES);
 static_assert(sizeof(gate_key) == 16);
 static_assert(offsetof(gate_key, gate) == 8);
-static_assert(sizeof(gate_value) == 24);
+static_assert(sizeof(gate_value) == 32);
 static_assert(offsetof(gate_value, generation) == 16);
 static_assert(offsetof(gate_value, uses) == 4);
 static_assert(offsetof(gate_value, closes_at) == 8);
-static_assert(sizeof(net_event) == 72);
+static_assert(offsetof(gate_value, used) == 24);
+static_assert(sizeof(net_event) == 80);
 static_assert(offsetof(net_event, pid) == 8);
 static_assert(offsetof(net_event, hook) == 12);
 static_assert(offsetof(net_event, reason) == 16);
@@ -91,6 +92,7 @@ static_assert(offsetof(net_event, comm) == 40);
 static_assert(offsetof(net_event, drops) == 56);
 static_assert(offsetof(net_event, gate) == 64);
 static_assert(offsetof(net_event, uses_left) == 68);
+static_assert(offsetof(net_event, used) == 72);
 static_assert(std::is_same_v<decltype(Rule::gate), decltype(gate_key::gate)>);
 static_assert(std::string_view(kApprovalSocket) == CORDON_APPROVAL_SOCKET);
 static_assert(sizeof(CORDON_APPROVAL_SOCKET) <= sizeof(sockaddr_un::sun_path));
@@ -559,6 +561,7 @@ Denial to_denial(const net_event& e) {
     d.gate = e.gate;
     if (e.reason == CORDON_GATE_USE && e.uses_left != CORDON_GATE_UNLIMITED)
         d.uses_left = e.uses_left;
+    if (e.reason == CORDON_GATE_USE) d.used = e.used;
     return d;
 }
 
@@ -767,10 +770,12 @@ class PinnedNetfilter final : public Netfilter {
             return errno_error("cannot read " + what, privilege_hint(errno));
         }
         auto now = std::chrono::steady_clock::now().time_since_epoch();
+        GateState state;
+        state.used = value.used;
+        // A window that ended leaves the entry, and its count, for close_gate.
         if (value.closes_at &&
             static_cast<uint64_t>(std::chrono::nanoseconds(now).count()) >= value.closes_at)
-            return GateState{};  // its window ended; the entry waits for close_gate
-        GateState state;
+            return state;
         state.open = true;
         if (value.uses != CORDON_GATE_UNLIMITED) state.uses_left = value.uses;
         return state;

@@ -68,6 +68,9 @@ struct Denial {
     // "gate-use" only: the uses the gate has left after this one; nullopt when it
     // was opened without a count (and for every other reason).
     std::optional<uint32_t> uses_left;
+    // "gate-use" only: the connections this opening of the gate let through,
+    // this one included (the kernel's count, as gate_state reads it); else 0.
+    uint64_t used = 0;
 };
 
 // Where a gate stands (Netfilter::gate_state).
@@ -76,6 +79,10 @@ struct GateState {
     // Of an open gate, the new connections it still lets through; nullopt: no
     // count (and for a closed gate).
     std::optional<uint32_t> uses_left;
+    // The connections the gate's last opening let through, counted by the
+    // kernel with each use: exact, whatever the ring buffer lost. Kept after
+    // its window ended, until close_gate; 0 once closed.
+    uint64_t used = 0;
 };
 
 // What the kernel counted for one session since it was added.
@@ -182,7 +189,8 @@ class Netfilter {
     // Opens the session's gate (1 or more): its rules pass; with `uses` set,
     // for that many new connections (each connect() or addressed UDP send
     // through the gate takes one; 0 keeps open connections but admits no new
-    // one), unlimited otherwise. Opening an open gate replaces its uses.
+    // one), unlimited otherwise. Opening an open gate replaces its uses and
+    // starts its count of uses made (GateState::used) again from 0.
     // With closes_at, the kernel closes it then by itself (every hook,
     // egress included), even if no process is left to call close_gate.
     // Fails when the session has no policy entry or the gates map is full.
@@ -195,8 +203,8 @@ class Netfilter {
     // (or one of a session that is gone) is not an error.
     virtual Status close_gate(uint64_t cgroup_id, uint16_t gate) = 0;
 
-    // Whether the session's gate is open, and the uses it has left. Fails
-    // when the session has no policy entry.
+    // Whether the session's gate is open, the uses it has left and those it
+    // let through. Fails when the session has no policy entry.
     virtual Result<GateState> gate_state(uint64_t cgroup_id, uint16_t gate) const = 0;
 
     // Cgroup ids that have a policy entry, for cleaning up after a crash.

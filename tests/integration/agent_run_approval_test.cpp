@@ -459,6 +459,26 @@ TEST_F(AgentRunApprovalTest, LauncherAndAgentAccountCannotApproveTheirOwnSession
     EXPECT_TRUE(events_named(audit_events(), "approval.grant").empty());
 }
 
+// `sudo agent-run` on a host without pam_loginuid: the login uid tells
+// nothing, sudo's SUDO_UID names the approver who launched.
+TEST_F(AgentRunApprovalTest, TheAccountSudoRanAgentRunForIsItsLauncherToo) {
+    extra_env_.push_back("SUDO_UID=1");  // daemon
+    start_agent(approval_profile(approvers({"daemon", "bin"})));
+    EXPECT_EQ(ask_agent("connect"), "EPERM");
+    std::string id = wait_for_request();
+    auto by_launcher = cordonctl("daemon", "approve " + id + " --for 1m");
+    EXPECT_EQ(by_launcher.exit_code, 1);
+    EXPECT_NE(by_launcher.out.find("launched this session and may not approve"), std::string::npos)
+        << by_launcher.out;
+    auto refused = events("approval.refused");
+    ASSERT_EQ(refused.size(), 1u);
+    EXPECT_EQ(refused[0]["uid"], 1);
+    EXPECT_EQ(ask_agent("connect"), "EPERM");
+    auto by_other = cordonctl("bin", "approve " + id + " --for 1m");
+    ASSERT_EQ(by_other.exit_code, 0) << by_other.out;
+    EXPECT_EQ(ask_agent("connect"), "ok");
+}
+
 TEST_F(AgentRunApprovalTest, SelfApprovalWhenTheProfileAllowsIt) {
     json approval = approvers({});
     approval["allowSelfApproval"] = true;

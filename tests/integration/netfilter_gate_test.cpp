@@ -121,6 +121,7 @@ TEST_F(NetfilterGateTest, EachAddressedUdpSendTakesAUse) {
     GateState spent = state(s, 2);
     EXPECT_TRUE(spent.open) << "a gate with no uses left stays open for its connections";
     EXPECT_EQ(spent.uses_left, 0u);
+    EXPECT_EQ(spent.used, 2u) << "a refused send is no use";
 }
 
 // What a connection opened through a gate managed, before and after.
@@ -335,19 +336,60 @@ TEST_F(NetfilterGateTest, ConcurrentConnectsTakeExactlyTheUsesGiven) {
 
         auto events = drain(s.id());
         std::vector<uint32_t> left;
+        std::vector<uint64_t> used;
         int denied = 0;
         for (const auto& d : events) {
             EXPECT_EQ(d.gate, 9);
             if (d.reason == "gate-use" && d.uses_left) left.push_back(*d.uses_left);
+            if (d.reason == "gate-use") used.push_back(d.used);
             if (d.reason == "approval-required") denied++;
         }
         std::sort(left.begin(), left.end());
+        std::sort(used.begin(), used.end());
         std::vector<uint32_t> want(uses);
-        for (uint32_t i = 0; i < uses; i++) want[i] = i;
+        std::vector<uint64_t> want_used(uses);
+        for (uint32_t i = 0; i < uses; i++) {
+            want[i] = i;
+            want_used[i] = i + 1;
+        }
         EXPECT_EQ(left, want) << "each use took one, none twice";
+        EXPECT_EQ(used, want_used) << "each use counted once, from 0 at each opening";
         EXPECT_EQ(denied, kAttempts - static_cast<int>(uses));
         EXPECT_EQ(state(s, 9).uses_left, 0u);
+        EXPECT_EQ(state(s, 9).used, uses);
     }
+}
+
+// The kernel counts the uses of a gate itself: an agent that fills its ring
+// buffer with denials hides the events of its uses, not the uses.
+TEST_F(NetfilterGateTest, TheKernelCountsEveryUseWhenTheRingBufferIsFull) {
+    constexpr int kFlood = 3000;
+    constexpr int kConnects = 10;  // fewer than the listener's backlog: nothing accepts
+    const auto& s = make_session("s", {gated(rule("127.0.0.1", 128, 8080, 8080), 3)});
+    ASSERT_TRUE(nf_->open_gate(s.id(), 3, std::nullopt));
+    auto r = run_probe(s.path(), {{"127.0.0.1", 8080}}, [] {
+        for (int i = 0; i < kFlood; i++)
+            if (udp_sendto("127.0.0.9", 9) != EPERM) return kProbeSetupFailed;
+        for (int i = 0; i < kConnects; i++)
+            if (int rc = tcp_connect("127.0.0.1", 8080); rc != 0) return rc;
+        return 0;
+    });
+    ASSERT_EQ(r.status, 0) << strerror(r.status);
+    GateState after = state(s, 3);
+    EXPECT_TRUE(after.open);
+    EXPECT_EQ(after.used, static_cast<uint64_t>(kConnects));
+    EXPECT_GT(counters(s).events_lost, 0u) << "the flood did not fill the ring buffer";
+    size_t reported = 0;
+    for (auto events = drain(s.id()); !events.empty(); events = drain(s.id()))
+        reported += std::count_if(events.begin(), events.end(),
+                                  [](const Denial& d) { return d.reason == "gate-use"; });
+    EXPECT_LT(reported, static_cast<size_t>(kConnects)) << "no use event was lost";
+
+    // A new opening counts from 0; its count is read until the gate is closed.
+    ASSERT_TRUE(nf_->open_gate(s.id(), 3, 2));
+    EXPECT_EQ(state(s, 3).used, 0u);
+    ASSERT_TRUE(nf_->close_gate(s.id(), 3));
+    EXPECT_EQ(state(s, 3).used, 0u);
 }
 
 // ---------------------------------------------------------------- rules together
