@@ -924,19 +924,31 @@ Result<std::unique_ptr<approval::Webhook>> approval_webhook(const Plan& plan,
     return approval::Webhook::start(config, on_result);
 }
 
-// The account this process's login came from (the audit loginuid, which
-// sudo and su keep), if the kernel knows one.
-std::optional<uid_t> login_uid() {
-    std::ifstream in("/proc/self/loginuid");
+// The account a process's login came from (the audit loginuid, which sudo
+// and su keep), if the kernel knows one; pid 0: this process.
+std::optional<uid_t> login_uid(pid_t pid) {
+    std::ifstream in(pid ? "/proc/" + std::to_string(pid) + "/loginuid" : "/proc/self/loginuid");
     uint64_t uid = 0;
     if (!(in >> uid) || uid >= 4294967295u) return std::nullopt;
     return static_cast<uid_t>(uid);
 }
 
-// The account sudo ran this process for, when it runs as root: sudo sets
-// SUDO_UID, and on hosts without pam_loginuid it is all there is to tell.
-std::optional<uid_t> sudo_uid() {
-    const char* value = ::getuid() == 0 ? std::getenv("SUDO_UID") : nullptr;
+// The value of NAME in the launcher's environment: cordond's client's, or
+// this process's.
+const char* launcher_env(const SessionOptions& options, const std::string& name) {
+    if (!options.environment) return std::getenv(name.c_str());
+    for (const std::string& entry : *options.environment)
+        if (entry.size() > name.size() && entry.compare(0, name.size(), name) == 0 &&
+            entry[name.size()] == '=')
+            return entry.c_str() + name.size() + 1;
+    return nullptr;
+}
+
+// The account sudo ran the launcher for, when the launcher is root: sudo
+// sets SUDO_UID, and on hosts without pam_loginuid it is all there is to tell.
+std::optional<uid_t> sudo_uid(const SessionOptions& options) {
+    if (options.launcher_uid.value_or(::getuid()) != 0) return std::nullopt;
+    const char* value = launcher_env(options, "SUDO_UID");
     if (!value) return std::nullopt;
     uint32_t uid = 0;
     const char* end = value + std::strlen(value);
@@ -946,11 +958,11 @@ std::optional<uid_t> sudo_uid() {
     return static_cast<uid_t>(uid);
 }
 
-// The accounts a standalone launcher is known by besides its uid.
-std::vector<uid_t> launcher_accounts() {
+// The accounts the launcher is known by besides its uid.
+std::vector<uid_t> launcher_accounts(const SessionOptions& options) {
     std::vector<uid_t> out;
-    if (auto uid = login_uid()) out.push_back(*uid);
-    if (auto uid = sudo_uid()) out.push_back(*uid);
+    if (auto uid = login_uid(options.launcher_pid)) out.push_back(*uid);
+    if (auto uid = sudo_uid(options)) out.push_back(*uid);
     return out;
 }
 
@@ -968,7 +980,7 @@ Result<std::unique_ptr<approval::Broker>> start_broker(Session& s, const Plan& p
     config.policy = &plan.policy;
     config.session_id = s.id;
     config.launcher_uid = options.launcher_uid.value_or(::getuid());
-    if (!options.launcher_uid) config.launcher_accounts = launcher_accounts();
+    config.launcher_accounts = launcher_accounts(options);
     config.agent_uid = plan.identity.uid;
     config.deadline = deadline;
     config.approvals_dir = options.approvals_dir;

@@ -340,46 +340,77 @@ TEST_F(CordondTest, SessionWhoseSupervisorDiedIsReaped) {
 // Through cordond: a user's agent waits for a tool of approvalRequired;
 // the user (its launcher, and its agent's account) may not grant it, root
 // may, and the agent's next connect passes.
-TEST_F(CordondTest, ApprovalsOfACordondSessionAreDecidedByAnotherAccount) {
-    UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    ASSERT_EQ(::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-    ASSERT_EQ(::listen(listener.get(), 16), 0);
-    ASSERT_EQ(::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
-    std::string endpoint = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
-    fs::path approvals = base_ / "approvals";
-    json config = json::parse(read_text(config_));
-    config["approvalsDir"] = approvals.string();
-    write_text(config_, config.dump(2));
-    write_profile("refund", {"nobody"}, "5m",
-                  {{"approvalRequired", {"issue_refund"}},
-                   {"approval", {{"approvers", {{"users", {"nobody"}}}}}},
-                   {"tools", {{"issue_refund", {{"endpoints", {endpoint}}}}}}});
-    start_daemon();
-
-    // Tries the tool every 100 ms for 20 s.
-    std::string agent =
-        "import socket, time\n"
-        "for i in range(200):\n"
-        "    try:\n"
-        "        socket.create_connection(('127.0.0.1', " +
-        std::to_string(ntohs(addr.sin_port)) +
-        "), 2).close()\n"
-        "        print('connected after', i, 'refusals'); break\n"
-        "    except OSError:\n"
-        "        time.sleep(0.1)\n";
-    auto running = launch(*nobody_, "refund", {"/usr/bin/python3", "-c", agent});
-    std::string dir = "--approvals-dir=" + approvals.string();
-    json pending;
-    for (int i = 0; i < 200 && pending.empty(); ++i) {
-        auto listed = cordonctl(std::nullopt, {"approvals", "--json", dir});
-        json j = json::parse(listed.out, nullptr, false);
-        if (j.is_object()) pending = j["requests"];
-        if (pending.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+// A loopback TCP listener that never accepts (connections complete in the
+// backlog) for a gated tool, and cordond's config with an approvals directory.
+class CordondApprovalTest : public CordondTest {
+  protected:
+    void SetUp() override {
+        CordondTest::SetUp();
+        if (IsSkipped()) return;
+        listener_ = UniqueFd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        sockaddr_in addr{};
+        addr.sin_family = AF_INET;
+        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof addr;
+        ASSERT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+        ASSERT_EQ(::listen(listener_.get(), 16), 0);
+        ASSERT_EQ(::getsockname(listener_.get(), reinterpret_cast<sockaddr*>(&addr), &len), 0);
+        port_ = ntohs(addr.sin_port);
+        json config = json::parse(read_text(config_));
+        config["approvalsDir"] = approvals_.string();
+        write_text(config_, config.dump(2));
     }
+
+    void write_refund_profile(const std::vector<std::string>& launchers,
+                              const std::vector<std::string>& approvers) {
+        write_profile(
+            "refund", launchers, "5m",
+            {{"approvalRequired", {"issue_refund"}},
+             {"approval", {{"approvers", {{"users", approvers}}}}},
+             {"tools",
+              {{"issue_refund", {{"endpoints", {"127.0.0.1:" + std::to_string(port_)}}}}}}});
+    }
+
+    // An agent that tries the tool every 100 ms for 20 s.
+    std::vector<std::string> agent() const {
+        return {"/usr/bin/python3", "-c",
+                "import socket, time\n"
+                "for i in range(200):\n"
+                "    try:\n"
+                "        socket.create_connection(('127.0.0.1', " +
+                    std::to_string(port_) +
+                    "), 2).close()\n"
+                    "        print('connected after', i, 'refusals'); break\n"
+                    "    except OSError:\n"
+                    "        time.sleep(0.1)\n"};
+    }
+
+    // The pending requests, once there are some.
+    json wait_for_pending() {
+        json pending;
+        for (int i = 0; i < 200 && pending.empty(); ++i) {
+            auto listed = cordonctl(std::nullopt, {"approvals", "--json", dir()});
+            json j = json::parse(listed.out, nullptr, false);
+            if (j.is_object()) pending = j["requests"];
+            if (pending.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        return pending;
+    }
+
+    std::string dir() const { return "--approvals-dir=" + approvals_.string(); }
+
+    UniqueFd listener_;
+    uint16_t port_ = 0;
+    fs::path approvals_ = base_ / "approvals";
+};
+
+TEST_F(CordondApprovalTest, ApprovalsOfACordondSessionAreDecidedByAnotherAccount) {
+    write_refund_profile({"nobody"}, {"nobody"});
+    start_daemon();
+    auto running = launch(*nobody_, "refund", agent());
+    std::string dir = this->dir();
+    fs::path approvals = approvals_;
+    json pending = wait_for_pending();
     ASSERT_EQ(pending.size(), 1u) << read_text(audit_log_);
     std::string id = pending[0]["id"];
     EXPECT_EQ(pending[0]["tool"], "issue_refund");
@@ -403,6 +434,36 @@ TEST_F(CordondTest, ApprovalsOfACordondSessionAreDecidedByAnotherAccount) {
     ASSERT_EQ(closed.size(), 1u);
     EXPECT_EQ(closed[0]["cause"], "session-ended");
     EXPECT_TRUE(fs::is_empty(approvals));
+}
+
+// root's client through sudo: the account sudo ran it for (SUDO_UID in the
+// client's environment) is the launcher too, and may not approve.
+TEST_F(CordondApprovalTest, TheAccountSudoLaunchedForMayNotApproveThroughCordond) {
+    auto daemon = Account::named("daemon"), bin = Account::named("bin");
+    ASSERT_TRUE(daemon && bin);
+    // The agent runs as cordon-agent, root's default for agents.
+    write_refund_profile({"root"}, {"daemon", "bin"});
+    start_daemon();
+    std::vector<std::string> argv{"/usr/bin/env",
+                                  "SUDO_UID=" + std::to_string(daemon->uid),
+                                  (bin_dir() / "agent-run").string(),
+                                  "--profile",
+                                  "refund",
+                                  "--"};
+    for (const auto& a : agent()) argv.push_back(a);
+    auto running = spawn_as(std::nullopt, argv, "agent-run");
+    json pending = wait_for_pending();
+    ASSERT_EQ(pending.size(), 1u) << read_text(audit_log_);
+    std::string id = pending[0]["id"];
+
+    auto by_sudoer = cordonctl(*daemon, {"approve", id, "--for", "1m", dir()});
+    EXPECT_EQ(by_sudoer.exit_code, 1);
+    EXPECT_NE(by_sudoer.err.find("launched this session"), std::string::npos) << by_sudoer.err;
+    auto by_other = cordonctl(*bin, {"approve", id, "--for", "1m", dir()});
+    ASSERT_EQ(by_other.exit_code, 0) << by_other.err;
+    auto r = wait(running);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("connected after"), std::string::npos) << r.out;
 }
 
 }  // namespace
