@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
 #include <optional>
 
 namespace cordon::daemon {
@@ -73,9 +74,16 @@ Result<Peer> peer_of(int sock) {
     socklen_t len = sizeof cred;
     if (::getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
         return errno_error("cannot read the caller's credentials (SO_PEERCRED)");
-    Peer peer{cred.pid, cred.uid, cred.gid, {}, {}};
+    Peer peer{cred.pid, cred.uid, cred.gid, {}, {}, login_uid_of(cred.pid)};
     fill_account(peer);
     return peer;
+}
+
+std::optional<uid_t> login_uid_of(pid_t pid) {
+    std::ifstream in(pid ? "/proc/" + std::to_string(pid) + "/loginuid" : "/proc/self/loginuid");
+    uint64_t uid = 0;
+    if (!(in >> uid) || uid >= 4294967295u) return std::nullopt;
+    return static_cast<uid_t>(uid);
 }
 
 bool may_launch(const profile::Launchers& launchers, const Peer& peer) {

@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,10 +20,16 @@ struct Peer {
     gid_t gid = 0;              // primary group of the connecting process
     std::vector<gid_t> groups;  // of its account: getgrouplist(3), primary included
     std::string user;           // account name, or the uid as text
+    // The account its login came from (the audit loginuid, which sudo and
+    // su keep), read as it connected; unset where the kernel knows none.
+    std::optional<uid_t> login_uid;
 };
 
 // The peer of a connected Unix socket.
 Result<Peer> peer_of(int sock);
+
+// A process's audit loginuid, if the kernel knows one; pid 0: this process.
+std::optional<uid_t> login_uid_of(pid_t pid);
 
 // Root, a listed user (by name or uid), or a member of a listed group (by
 // name or gid). Names that do not resolve match nothing.

@@ -180,7 +180,7 @@ void run_session_child(const ChildSpec& spec) {
     options.command = spec.request.argv;
     options.session_id = spec.session_id;
     options.launcher_uid = spec.peer.uid;
-    options.launcher_pid = spec.peer.pid;
+    options.launcher_login_uid = spec.peer.login_uid;
     options.environment = spec.request.env;
     options.on_start = [&reporter](const launch::StartedSession& s) { reporter.started(s); };
     options.on_denial = [&reporter] { reporter.denied(); };

@@ -56,7 +56,8 @@ class LearnedSet {
     // Removes what expired by `now` and returns the addresses removed, but
     // for those `in_use` says still carry traffic: each of those is kept for
     // its TTL again (at least a second), so that an open transfer to a name
-    // with a short TTL is not cut.
+    // with a short TTL is not cut. A gated tool's address never expires: it
+    // stays behind its gate for the session, whatever name later shares it.
     std::vector<profile::Ip6> expire(
         SteadyTime now, const std::function<bool(const profile::Ip6&)>& in_use = nullptr);
 

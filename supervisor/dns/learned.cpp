@@ -21,7 +21,7 @@ std::vector<profile::Ip6> LearnedSet::expire(
     std::map<profile::Ip6, bool> busy;  // asked once per address
     for (auto it = entries_.begin(); it != entries_.end();) {
         Entry& e = it->second;
-        if (e.expires > now) {
+        if (e.gate || e.expires > now) {
             ++it;
             continue;
         }
@@ -41,7 +41,7 @@ std::vector<profile::Ip6> LearnedSet::expire(
 std::optional<SteadyTime> LearnedSet::next_expiry() const {
     std::optional<SteadyTime> next;
     for (const auto& [key, entry] : entries_)
-        if (!next || entry.expires < *next) next = entry.expires;
+        if (!entry.gate && (!next || entry.expires < *next)) next = entry.expires;
     return next;
 }
 

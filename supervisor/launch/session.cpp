@@ -38,6 +38,7 @@
 #include "creds/directory.h"
 #include "creds/lease.h"
 #include "creds/secret_file.h"
+#include "daemon/peer.h"
 #include "dns/dns.h"
 #include "launch/filesystem.h"
 #include "launch/identity.h"
@@ -296,7 +297,8 @@ Result<UniqueFd> deadline_timer(SysTime deadline) {
     return fd;
 }
 
-json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) {
+json denial_fields(const netfilter::Denial& d, const profile::Profile& profile,
+                   const policy::EffectivePolicy& policy) {
     json f{{"pid", d.pid},           {"comm", d.comm}, {"destination", nullptr}, {"port", nullptr},
            {"protocol", d.protocol}, {"hook", d.hook}, {"reason", d.reason},     {"tool", nullptr}};
     // Refused at socket() or setsockopt(): there is no destination yet.
@@ -311,6 +313,10 @@ json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) 
     f["port"] = d.port;
     auto proto = d.protocol == "udp" ? profile::Protocol::udp : profile::Protocol::tcp;
     if (auto tool = policy::tool_for(profile, d.address, d.port, proto)) f["tool"] = *tool;
+    // A gated tool's address may be one its DNS name resolved to: the gate names it.
+    if (const policy::GatedTool* gated = policy::gated_tool(policy, d.gate);
+        gated && f["tool"].is_null())
+        f["tool"] = gated->name;
     if (d.hook == "egress") {
         // Packets leave in softirq context too, where no task is theirs.
         f["pid"] = nullptr;
@@ -328,28 +334,31 @@ json denial_fields(const netfilter::Denial& d, const profile::Profile& profile) 
 // own thread: both go through report_fields, under one lock.
 class DenialReporter {
   public:
-    DenialReporter(audit::Subject subject, const profile::Profile& profile, audit::AuditLog& audit,
-                   UniqueFd timer, std::function<void()> on_denial = {})
+    DenialReporter(audit::Subject subject, const profile::Profile& profile,
+                   const policy::EffectivePolicy& policy, audit::AuditLog& audit, UniqueFd timer,
+                   std::function<void()> on_denial = {})
         : on_denial_(std::move(on_denial)),
           subject_(std::move(subject)),
           profile_(profile),
+          policy_(policy),
           audit_(audit),
           timer_(std::move(timer)),
           limiter_(audit::kDenialBurst, audit::kDenialsPerSecond, Clock::now()) {}
 
     static Result<std::unique_ptr<DenialReporter>> create(const audit::Subject& subject,
                                                           const profile::Profile& profile,
+                                                          const policy::EffectivePolicy& policy,
                                                           audit::AuditLog& audit,
                                                           std::function<void()> on_denial = {}) {
         UniqueFd fd(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
         if (!fd.valid()) return errno_error("cannot create a timerfd for suppressed denials");
-        return std::make_unique<DenialReporter>(subject, profile, audit, std::move(fd),
+        return std::make_unique<DenialReporter>(subject, profile, policy, audit, std::move(fd),
                                                 std::move(on_denial));
     }
 
     int timer_fd() const { return timer_.get(); }
 
-    void report(const netfilter::Denial& d) { report_fields(denial_fields(d, profile_)); }
+    void report(const netfilter::Denial& d) { report_fields(denial_fields(d, profile_, policy_)); }
 
     void report_fields(const json& fields) {
         std::lock_guard lock(mu_);
@@ -396,6 +405,7 @@ class DenialReporter {
     std::function<void()> on_denial_;
     audit::Subject subject_;
     const profile::Profile& profile_;
+    const policy::EffectivePolicy& policy_;
     mutable std::mutex mu_;
     audit::AuditLog& audit_;
     UniqueFd timer_;
@@ -924,15 +934,6 @@ Result<std::unique_ptr<approval::Webhook>> approval_webhook(const Plan& plan,
     return approval::Webhook::start(config, on_result);
 }
 
-// The account a process's login came from (the audit loginuid, which sudo
-// and su keep), if the kernel knows one; pid 0: this process.
-std::optional<uid_t> login_uid(pid_t pid) {
-    std::ifstream in(pid ? "/proc/" + std::to_string(pid) + "/loginuid" : "/proc/self/loginuid");
-    uint64_t uid = 0;
-    if (!(in >> uid) || uid >= 4294967295u) return std::nullopt;
-    return static_cast<uid_t>(uid);
-}
-
 // The value of NAME in the launcher's environment: cordond's client's, or
 // this process's.
 const char* launcher_env(const SessionOptions& options, const std::string& name) {
@@ -961,7 +962,8 @@ std::optional<uid_t> sudo_uid(const SessionOptions& options) {
 // The accounts the launcher is known by besides its uid.
 std::vector<uid_t> launcher_accounts(const SessionOptions& options) {
     std::vector<uid_t> out;
-    if (auto uid = login_uid(options.launcher_pid)) out.push_back(*uid);
+    auto login = options.launcher_uid ? options.launcher_login_uid : daemon::login_uid_of(0);
+    if (login) out.push_back(*login);
     if (auto uid = sudo_uid(options)) out.push_back(*uid);
     return out;
 }
@@ -1081,7 +1083,8 @@ int run_session(const SessionOptions& options) {
     // 3. The session, before any process can run in it. The reporter
     // outlives the session, whose resolver reports to it until teardown.
     // Signals are blocked first: the resolver's thread inherits the mask.
-    auto reporter = DenialReporter::create(subject, plan->profile, **audit, options.on_denial);
+    auto reporter =
+        DenialReporter::create(subject, plan->profile, plan->policy, **audit, options.on_denial);
     if (!reporter) return refuse(reporter.error());
     auto signals = forwarded_signals();
     if (!signals) return refuse(signals.error());

@@ -48,7 +48,8 @@ struct SessionOptions {
     // supervisor/daemon). Unset, each takes agent-run's own.
     std::string session_id;             // "": a new UUID
     std::optional<uid_t> launcher_uid;  // who asked: getuid()
-    pid_t launcher_pid = 0;             // the asking process, for its login uid: 0, this one
+    // Who asked, by its login uid (read by cordond as the client connected).
+    std::optional<uid_t> launcher_login_uid;
     std::optional<std::vector<std::string>> environment;  // "NAME=VALUE": environ
     // Called once the agent runs, after session.start.
     std::function<void(const struct StartedSession&)> on_start;

@@ -87,7 +87,8 @@ class AgentRunDnsTest : public AgentRunTest {
             std::vector<TestUpstream::Record>{{"api.allowed.test", {"198.51.100.7"}},
                                               {"private.allowed.test", {"10.1.2.3"}},
                                               {"loop.allowed.test", {"127.0.0.1"}},
-                                              {"bulk.denied.test", {"198.51.100.7"}}},
+                                              {"bulk.denied.test", {"198.51.100.7"}},
+                                              {"refunds.gated.test", {"198.51.100.7"}}},
             ttl, netns_);
         ASSERT_TRUE(upstream_->running()) << "dnsmasq did not start";
     }
@@ -237,6 +238,35 @@ print(fetch('api.allowed.test'))
     auto requests = events_named(audit_events(), "approval.request");
     ASSERT_EQ(requests.size(), 1u) << read_text(audit_log_);
     EXPECT_EQ(requests[0]["destination"], "198.51.100.7:18443/tcp");
+}
+
+// A gated name's address the agent looked up keeps its gate after its TTL:
+// an allowed name answered with it later does not open it.
+TEST_F(AgentRunDnsTest, AGatedNamesAddressStaysGatedPastItsTtl) {
+    start_upstream(1);
+    std::string approvals_dir = "/run/cordon-dns-ap-" + std::to_string(::getpid());
+    extra_env_.push_back("CORDON_APPROVALS_DIR=" + approvals_dir);
+    // A wildcard is not resolved at start: only the agent's lookup learns it.
+    json gated = {{"approvalRequired", {"issue_refund"}},
+                  {"tools", {{"issue_refund", {{"endpoints", {"*.gated.test:18443"}}}}}},
+                  {"dns", {{"minTtl", "0s"}, {"maxTtl", "1s"}}}};
+    std::string script = std::string(kResolve) + R"(
+import time
+print(resolve('refunds.gated.test'))
+time.sleep(2.5)
+print(resolve('api.allowed.test'))
+print(fetch('198.51.100.7'))
+)";
+    auto r = run_agent(dns_profile({}, gated), script);
+    fs::remove_all(approvals_dir);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "['198.51.100.7']\n['198.51.100.7']\nPermissionError:1\n") << r.err;
+    std::vector<json> connects;
+    for (const auto& d : events_named(audit_events(), "net.deny"))
+        if (d["hook"] == "connect4") connects.push_back(d);
+    ASSERT_EQ(connects.size(), 1u) << read_text(audit_log_);
+    EXPECT_EQ(connects[0]["reason"], "approval-required");
+    EXPECT_EQ(connects[0]["tool"], "issue_refund");
 }
 
 TEST_F(AgentRunDnsTest, AConnectionStillInUseOutlivesItsAddresssTtl) {

@@ -42,6 +42,23 @@ TEST(LearnedSet, AnAddressIsARuleUntilItsTtlRunsOut) {
     EXPECT_EQ(set.size(), 0u);
 }
 
+// A gated tool's address stays behind its gate for the session: were it
+// to expire, an allowed name answered with it later would open it.
+TEST(LearnedSet, AGatedToolsAddressNeverExpires) {
+    LearnedSet set;
+    SteadyTime t0{};
+    auto refund = name("refund.example:443", 443);
+    refund.gate = 1;
+    auto api = name("api.example:443", 443);
+    set.learn(refund, addr(7), t0, seconds(5));
+    set.learn(api, addr(8), t0, seconds(5));
+    EXPECT_EQ(set.next_expiry(), t0 + seconds(5));
+    EXPECT_EQ(set.expire(t0 + seconds(3600)), std::vector<profile::Ip6>{addr(8)});
+    ASSERT_EQ(set.rules().size(), 1u);
+    EXPECT_EQ(set.rules()[0].gate, 1);
+    EXPECT_FALSE(set.next_expiry());
+}
+
 TEST(LearnedSet, AnAddressInUseGetsItsTtlAgainAndLeavesOnceIdle) {
     LearnedSet set;
     SteadyTime t0{};
