@@ -149,6 +149,7 @@ void AuditLog::emit(const std::string& event, const Subject& subject,
     line["session"] = subject.session;
     for (auto it = fields.begin(); it != fields.end(); ++it) line[it.key()] = it.value();
     std::string text = line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    std::lock_guard lock(mu_);
     if (pending_.size() + text.size() > kMaxPending) {
         ++lines_dropped_;
         return;
@@ -175,6 +176,7 @@ void AuditLog::write_pending() {
 }
 
 Status AuditLog::flush(std::chrono::milliseconds timeout) {
+    std::lock_guard lock(mu_);
     auto until = std::chrono::steady_clock::now() + timeout;
     for (write_pending(); !pending_.empty(); write_pending()) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -37,7 +38,8 @@ class AuditLog {
     // sessions never interleave. On stderr (a pipe or terminal, which the
     // agent shares and can fill or stop) it never blocks: what cannot be
     // written now waits, in order, for the next emit or flush(), up to
-    // kMaxPending bytes; lines past that are counted, not kept.
+    // kMaxPending bytes; lines past that are counted, not kept. Safe to call
+    // from several threads (the supervise loop, the resolver, the webhook).
     void emit(const std::string& event, const Subject& subject, const nlohmann::json& fields);
 
     // Writes what waits, for at most `timeout`. An error says how many lines
@@ -48,7 +50,8 @@ class AuditLog {
 
   private:
     AuditLog(UniqueFd fd, bool on_stderr) : fd_(std::move(fd)), on_stderr_(on_stderr) {}
-    void write_pending();
+    void write_pending();  // with mu_ held
+    std::mutex mu_;        // pending_, lines_dropped_ and the writes
     UniqueFd fd_;
     bool on_stderr_;
     std::string pending_;  // whole lines, oldest first
