@@ -79,4 +79,6 @@ if ! getent passwd cordon-agent >/dev/null; then
   useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin \
     --comment "Cordon agents" cordon-agent
 fi
+# Approvers of the example profiles, as the packages make it (empty).
+getent group cordon-admin >/dev/null || groupadd --system cordon-admin
 echo "install-deps.sh: done"

@@ -463,7 +463,8 @@ json BrokerImpl::deny(const json& body, const daemon::Peer& peer) {
     fields["denyReason"] = reason.empty() ? json(nullptr) : json(reason);
     emit("approval.deny", fields);
     announce("approval.deny", fields);
-    tell_waiting(taken.tool, {{"decision", "denied"}, {"id", id}, {"reason", reason}});
+    tell_waiting(taken.tool,
+                 {{"decision", "denied"}, {"tool", taken.tool}, {"id", id}, {"reason", reason}});
     arm();
     return {{"ok", true}, {"id", id}};
 }
@@ -597,9 +598,13 @@ void BrokerImpl::announce(const std::string& event, const json& fields) {
         // Ten minutes, or the profile's longest window when it is shorter.
         auto window =
             std::min<std::chrono::seconds>(std::chrono::minutes(10), approval_.max_window);
+        // The approvals directory when it is not cordonctl's default.
+        std::string dir = config_.approvals_dir == kDefaultApprovalsDir
+                              ? ""
+                              : " --approvals-dir " + config_.approvals_dir;
         body["approve"] = "cordonctl approve " + fields.value("id", "") + " --for " +
-                          std::to_string(window.count()) + "s";
-        body["deny"] = "cordonctl deny " + fields.value("id", "");
+                          std::to_string(window.count()) + "s" + dir;
+        body["deny"] = "cordonctl deny " + fields.value("id", "") + dir;
     }
     hooks_.notify(event, body);
 }
@@ -680,7 +685,7 @@ void BrokerImpl::on_timer() {
         fields["cause"] = "request-timeout";
         emit("approval.expire", fields);
         announce("approval.expire", fields);
-        tell_waiting(r.tool, {{"decision", "expired"}, {"id", r.id}});
+        tell_waiting(r.tool, {{"decision", "expired"}, {"tool", r.tool}, {"id", r.id}});
     }
     for (const Grant& g : book_.take_ended(now)) close_grant(g, "window-ended");
     for (auto& [_, conn] : agent_conns_) {

@@ -646,7 +646,21 @@ std::vector<std::string> approver_warnings(const profile::Profile& profile,
                                "\" has no members: nobody in it can approve (add one: gpasswd "
                                "-a USER " +
                                group + ")");
-    bool root_launches = options.launcher_uid.value_or(::getuid()) == 0;
+    uid_t launcher = options.launcher_uid.value_or(::getuid());
+    bool only_launcher = approval.approvers.groups.empty() && !approval.approvers.users.empty();
+    for (const auto& user : approval.approvers.users) {
+        const passwd* pw = ::getpwnam(user.c_str());
+        bool numeric = user.find_first_not_of("0123456789") == std::string::npos;
+        if (pw ? pw->pw_uid != launcher
+               : !numeric || std::strtoul(user.c_str(), nullptr, 10) != launcher)
+            only_launcher = false;
+    }
+    if (only_launcher && !approval.allow_self_approval)
+        warnings.push_back(
+            "approval.approvers names only the launcher of this session, who may "
+            "not grant its own requests: they cannot be granted (name another "
+            "approver, or set approval.allowSelfApproval)");
+    bool root_launches = launcher == 0;
     if (root_launches && approval.approvers.users.empty() && approval.approvers.groups.empty() &&
         !approval.allow_self_approval)
         warnings.push_back(

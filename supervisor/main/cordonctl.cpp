@@ -197,6 +197,10 @@ int approvals(const Args& a) {
     json pending = json::array(), granted = json::array();
     auto answers = ask_sessions(a, {{"op", "list"}});
     if (!answers) return kFailed;
+    if (answers->shown.empty() && answers->hidden == 0)
+        std::cerr << "cordonctl: no session with approval tools answers in " << approvals_dir(a)
+                  << " (if one runs, give the directory of the agent-run or cordond that runs "
+                     "it: --approvals-dir, CORDON_APPROVALS_DIR)\n";
     if (answers->hidden)
         std::cerr << "cordonctl: " << answers->hidden
                   << " session(s) not shown: you are neither an approver (approval.approvers) nor "
@@ -311,11 +315,12 @@ int main(int argc, char** argv) {
     auto* no = app.add_subcommand("deny", "deny a request: its tool stays closed");
     no->add_option("ID", a.request_id, "the request id (cordonctl approvals)")->required();
     no->add_option("--reason", a.reason, "why, for the agent and the audit log");
-    for (auto* sub : {ap, ok, no})
-        sub->add_option("--approvals-dir", a.approvals_dir,
-                        "the sessions' approval sockets (default /run/cordon/approvals; also "
-                        "CORDON_APPROVALS_DIR)")
-            ->type_name("DIR");
+    // Before or after the subcommand, as --socket and --config.
+    app.add_option("--approvals-dir", a.approvals_dir,
+                   "for approvals, approve and deny: the sessions' approval sockets (default "
+                   "/run/cordon/approvals; also CORDON_APPROVALS_DIR)")
+        ->type_name("DIR");
+    for (auto* sub : {ap, ok, no}) sub->fallthrough();
     app.failure_message([](const CLI::App*, const CLI::Error& e) {
         return "cordonctl: " + std::string(e.what()) + " (cordonctl --help)\n";
     });

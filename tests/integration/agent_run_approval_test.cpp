@@ -417,6 +417,7 @@ TEST_F(AgentRunApprovalTest, AskAheadTimesOutDeniedAndUnknownTools) {
     ASSERT_EQ(cordonctl("daemon", "deny " + id).exit_code, 0);
     json answer = json::parse(next_line(), nullptr, false);
     EXPECT_EQ(answer["decision"], "denied");
+    EXPECT_EQ(answer["tool"], "issue_refund");
     EXPECT_EQ(answer["id"], id);
 }
 
@@ -441,11 +442,16 @@ TEST_F(AgentRunApprovalTest, LauncherAndAgentAccountCannotApproveTheirOwnSession
     EXPECT_NE(listed.out.find("1 session(s) not shown: you are neither an approver"),
               std::string::npos)
         << listed.out;
-    auto elsewhere = cordonctl("daemon", "approvals --approvals-dir /run/cordon-no-such-dir");
+    auto elsewhere = cordonctl("daemon", "--approvals-dir /run/cordon-no-such-dir approvals");
     EXPECT_EQ(elsewhere.exit_code, 1);
     EXPECT_NE(elsewhere.out.find("cannot read the approvals directory /run/cordon-no-such-dir"),
               std::string::npos)
         << elsewhere.out;
+    auto empty = cordonctl("root", "approvals --approvals-dir " + dir_.string());
+    EXPECT_EQ(empty.exit_code, 0) << empty.out;
+    EXPECT_NE(empty.out.find("no session with approval tools answers in " + dir_.string()),
+              std::string::npos)
+        << empty.out;
     auto unfinished = cordonctl("daemon", "approve " + id);
     EXPECT_EQ(unfinished.exit_code, 2);
     EXPECT_EQ(unfinished.out.rfind("cordonctl: --for is required", 0), 0u) << unfinished.out;
@@ -606,7 +612,10 @@ TEST_F(AgentRunApprovalTest, TheWebhookGetsEachRequestAndDecisionSigned) {
     EXPECT_EQ(body["id"], id);
     EXPECT_EQ(body["tool"], "issue_refund");
     EXPECT_EQ(body["agentId"], "test-agent");
-    EXPECT_EQ(body["approve"], "cordonctl approve " + id + " --for 600s");
+    // The test's approvals directory is not cordonctl's default: the commands name it.
+    EXPECT_EQ(body["approve"],
+              "cordonctl approve " + id + " --for 600s --approvals-dir " + approvals_dir_);
+    EXPECT_EQ(body["deny"], "cordonctl deny " + id + " --approvals-dir " + approvals_dir_);
     json grant = json::parse(received[1]["body"].get<std::string>());
     EXPECT_EQ(grant["approver"], "daemon");
     // The key is nowhere in the record.
@@ -756,6 +765,11 @@ TEST_F(AgentRunApprovalTest, CheckFindsAnUnprotectedWebhookKeyAndApproversWhoCan
     EXPECT_NE(r.out.find("allowedTools and approvalRequired both name issue_refund"),
               std::string::npos)
         << r.out;
+
+    // Standalone, root launches: root alone named cannot grant either.
+    r = run({"--check", "--profile", approval_profile(approvers({"root"})).string()});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("approval.approvers names only the launcher"), std::string::npos) << r.out;
 
     // Standalone, root launches: with nobody named, nobody may grant.
     r = run({"--check", "--profile", approval_profile(json::object()).string()});
