@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,12 +59,19 @@ class CordondTest : public ::testing::Test {
     }
 
     static void TearDownTestSuite() {
-        (void)netfilter::Netfilter::detach(pin_dir());
-        if (!cgroup_root_.empty()) {
+        // A test that failed mid-session leaves its session running (cordond
+        // sessions outlive cordond): the test's sessions are killed through
+        // their cgroups, below the test's own root, until the root is gone.
+        for (int i = 0; i < 100 && !cgroup_root_.empty() && fs::exists(cgroup_root_); ++i) {
+            std::error_code ec;
+            for (const auto& e : fs::directory_iterator(cgroup_root_, ec))
+                if (e.is_directory()) std::ofstream(e.path() / "cgroup.kill") << "1";
             if (auto locks = cgroup::OwnerLocks::open(cgroup::owner_lock_dir(run_dir(), tag_)))
                 (void)cgroup::cleanup_orphans(cgroup_root_, *locks);
-            ::rmdir(cgroup_root_.c_str());
+            if (::rmdir(cgroup_root_.c_str()) == 0) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
         }
+        (void)netfilter::Netfilter::detach(pin_dir());
         std::error_code ignored;
         fs::remove_all(base_, ignored);
     }
