@@ -20,24 +20,6 @@ std::optional<unsigned long> number(const std::string& text) {
     return n;
 }
 
-std::optional<gid_t> gid_of(const std::string& name) {
-    if (auto n = number(name)) return static_cast<gid_t>(*n);
-    group g{}, *found = nullptr;
-    std::vector<char> buf(16384);
-    if (::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found) != 0 || !found)
-        return std::nullopt;
-    return found->gr_gid;
-}
-
-std::optional<uid_t> uid_of(const std::string& name) {
-    if (auto n = number(name)) return static_cast<uid_t>(*n);
-    passwd p{}, *found = nullptr;
-    std::vector<char> buf(16384);
-    if (::getpwnam_r(name.c_str(), &p, buf.data(), buf.size(), &found) != 0 || !found)
-        return std::nullopt;
-    return found->pw_uid;
-}
-
 bool in_groups(const Peer& peer, const std::vector<std::string>& names) {
     for (const auto& name : names)
         if (auto gid = gid_of(name))
@@ -68,6 +50,24 @@ void fill_account(Peer& peer) {
 }
 
 }  // namespace
+
+std::optional<gid_t> gid_of(const std::string& name) {
+    if (auto n = number(name)) return static_cast<gid_t>(*n);
+    group g{}, *found = nullptr;
+    std::vector<char> buf(16384);
+    if (::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found) != 0 || !found)
+        return std::nullopt;
+    return found->gr_gid;
+}
+
+std::optional<uid_t> uid_of(const std::string& name) {
+    if (auto n = number(name)) return static_cast<uid_t>(*n);
+    passwd p{}, *found = nullptr;
+    std::vector<char> buf(16384);
+    if (::getpwnam_r(name.c_str(), &p, buf.data(), buf.size(), &found) != 0 || !found)
+        return std::nullopt;
+    return found->pw_uid;
+}
 
 Result<Peer> peer_of(int sock) {
     ucred cred{};

@@ -28,6 +28,10 @@ struct Peer {
 // The peer of a connected Unix socket.
 Result<Peer> peer_of(int sock);
 
+// An account or group by name or number; nullopt for a name with none.
+std::optional<uid_t> uid_of(const std::string& name);
+std::optional<gid_t> gid_of(const std::string& name);
+
 // A process's audit loginuid, if the kernel knows one; pid 0: this process.
 std::optional<uid_t> login_uid_of(pid_t pid);
 

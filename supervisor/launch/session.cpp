@@ -490,11 +490,8 @@ Result<std::vector<dns::Upstream>> configured_upstreams(const SessionOptions& op
 
 // Whether anyone is in a group: a listed member, or an account whose
 // primary group it is.
-bool group_has_members(const std::string& name) {
-    const group* gr = ::getgrnam(name.c_str());
-    if (!gr) return false;
-    if (gr->gr_mem && gr->gr_mem[0]) return true;
-    gid_t gid = gr->gr_gid;
+bool group_has_members(gid_t gid) {
+    if (const group* gr = ::getgrgid(gid); gr && gr->gr_mem && gr->gr_mem[0]) return true;
     bool found = false;
     ::setpwent();
     while (const passwd* pw = ::getpwent())
@@ -519,29 +516,24 @@ std::vector<std::string> approver_warnings(const profile::Profile& profile,
             warnings.push_back("allowedTools and approvalRequired both name " + tool +
                                ": it waits for approval (approvalRequired wins); take it out of "
                                "one of them");
-    for (const auto& user : approval.approvers.users)
-        if (!::getpwnam(user.c_str()) && user.find_first_not_of("0123456789") != std::string::npos)
+    uid_t launcher = options.launcher_uid.value_or(::getuid());
+    bool only_launcher = approval.approvers.groups.empty() && !approval.approvers.users.empty();
+    for (const auto& user : approval.approvers.users) {
+        auto uid = daemon::uid_of(user);
+        if (!uid)
             warnings.push_back("approval.approvers.users: no account \"" + user +
                                "\" on this host: it cannot approve");
+        if (uid != launcher) only_launcher = false;
+    }
     for (const auto& group : approval.approvers.groups)
-        if (!::getgrnam(group.c_str()) &&
-            group.find_first_not_of("0123456789") != std::string::npos)
+        if (auto gid = daemon::gid_of(group); !gid)
             warnings.push_back("approval.approvers.groups: no group \"" + group +
                                "\" on this host: its members cannot approve");
-        else if (::getgrnam(group.c_str()) && !group_has_members(group))
+        else if (!group_has_members(*gid))
             warnings.push_back("approval.approvers.groups: group \"" + group +
                                "\" has no members: nobody in it can approve (add one: gpasswd "
                                "-a USER " +
                                group + ")");
-    uid_t launcher = options.launcher_uid.value_or(::getuid());
-    bool only_launcher = approval.approvers.groups.empty() && !approval.approvers.users.empty();
-    for (const auto& user : approval.approvers.users) {
-        const passwd* pw = ::getpwnam(user.c_str());
-        bool numeric = user.find_first_not_of("0123456789") == std::string::npos;
-        if (pw ? pw->pw_uid != launcher
-               : !numeric || std::strtoul(user.c_str(), nullptr, 10) != launcher)
-            only_launcher = false;
-    }
     if (only_launcher && !approval.allow_self_approval)
         warnings.push_back(
             "approval.approvers names only the launcher of this session, who may "

@@ -127,8 +127,6 @@ json credentials_json(const EffectivePolicy& policy, const profile::Profile& pro
     return out;
 }
 
-// The tools that wait for a human, their gates and endpoints, and who
-// decides: what an approver is asked to open.
 // The webhook's URL, or the file it is read from at launch (never its contents).
 json webhook_json(const std::optional<profile::ApprovalWebhook>& hook) {
     if (!hook) return nullptr;
@@ -136,6 +134,8 @@ json webhook_json(const std::optional<profile::ApprovalWebhook>& hook) {
     return {{"url", hook->url}};
 }
 
+// The tools that wait for a human, their gates and endpoints, and who
+// decides: what an approver is asked to open.
 json approval_json(const EffectivePolicy& policy, const profile::Profile& profile) {
     json tools = json::array();
     for (const GatedTool& tool : policy.gated_tools) {

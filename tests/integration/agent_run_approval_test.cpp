@@ -126,11 +126,7 @@ class AgentRunApprovalTest : public AgentRunTest {
     }
 
     void TearDown() override {
-        if (agent_pid_ > 0) {
-            say("exit");
-            ::close(to_agent_);
-            result_ = wait(agent_pid_);
-        }
+        end_agent();
         if (!approvals_dir_.empty()) fs::remove_all(approvals_dir_);
         AgentRunTest::TearDown();
     }
@@ -159,6 +155,15 @@ class AgentRunApprovalTest : public AgentRunTest {
         ::close(pipe_fds[0]);
         stdio_[0] = -1;
         ASSERT_EQ(next_line(20s), "ready") << read_text(dir_ / "stderr");
+    }
+
+    // Tells the agent to exit and waits for the session to end.
+    void end_agent() {
+        if (agent_pid_ <= 0) return;
+        say("exit");
+        ::close(to_agent_);
+        result_ = wait(agent_pid_);
+        agent_pid_ = -1;
     }
 
     void say(const std::string& command) {
@@ -515,10 +520,7 @@ TEST_F(AgentRunApprovalTest, GrantsEndWithTheSession) {
     std::string id = wait_for_request();
     ASSERT_EQ(cordonctl("daemon", "approve " + id + " --for 1h").exit_code, 0);
     EXPECT_EQ(ask_agent("connect"), "ok");
-    say("exit");
-    ::close(to_agent_);
-    result_ = wait(agent_pid_);
-    agent_pid_ = -1;
+    end_agent();
     EXPECT_EQ(result_.exit_code, 0) << result_.err;
     auto closed = events_named(audit_events(), "approval.close");
     ASSERT_EQ(closed.size(), 1u);
@@ -630,10 +632,7 @@ TEST_F(AgentRunApprovalTest, TheWebhookIsToldOfARequestTheSessionsEndExpires) {
     start_agent(approval_profile(hook.approval()));
     EXPECT_EQ(ask_agent("connect"), "EPERM");
     std::string id = wait_for_request();
-    say("exit");
-    ::close(to_agent_);
-    result_ = wait(agent_pid_);
-    agent_pid_ = -1;
+    end_agent();
     EXPECT_EQ(result_.exit_code, 0) << result_.err;
     std::vector<json> received = hook.received();
     ASSERT_EQ(received.size(), 2u) << read_text(audit_log_);

@@ -107,6 +107,28 @@ class AgentRunDnsTest : public AgentRunTest {
                     "python3", "-c", script});
     }
 
+    // Runs script under dns_profile with tool issue_refund behind approval
+    // at `endpoint`, its approvers' socket in a directory of the test's.
+    RunResult run_gated_agent(const std::string& endpoint, json extra, const std::string& script) {
+        std::string approvals_dir = "/run/cordon-dns-ap-" + std::to_string(::getpid());
+        extra_env_.push_back("CORDON_APPROVALS_DIR=" + approvals_dir);
+        extra.merge_patch({{"approvalRequired", {"issue_refund"}},
+                           {"tools", {{"issue_refund", {{"endpoints", {endpoint}}}}}}});
+        auto r = run_agent(dns_profile({}, extra), script);
+        fs::remove_all(approvals_dir);
+        return r;
+    }
+
+    // The one connect the session refused: behind issue_refund's gate.
+    void expect_one_connect_behind_the_gate() {
+        std::vector<json> connects;
+        for (const auto& d : events_named(audit_events(), "net.deny"))
+            if (d["hook"] == "connect4") connects.push_back(d);
+        ASSERT_EQ(connects.size(), 1u) << read_text(audit_log_);
+        EXPECT_EQ(connects[0]["reason"], "approval-required");
+        EXPECT_EQ(connects[0]["tool"], "issue_refund");
+    }
+
     std::string netns_;
     pid_t web_pid_ = -1;
     std::unique_ptr<TestUpstream> upstream_;
@@ -217,24 +239,14 @@ print(fetch('198.51.100.7'))
 // decides, and the attempt is an approval request.
 TEST_F(AgentRunDnsTest, AnAllowedNameAnsweredWithAGatedAddressStaysBehindTheGate) {
     start_upstream(60);
-    std::string approvals_dir = "/run/cordon-dns-ap-" + std::to_string(::getpid());
-    extra_env_.push_back("CORDON_APPROVALS_DIR=" + approvals_dir);
-    json gated = {{"approvalRequired", {"issue_refund"}},
-                  {"tools", {{"issue_refund", {{"endpoints", {"198.51.100.7:18443"}}}}}}};
     std::string script = std::string(kResolve) + R"(
 print(resolve('api.allowed.test'))
 print(fetch('api.allowed.test'))
 )";
-    auto r = run_agent(dns_profile({}, gated), script);
-    fs::remove_all(approvals_dir);
+    auto r = run_gated_agent("198.51.100.7:18443", json::object(), script);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, "['198.51.100.7']\nPermissionError:1\n") << r.err;
-    std::vector<json> connects;
-    for (const auto& d : events_named(audit_events(), "net.deny"))
-        if (d["hook"] == "connect4") connects.push_back(d);
-    ASSERT_EQ(connects.size(), 1u) << read_text(audit_log_);
-    EXPECT_EQ(connects[0]["reason"], "approval-required");
-    EXPECT_EQ(connects[0]["tool"], "issue_refund");
+    expect_one_connect_behind_the_gate();
     auto requests = events_named(audit_events(), "approval.request");
     ASSERT_EQ(requests.size(), 1u) << read_text(audit_log_);
     EXPECT_EQ(requests[0]["destination"], "198.51.100.7:18443/tcp");
@@ -244,12 +256,6 @@ print(fetch('api.allowed.test'))
 // an allowed name answered with it later does not open it.
 TEST_F(AgentRunDnsTest, AGatedNamesAddressStaysGatedPastItsTtl) {
     start_upstream(1);
-    std::string approvals_dir = "/run/cordon-dns-ap-" + std::to_string(::getpid());
-    extra_env_.push_back("CORDON_APPROVALS_DIR=" + approvals_dir);
-    // A wildcard is not resolved at start: only the agent's lookup learns it.
-    json gated = {{"approvalRequired", {"issue_refund"}},
-                  {"tools", {{"issue_refund", {{"endpoints", {"*.gated.test:18443"}}}}}},
-                  {"dns", {{"minTtl", "0s"}, {"maxTtl", "1s"}}}};
     std::string script = std::string(kResolve) + R"(
 import time
 print(resolve('refunds.gated.test'))
@@ -257,16 +263,12 @@ time.sleep(2.5)
 print(resolve('api.allowed.test'))
 print(fetch('198.51.100.7'))
 )";
-    auto r = run_agent(dns_profile({}, gated), script);
-    fs::remove_all(approvals_dir);
+    // A wildcard is not resolved at start: only the agent's lookup learns it.
+    auto r = run_gated_agent("*.gated.test:18443", {{"dns", {{"minTtl", "0s"}, {"maxTtl", "1s"}}}},
+                             script);
     EXPECT_EQ(r.exit_code, 0) << r.err;
     EXPECT_EQ(r.out, "['198.51.100.7']\n['198.51.100.7']\nPermissionError:1\n") << r.err;
-    std::vector<json> connects;
-    for (const auto& d : events_named(audit_events(), "net.deny"))
-        if (d["hook"] == "connect4") connects.push_back(d);
-    ASSERT_EQ(connects.size(), 1u) << read_text(audit_log_);
-    EXPECT_EQ(connects[0]["reason"], "approval-required");
-    EXPECT_EQ(connects[0]["tool"], "issue_refund");
+    expect_one_connect_behind_the_gate();
 }
 
 TEST_F(AgentRunDnsTest, AConnectionStillInUseOutlivesItsAddresssTtl) {
