@@ -137,14 +137,14 @@ TEST(DaemonConfig, ErrorsNameFileKeyAndExpectation) {
 }
 
 TEST(DaemonPeer, LaunchersByNameOrIdAndGroups) {
-    Peer nobody{1, 65534, 65534, {65534, 4242}, "nobody"};
+    Peer nobody{1, 65534, 65534, {65534, 4242}, "nobody", std::nullopt};
     EXPECT_TRUE(may_launch({{"65534"}, {}}, nobody));
     EXPECT_TRUE(may_launch({{}, {"4242"}}, nobody));
     EXPECT_FALSE(may_launch({{"1000"}, {"4243"}}, nobody));
     EXPECT_FALSE(may_launch({}, nobody)) << "no launchers: root only";
-    EXPECT_TRUE(may_launch({}, Peer{1, 0, 0, {0}, "root"}));
+    EXPECT_TRUE(may_launch({}, Peer{1, 0, 0, {0}, "root", std::nullopt}));
     EXPECT_FALSE(may_launch({{"no-such-user-here"}, {"no-such-group-here"}}, nobody));
-    EXPECT_TRUE(is_admin(Peer{1, 0, 0, {0}, "root"}, {}));
+    EXPECT_TRUE(is_admin(Peer{1, 0, 0, {0}, "root", std::nullopt}, {}));
     EXPECT_TRUE(is_admin(nobody, {"4242"}));
     EXPECT_FALSE(is_admin(nobody, {"4243"}));
 }
